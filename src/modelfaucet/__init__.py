@@ -1,0 +1,3 @@
+"""ModelFaucet billing and settlement service."""
+
+__version__ = "0.7.0"

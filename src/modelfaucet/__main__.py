@@ -1,0 +1,5 @@
+"""``python -m modelfaucet``."""
+
+from .cli.main import main
+
+main()

@@ -1,0 +1,1 @@
+"""Adapters: the database, Stripe, outbound HTTP, CSV, the secret box."""

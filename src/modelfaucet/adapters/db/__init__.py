@@ -1,0 +1,1 @@
+"""Database adapter: tables, engine, migrations and the ledger repository."""

@@ -1,0 +1,83 @@
+"""Engines for PostgreSQL and embedded SQLite, configured for the ledger's needs.
+
+SQLite runs in WAL mode; every write transaction starts with ``BEGIN IMMEDIATE`` so two
+writers never deadlock upgrading a read lock, and waits (busy timeout) instead of failing.
+Read-only work (reports, reconciliation) may open a deferred transaction so it does not
+block writers: pass ``read_only=True`` to :func:`read_connection`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import Any
+
+from sqlalchemy import Connection, Engine, create_engine, event
+from sqlalchemy.engine import make_url
+from sqlalchemy.pool import NullPool
+
+SQLITE_BUSY_TIMEOUT_MS = 30_000
+_DEFERRED = "modelfaucet_deferred"
+
+
+def normalise_url(url: str) -> str:
+    """Map ``postgresql://`` / ``postgres://`` onto the psycopg 3 driver."""
+    if url.startswith("postgres://"):
+        url = "postgresql://" + url[len("postgres://") :]
+    if url.startswith("postgresql://"):
+        url = "postgresql+psycopg://" + url[len("postgresql://") :]
+    return url
+
+
+def is_sqlite(url: str) -> bool:
+    return normalise_url(url).startswith("sqlite")
+
+
+def make_engine(url: str, *, pool_size: int = 10, poolclass: Any = None) -> Engine:
+    url = normalise_url(url)
+    if is_sqlite(url):
+        kwargs: dict[str, Any] = {"connect_args": {"check_same_thread": False, "timeout": 30}}
+        if poolclass is not None:
+            kwargs["poolclass"] = poolclass
+        engine = create_engine(url, **kwargs)
+        _configure_sqlite(engine)
+        return engine
+    kwargs = {"pool_pre_ping": True, "connect_args": {"connect_timeout": 5}}
+    if poolclass is NullPool:
+        kwargs["poolclass"] = NullPool
+    else:
+        kwargs.update(pool_size=pool_size, max_overflow=pool_size * 2, pool_timeout=10)
+    return create_engine(url, **kwargs)
+
+
+def _configure_sqlite(engine: Engine) -> None:
+    database = make_url(str(engine.url)).database or ""
+    in_memory = database in {"", ":memory:"}
+
+    @event.listens_for(engine, "connect")
+    def _on_connect(dbapi_connection: Any, _record: Any) -> None:
+        # Let SQLAlchemy's "begin" event below issue BEGIN itself.
+        dbapi_connection.isolation_level = None
+        cursor = dbapi_connection.cursor()
+        if not in_memory:
+            cursor.execute("PRAGMA journal_mode=WAL")
+        cursor.execute(f"PRAGMA busy_timeout={SQLITE_BUSY_TIMEOUT_MS}")
+        cursor.execute("PRAGMA foreign_keys=ON")
+        cursor.execute("PRAGMA synchronous=NORMAL")
+        cursor.close()
+
+    @event.listens_for(engine, "begin")
+    def _on_begin(connection: Connection) -> None:
+        if connection.get_execution_options().get(_DEFERRED):
+            connection.exec_driver_sql("BEGIN")
+        else:
+            connection.exec_driver_sql("BEGIN IMMEDIATE")
+
+
+@contextmanager
+def read_connection(engine: Engine) -> Iterator[Connection]:
+    """A connection for read-only work; on SQLite it does not take the write lock."""
+    with engine.connect() as raw:
+        connection = raw.execution_options(**{_DEFERRED: True})
+        with connection.begin():
+            yield connection

@@ -1,0 +1,359 @@
+"""Table definitions (SQLAlchemy Core), shared by PostgreSQL and SQLite.
+
+Money columns are BIGINT counts of 1e-8 USD (suffix ``_units``). Ids are UUID strings,
+except postings and audit rows, which use integer keys for append speed. The migrations
+under ``migrations/versions`` create exactly these tables; a test checks they agree.
+"""
+
+from __future__ import annotations
+
+from sqlalchemy import (
+    JSON,
+    BigInteger,
+    Boolean,
+    CheckConstraint,
+    Column,
+    DateTime,
+    ForeignKey,
+    Index,
+    Integer,
+    MetaData,
+    String,
+    Table,
+    Text,
+    UniqueConstraint,
+    text,
+)
+
+# SQLite only auto-increments an INTEGER PRIMARY KEY, so big integer keys use that there.
+BigId = BigInteger().with_variant(Integer(), "sqlite")
+
+metadata = MetaData(
+    naming_convention={
+        "ix": "ix_%(column_0_label)s",
+        "uq": "uq_%(table_name)s_%(column_0_name)s",
+        "ck": "ck_%(table_name)s_%(constraint_name)s",
+        "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+        "pk": "pk_%(table_name)s",
+    }
+)
+
+
+def _ts(name: str, *, nullable: bool = False) -> Column[object]:
+    return Column(name, DateTime(timezone=True), nullable=nullable)
+
+
+developers = Table(
+    "developers",
+    metadata,
+    Column("id", String(36), primary_key=True),
+    Column("name", String(200), nullable=False),
+    Column("email", String(320), nullable=False, unique=True),
+    Column("status", String(16), nullable=False, server_default="active"),
+    _ts("created_at"),
+)
+
+apps = Table(
+    "apps",
+    metadata,
+    Column("id", String(36), primary_key=True),
+    Column("public_app_id", String(64), nullable=False, unique=True),
+    Column("developer_id", String(36), ForeignKey("developers.id"), nullable=False),
+    Column("name", String(200), nullable=False),
+    Column("status", String(16), nullable=False, server_default="active"),
+    Column("default_revenue_share_bps", Integer, nullable=False),
+    Column("default_markup_bps", Integer, nullable=False, server_default="3000"),
+    _ts("created_at"),
+    CheckConstraint("default_revenue_share_bps BETWEEN 0 AND 10000", name="share_bps"),
+    CheckConstraint("default_markup_bps >= 0", name="markup_bps"),
+)
+
+app_features = Table(
+    "app_features",
+    metadata,
+    Column("id", String(36), primary_key=True),
+    Column("app_id", String(36), ForeignKey("apps.id"), nullable=False),
+    Column("feature_key", String(64), nullable=False),
+    Column("display_name", String(200), nullable=False),
+    Column("markup_bps", Integer, nullable=True),
+    Column("channel_share_bps", Integer, nullable=True),
+    Column("explicit_gateway_fee_units", BigInteger, nullable=False, server_default="0"),
+    Column("pricing_version", Integer, nullable=False, server_default="1"),
+    _ts("created_at"),
+    _ts("updated_at"),
+    UniqueConstraint("app_id", "feature_key", name="uq_app_features_app_feature"),
+    CheckConstraint("channel_share_bps IS NULL OR channel_share_bps BETWEEN 0 AND 10000", name="share_bps"),
+    CheckConstraint("markup_bps IS NULL OR markup_bps >= 0", name="markup_bps"),
+    CheckConstraint("explicit_gateway_fee_units >= 0", name="fee"),
+)
+
+model_prices = Table(
+    "model_prices",
+    metadata,
+    Column("id", String(36), primary_key=True),
+    Column("provider", String(64), nullable=False),
+    Column("model", String(128), nullable=False),
+    Column("input_per_1m_units", BigInteger, nullable=False),
+    Column("output_per_1m_units", BigInteger, nullable=False),
+    Column("cached_per_1m_units", BigInteger, nullable=False),
+    Column("version", Integer, nullable=False, server_default="1"),
+    _ts("created_at"),
+    _ts("updated_at"),
+    UniqueConstraint("provider", "model", name="uq_model_prices_provider_model"),
+    CheckConstraint(
+        "input_per_1m_units >= 0 AND output_per_1m_units >= 0 AND cached_per_1m_units >= 0",
+        name="non_negative",
+    ),
+)
+
+end_users = Table(
+    "end_users",
+    metadata,
+    Column("id", String(36), primary_key=True),
+    Column("app_id", String(36), ForeignKey("apps.id"), nullable=False),
+    # The external user id is kept only as an HMAC per app, never in clear.
+    Column("external_user_hash", String(64), nullable=False),
+    _ts("created_at"),
+    UniqueConstraint("app_id", "external_user_hash", name="uq_end_users_app_external"),
+)
+
+user_sessions = Table(
+    "user_sessions",
+    metadata,
+    Column("id", String(36), primary_key=True),
+    Column("token_hash", String(64), nullable=False, unique=True),
+    Column("end_user_id", String(36), ForeignKey("end_users.id"), nullable=False),
+    Column("app_id", String(36), ForeignKey("apps.id"), nullable=False),
+    Column("feature_key", String(64), nullable=True),
+    _ts("created_at"),
+    _ts("expires_at"),
+)
+
+# Wallets and system accounts: one row per account, with its stored balance.
+accounts = Table(
+    "accounts",
+    metadata,
+    Column("id", String(36), primary_key=True),
+    Column("owner_scope", String(16), nullable=False),
+    Column("owner_id", String(64), nullable=False),
+    Column("currency", String(3), nullable=False, server_default="USD"),
+    Column("balance_units", BigInteger, nullable=False, server_default="0"),
+    Column("reserved_units", BigInteger, nullable=False, server_default="0"),
+    _ts("created_at"),
+    _ts("updated_at"),
+    UniqueConstraint("owner_scope", "owner_id", name="uq_accounts_owner"),
+    CheckConstraint(
+        "owner_scope IN ('end_user','developer','platform','provider_cost','system')", name="owner_scope"
+    ),
+    CheckConstraint("reserved_units >= 0", name="reserved_non_negative"),
+    # Invariant 4, enforced by the database as well as by the posting engine.
+    CheckConstraint(
+        "owner_scope NOT IN ('end_user','developer') OR balance_units >= reserved_units",
+        name="constrained_balance",
+    ),
+)
+
+ledger_transactions = Table(
+    "ledger_transactions",
+    metadata,
+    Column("id", String(36), primary_key=True),
+    Column("reason", String(64), nullable=False),
+    Column("reference_type", String(32), nullable=True),
+    Column("reference_id", String(128), nullable=True),
+    _ts("created_at"),
+)
+Index(
+    "ix_ledger_transactions_reference",
+    ledger_transactions.c.reference_type,
+    ledger_transactions.c.reference_id,
+)
+
+ledger_postings = Table(
+    "ledger_postings",
+    metadata,
+    Column("id", BigId, primary_key=True, autoincrement=True),
+    Column("transaction_id", String(36), ForeignKey("ledger_transactions.id"), nullable=False),
+    Column("account_id", String(36), ForeignKey("accounts.id"), nullable=False),
+    # Signed: credit > 0, debit < 0.
+    Column("amount_units", BigInteger, nullable=False),
+    Column("reason", String(64), nullable=False),
+    _ts("created_at"),
+    CheckConstraint("amount_units <> 0", name="non_zero"),
+)
+Index("ix_ledger_postings_account", ledger_postings.c.account_id, ledger_postings.c.id)
+Index("ix_ledger_postings_transaction", ledger_postings.c.transaction_id)
+
+audit_log = Table(
+    "audit_log",
+    metadata,
+    Column("id", BigId, primary_key=True, autoincrement=True),
+    _ts("created_at"),
+    Column("actor", String(128), nullable=False),
+    Column("action", String(64), nullable=False),
+    Column("resource_type", String(32), nullable=False),
+    Column("resource_id", String(128), nullable=True),
+    Column("before_status", String(32), nullable=True),
+    Column("after_status", String(32), nullable=True),
+    Column("amount_units", BigInteger, nullable=True),
+    Column("note", Text, nullable=True),
+    Column("request_id", String(128), nullable=True),
+    Column("details", JSON, nullable=True),
+    Column("prev_hash", String(64), nullable=True),
+    Column("row_hash", String(64), nullable=True),
+)
+Index("ix_audit_log_resource", audit_log.c.resource_type, audit_log.c.resource_id)
+
+stripe_topups = Table(
+    "stripe_topups",
+    metadata,
+    Column("id", String(36), primary_key=True),
+    Column("checkout_session_id", String(255), nullable=False, unique=True),
+    Column("account_id", String(36), ForeignKey("accounts.id"), nullable=False),
+    Column("end_user_id", String(36), ForeignKey("end_users.id"), nullable=False),
+    Column("amount_units", BigInteger, nullable=False),
+    Column("amount_cents", BigInteger, nullable=False),
+    Column("currency", String(3), nullable=False, server_default="usd"),
+    Column("status", String(16), nullable=False),
+    Column("checkout_url", Text, nullable=True),
+    Column("transaction_id", String(36), ForeignKey("ledger_transactions.id"), nullable=True),
+    Column("last_event_id", String(255), nullable=True),
+    _ts("created_at"),
+    _ts("updated_at"),
+    _ts("credited_at", nullable=True),
+    CheckConstraint("amount_units > 0 AND amount_cents > 0", name="positive"),
+    CheckConstraint("status IN ('pending','credited','failed','expired')", name="status"),
+)
+Index("ix_stripe_topups_end_user", stripe_topups.c.end_user_id, stripe_topups.c.created_at)
+
+stripe_events = Table(
+    "stripe_events",
+    metadata,
+    Column("id", String(255), primary_key=True),
+    Column("type", String(128), nullable=False),
+    Column("payload", Text, nullable=False),
+    Column("status", String(16), nullable=False),
+    Column("response_status", Integer, nullable=True),
+    Column("response_body", Text, nullable=True),
+    _ts("received_at"),
+    _ts("processed_at", nullable=True),
+)
+
+usage_events = Table(
+    "usage_events",
+    metadata,
+    Column("id", String(36), primary_key=True),
+    Column("request_id", String(128), nullable=False, unique=True),
+    Column("request_hash", String(64), nullable=False),
+    Column("app_id", String(36), ForeignKey("apps.id"), nullable=False),
+    Column("public_app_id", String(64), nullable=False),
+    Column("end_user_id", String(36), ForeignKey("end_users.id"), nullable=False),
+    Column("feature_key", String(64), nullable=False),
+    Column("route_mode", String(16), nullable=False),
+    Column("provider", String(64), nullable=False),
+    Column("model", String(128), nullable=False),
+    Column("input_tokens", BigInteger, nullable=False),
+    Column("output_tokens", BigInteger, nullable=False),
+    Column("cached_tokens", BigInteger, nullable=False),
+    Column("upstream_cost_units", BigInteger, nullable=False),
+    Column("retail_price_units", BigInteger, nullable=False),
+    Column("channel_revenue_units", BigInteger, nullable=False),
+    Column("platform_revenue_units", BigInteger, nullable=False),
+    Column("gateway_fee_units", BigInteger, nullable=False, server_default="0"),
+    # What the event was rated with, so it can be explained and re-rated later.
+    Column("rating_snapshot", JSON, nullable=False),
+    Column("transaction_id", String(36), ForeignKey("ledger_transactions.id"), nullable=True),
+    _ts("created_at"),
+    CheckConstraint(
+        "retail_price_units = upstream_cost_units + channel_revenue_units + platform_revenue_units",
+        name="parts_sum",
+    ),
+    CheckConstraint("route_mode IN ('platform','developer_key','byok','local')", name="route_mode"),
+)
+Index("ix_usage_events_created", usage_events.c.created_at)
+Index("ix_usage_events_app_created", usage_events.c.app_id, usage_events.c.created_at)
+
+adjustments = Table(
+    "adjustments",
+    metadata,
+    Column("id", String(36), primary_key=True),
+    Column("account_id", String(36), ForeignKey("accounts.id"), nullable=False),
+    Column("kind", String(16), nullable=False),
+    Column("direction", String(8), nullable=False),
+    Column("amount_units", BigInteger, nullable=False),
+    Column("status", String(16), nullable=False),
+    Column("reason", Text, nullable=False),
+    Column("idempotency_key", String(128), nullable=True),
+    Column("actor", String(128), nullable=False),
+    Column("transaction_id", String(36), ForeignKey("ledger_transactions.id"), nullable=True),
+    _ts("created_at"),
+    CheckConstraint("amount_units > 0", name="positive"),
+    CheckConstraint("kind IN ('adjustment','refund','chargeback')", name="kind"),
+    CheckConstraint("direction IN ('credit','debit')", name="direction"),
+)
+Index("ix_adjustments_account", adjustments.c.account_id, adjustments.c.created_at)
+
+# Stored results of idempotent requests: replayed byte for byte, kept >= 24 h.
+idempotency_keys = Table(
+    "idempotency_keys",
+    metadata,
+    Column("scope", String(128), primary_key=True),
+    Column("key", String(128), primary_key=True),
+    Column("request_hash", String(64), nullable=False),
+    Column("request_summary", JSON, nullable=True),
+    Column("state", String(16), nullable=False),
+    Column("response_status", Integer, nullable=True),
+    Column("response_body", Text, nullable=True),
+    _ts("created_at"),
+    _ts("expires_at"),
+    CheckConstraint("state IN ('in_flight','done')", name="state"),
+)
+
+payouts = Table(
+    "payouts",
+    metadata,
+    Column("id", String(36), primary_key=True),
+    Column("developer_id", String(36), ForeignKey("developers.id"), nullable=False),
+    Column("account_id", String(36), ForeignKey("accounts.id"), nullable=False),
+    Column("amount_units", BigInteger, nullable=False),
+    Column("status", String(16), nullable=False),
+    Column("provider", String(32), nullable=False, server_default="mock"),
+    Column("provider_payout_id", String(64), nullable=True),
+    Column("created_by", String(128), nullable=False),
+    Column("approved_by", String(128), nullable=True),
+    Column("operator_note", Text, nullable=True),
+    Column("transaction_id", String(36), ForeignKey("ledger_transactions.id"), nullable=True),
+    _ts("created_at"),
+    _ts("updated_at"),
+    CheckConstraint("amount_units > 0", name="positive"),
+    CheckConstraint("status IN ('pending','processing','paid','failed','cancelled')", name="status"),
+)
+# At most one open payout per developer, enforced by the database.
+Index(
+    "uq_payouts_open_per_developer",
+    payouts.c.developer_id,
+    unique=True,
+    postgresql_where=text("status IN ('pending','processing')"),
+    sqlite_where=text("status IN ('pending','processing')"),
+)
+Index("ix_payouts_status_created", payouts.c.status, payouts.c.created_at)
+
+provider_keys = Table(
+    "provider_keys",
+    metadata,
+    Column("id", String(36), primary_key=True),
+    Column("owner_scope", String(16), nullable=False),
+    Column("owner_id", String(64), nullable=False),
+    Column("provider", String(64), nullable=False),
+    Column("key_id", String(64), nullable=False),
+    Column("ciphertext", Text, nullable=False),
+    Column("masked", String(32), nullable=False),
+    Column("base_url", Text, nullable=True),
+    Column("models_allowed", JSON, nullable=True),
+    Column("active", Boolean, nullable=False, server_default=text("true")),
+    _ts("created_at"),
+    _ts("updated_at"),
+)
+Index("ix_provider_keys_owner", provider_keys.c.owner_scope, provider_keys.c.owner_id)
+
+# Tables whose rows are never updated or deleted (invariant 5).
+APPEND_ONLY_TABLES = ("ledger_transactions", "ledger_postings")

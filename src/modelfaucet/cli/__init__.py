@@ -1,0 +1,1 @@
+"""The ``modelfaucet`` command line: the same services behind a terminal."""

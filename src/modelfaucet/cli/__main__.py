@@ -1,0 +1,5 @@
+"""``python -m modelfaucet.cli``."""
+
+from .main import main
+
+main()

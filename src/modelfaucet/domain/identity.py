@@ -1,0 +1,16 @@
+"""Hashes of identifiers that must not be stored in clear."""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+
+
+def external_user_hash(app_id: str, external_user_id: str) -> str:
+    """The per-app hash under which an app's external user id is stored."""
+    return hmac.new(app_id.encode(), external_user_id.encode(), hashlib.sha256).hexdigest()
+
+
+def token_hash(token: str) -> str:
+    """Session tokens are stored only as this hash."""
+    return hashlib.sha256(token.encode()).hexdigest()

@@ -1,0 +1,1 @@
+"""HTTP edge: app factory, dependencies, schemas, one router per resource."""

@@ -1,0 +1,61 @@
+"""The application factory. Nothing is built at import time."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Callable
+from contextlib import asynccontextmanager
+from datetime import datetime
+
+from fastapi import APIRouter, FastAPI
+from fastapi.middleware.cors import CORSMiddleware
+
+from .. import __version__
+from ..adapters.db.database import Database
+from ..config import Settings
+from ..services.context import ServiceContext, utcnow
+from .errors import install_error_handlers
+from .metrics import Metrics
+from .middleware import EdgeMiddleware
+
+
+def _routers() -> list[APIRouter]:
+    from .routers import admin_reconciliation, admin_wallets, health
+
+    return [health.router, admin_reconciliation.router, admin_wallets.router]
+
+
+def create_app(
+    settings: Settings,
+    *,
+    db: Database | None = None,
+    clock: Callable[[], datetime] = utcnow,
+) -> FastAPI:
+    database = db if db is not None else Database.from_url(settings.database_url)
+    owns_database = db is None
+
+    @asynccontextmanager
+    async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
+        yield
+        if owns_database:
+            database.dispose()
+
+    app = FastAPI(
+        title="ModelFaucet Billing & Settlement",
+        version=__version__,
+        description="Prepaid credits, usage rating, double-entry ledger, payouts (test mode).",
+        lifespan=lifespan,
+    )
+    app.state.ctx = ServiceContext(db=database, settings=settings, clock=clock)
+    app.state.metrics = Metrics()
+    install_error_handlers(app)
+    for router in _routers():
+        app.include_router(router)
+    if settings.cors_origins:
+        app.add_middleware(
+            CORSMiddleware,
+            allow_origins=list(settings.cors_origins),
+            allow_methods=["GET", "POST", "PUT", "DELETE"],
+            allow_headers=["authorization", "content-type", "idempotency-key", "x-request-id"],
+        )
+    app.add_middleware(EdgeMiddleware, max_body_bytes=settings.max_body_bytes, metrics=app.state.metrics)
+    return app

@@ -1,0 +1,62 @@
+"""Dependencies shared by the routers: the service context and who is calling."""
+
+from __future__ import annotations
+
+import hmac
+from typing import Annotated
+
+from fastapi import Depends, Request
+
+from ..domain.outcomes import InvalidSession
+from ..services.context import Actor, ServiceContext
+
+
+def get_context(request: Request) -> ServiceContext:
+    ctx: ServiceContext = request.app.state.ctx
+    return ctx
+
+
+Context = Annotated[ServiceContext, Depends(get_context)]
+
+
+def bearer_token(request: Request) -> str | None:
+    header = request.headers.get("authorization", "")
+    scheme, _, token = header.partition(" ")
+    if scheme.lower() != "bearer" or not token.strip():
+        return None
+    return token.strip()
+
+
+def require_admin(request: Request, ctx: Context) -> Actor:
+    """Admin routes: a configured operator token, compared in constant time; closed if none."""
+    presented = bearer_token(request)
+    credentials = ctx.settings.operator_credentials()
+    matched: str | None = None
+    if presented is not None:
+        given = presented.encode()
+        # Compare against every configured token so timing does not reveal which matched.
+        for name, token in credentials:
+            if hmac.compare_digest(given, token.encode()) and matched is None:
+                matched = name
+    if matched is None:
+        raise InvalidSession("A valid admin token is required.")
+    return Actor(name=matched, request_id=str(getattr(request.state, "request_id", "")) or None)
+
+
+AdminActor = Annotated[Actor, Depends(require_admin)]
+
+
+def require_gateway(request: Request, ctx: Context) -> Actor:
+    """Usage reporting: the gateway's service token, compared in constant time; closed if unset."""
+    presented = bearer_token(request)
+    expected = ctx.settings.gateway_service_token
+    if (
+        presented is None
+        or expected is None
+        or not hmac.compare_digest(presented.encode(), expected.encode())
+    ):
+        raise InvalidSession("A valid gateway service token is required.")
+    return Actor(name="gateway", request_id=str(getattr(request.state, "request_id", "")) or None)
+
+
+GatewayActor = Annotated[Actor, Depends(require_gateway)]

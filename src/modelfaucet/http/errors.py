@@ -1,0 +1,123 @@
+"""The one table from outcome to HTTP status, and the error body of SPEC §3."""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+from sqlalchemy.exc import DBAPIError, OperationalError
+from starlette.exceptions import HTTPException as StarletteHTTPException
+
+from ..domain import outcomes
+from ..domain.outcomes import Refusal
+
+log = logging.getLogger("modelfaucet.http")
+
+
+class BodyTooLarge(Refusal):
+    code = "invalid_request"
+
+
+STATUS_BY_REFUSAL: dict[type[Refusal], int] = {
+    outcomes.InvalidRequest: 400,
+    outcomes.InvalidSession: 401,
+    outcomes.ExpiredSession: 401,
+    outcomes.InsufficientBalance: 402,
+    outcomes.Forbidden: 403,
+    outcomes.NotFound: 404,
+    outcomes.IdempotencyConflict: 409,
+    outcomes.InvalidState: 409,
+    BodyTooLarge: 413,
+    outcomes.RateLimited: 429,
+    outcomes.UpstreamError: 502,
+    outcomes.ServiceUnavailable: 503,
+}
+
+_MESSAGES_BY_STATUS = {
+    404: ("not_found", "The requested resource was not found."),
+    405: ("invalid_request", "The method is not allowed on this resource."),
+}
+
+
+def request_id_of(request: Request) -> str:
+    return str(getattr(request.state, "request_id", "") or "")
+
+
+def error_body(
+    code: str, message: str, request_id: str, details: dict[str, Any] | None = None
+) -> dict[str, Any]:
+    return {"error": {"code": code, "message": message, "request_id": request_id, "details": details or {}}}
+
+
+def error_response(
+    request: Request, status: int, code: str, message: str, details: dict[str, Any] | None = None
+) -> JSONResponse:
+    headers = {}
+    if details and "retry_after_seconds" in details:
+        headers["retry-after"] = str(details["retry_after_seconds"])
+    return JSONResponse(
+        error_body(code, message, request_id_of(request), details), status_code=status, headers=headers
+    )
+
+
+def status_for(refusal: Refusal) -> int:
+    for cls in type(refusal).__mro__:
+        if cls in STATUS_BY_REFUSAL:
+            return STATUS_BY_REFUSAL[cls]
+    return 400
+
+
+def install_error_handlers(app: FastAPI) -> None:
+    async def on_refusal(request: Request, exc: Exception) -> JSONResponse:
+        assert isinstance(exc, Refusal)
+        return error_response(request, status_for(exc), exc.code, exc.message, exc.details)
+
+    async def on_validation(request: Request, exc: Exception) -> JSONResponse:
+        assert isinstance(exc, RequestValidationError)
+        fields = [_describe(error) for error in exc.errors()]
+        if any(error.get("type") == "json_invalid" for error in exc.errors()):
+            message = "The request body is not valid JSON."
+        else:
+            message = "; ".join(f"{f['field']}: {f['message']}" for f in fields[:5]) or "Invalid request."
+        return error_response(request, 400, "invalid_request", message, {"fields": fields})
+
+    async def on_http(request: Request, exc: Exception) -> JSONResponse:
+        assert isinstance(exc, StarletteHTTPException)
+        code, message = _MESSAGES_BY_STATUS.get(
+            exc.status_code, ("invalid_request", "The request was refused.")
+        )
+        return error_response(request, exc.status_code, code, message)
+
+    async def on_database(request: Request, exc: Exception) -> JSONResponse:
+        if isinstance(exc, OperationalError) or (isinstance(exc, DBAPIError) and exc.connection_invalidated):
+            log.warning("database unavailable", extra={"request_id": request_id_of(request)})
+            return error_response(
+                request, 503, "service_unavailable", "The database is unavailable; retry shortly."
+            )
+        return await on_unexpected(request, exc)
+
+    async def on_unexpected(request: Request, exc: Exception) -> JSONResponse:
+        log.error(
+            "unhandled error %s",
+            type(exc).__name__,
+            exc_info=exc,
+            extra={"request_id": request_id_of(request)},
+        )
+        return error_response(request, 500, "internal_error", "An internal error occurred.")
+
+    app.add_exception_handler(Refusal, on_refusal)
+    app.add_exception_handler(RequestValidationError, on_validation)
+    app.add_exception_handler(StarletteHTTPException, on_http)
+    app.add_exception_handler(DBAPIError, on_database)
+    app.add_exception_handler(Exception, on_unexpected)
+
+
+def _describe(error: Any) -> dict[str, str]:
+    """A validation error without the offending input (it could be a secret)."""
+    location = [str(part) for part in error.get("loc", ()) if part not in ("body", "query", "path", "header")]
+    message = str(error.get("msg", "invalid value"))
+    message = message.removeprefix("Value error, ")
+    return {"field": ".".join(location) or "body", "message": message}

@@ -1,0 +1,128 @@
+"""Plain ASGI middleware: request ids, body size limit, security headers, metrics.
+
+Written against ASGI directly (not BaseHTTPMiddleware) so it adds no task per request and
+can refuse an oversized body before the application reads it.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import secrets
+import time
+from typing import Any
+
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from .errors import BodyTooLarge, error_body
+from .metrics import Metrics
+
+_VALID_REQUEST_ID = re.compile(r"^[A-Za-z0-9._:\-]{1,128}$")
+
+SECURITY_HEADERS = [
+    (b"x-content-type-options", b"nosniff"),
+    (b"x-frame-options", b"DENY"),
+    (b"referrer-policy", b"no-referrer"),
+    (b"cache-control", b"no-store"),
+]
+_DOCS_PATHS = {"/docs", "/docs/oauth2-redirect", "/redoc"}
+
+
+def new_request_id() -> str:
+    return "req_" + secrets.token_hex(12)
+
+
+class EdgeMiddleware:
+    def __init__(self, app: ASGIApp, *, max_body_bytes: int, metrics: Metrics) -> None:
+        self.app = app
+        self.max_body_bytes = max_body_bytes
+        self.metrics = metrics
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        request_id = _incoming_request_id(scope) or new_request_id()
+        scope.setdefault("state", {})["request_id"] = request_id
+        header_id = request_id.encode()
+        started = time.perf_counter()
+        status_holder = [500]
+        response_started = False
+
+        async def send_with_headers(message: Message) -> None:
+            nonlocal response_started
+            if message["type"] == "http.response.start":
+                response_started = True
+                status_holder[0] = int(message["status"])
+                headers = [(k, v) for k, v in message.get("headers", []) if k.lower() != b"x-request-id"]
+                headers.append((b"x-request-id", header_id))
+                headers.extend(SECURITY_HEADERS)
+                if scope.get("path") not in _DOCS_PATHS:
+                    headers.append(
+                        (b"content-security-policy", b"default-src 'none'; frame-ancestors 'none'")
+                    )
+                message["headers"] = headers
+            await send(message)
+
+        declared = _content_length(scope)
+        try:
+            if declared is not None and declared > self.max_body_bytes:
+                await _send_too_large(send_with_headers, request_id, self.max_body_bytes)
+                return
+            received = 0
+
+            async def limited_receive() -> Message:
+                nonlocal received
+                message = await receive()
+                if message["type"] == "http.request":
+                    received += len(message.get("body", b""))
+                    if received > self.max_body_bytes:
+                        raise BodyTooLarge(_too_large_message(self.max_body_bytes))
+                return message
+
+            try:
+                await self.app(scope, limited_receive, send_with_headers)
+            except BodyTooLarge:
+                if response_started:
+                    raise
+                await _send_too_large(send_with_headers, request_id, self.max_body_bytes)
+        finally:
+            route = scope.get("route")
+            path = getattr(route, "path", None) or "unmatched"
+            self.metrics.observe(
+                scope.get("method", "GET"), path, status_holder[0], time.perf_counter() - started
+            )
+
+
+def _incoming_request_id(scope: Scope) -> str | None:
+    for key, value in scope.get("headers", []):
+        if key == b"x-request-id":
+            candidate = value.decode("latin-1")
+            return candidate if _VALID_REQUEST_ID.fullmatch(candidate) else None
+    return None
+
+
+def _content_length(scope: Scope) -> int | None:
+    for key, value in scope.get("headers", []):
+        if key == b"content-length":
+            try:
+                return int(value)
+            except ValueError:
+                return None
+    return None
+
+
+def _too_large_message(limit: int) -> str:
+    return f"The request body is larger than the limit of {limit} bytes."
+
+
+async def _send_too_large(send: Any, request_id: str, limit: int) -> None:
+    body = json.dumps(error_body("invalid_request", _too_large_message(limit), request_id)).encode()
+    await send(
+        {
+            "type": "http.response.start",
+            "status": 413,
+            "headers": [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode())],
+        }
+    )
+    await send({"type": "http.response.body", "body": body})

@@ -1,0 +1,44 @@
+"""Operations: liveness, readiness, metrics."""
+
+from __future__ import annotations
+
+from fastapi import APIRouter, Request, Response
+from fastapi.responses import JSONResponse
+from pydantic import BaseModel
+from starlette.concurrency import run_in_threadpool
+
+from ..deps import Context
+
+router = APIRouter(tags=["operations"])
+
+
+class Health(BaseModel):
+    status: str
+
+
+class Readiness(BaseModel):
+    status: str
+    database: str
+    migrations: str
+
+
+@router.get("/health", response_model=Health)
+def health() -> Health:
+    return Health(status="ok")
+
+
+@router.get("/ready", response_model=Readiness, responses={503: {"model": Readiness}})
+async def ready(ctx: Context) -> Response:
+    reachable = await run_in_threadpool(ctx.db.ping)
+    migrated = reachable and await run_in_threadpool(ctx.db.is_migrated)
+    body = Readiness(
+        status="ready" if migrated else "not_ready",
+        database="reachable" if reachable else "unreachable",
+        migrations="current" if migrated else ("unknown" if not reachable else "pending"),
+    )
+    return JSONResponse(body.model_dump(), status_code=200 if migrated else 503)
+
+
+@router.get("/metrics", response_class=Response, responses={200: {"content": {"text/plain": {}}}})
+def metrics(request: Request) -> Response:
+    return Response(request.app.state.metrics.render(), media_type="text/plain; version=0.0.4; charset=utf-8")

@@ -1,0 +1,77 @@
+"""Schemas shared by several routers: money on the wire, ids, the error body."""
+
+from __future__ import annotations
+
+import uuid
+from typing import Annotated, Any
+
+from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field, WithJsonSchema
+
+from ..domain.money import MoneyError, parse_usd
+
+USD_PATTERN = r"^(0|[1-9][0-9]{0,11})(\.[0-9]{1,8})?$"
+
+
+def _parse_money(value: Any) -> int:
+    try:
+        return parse_usd(value, field="value")
+    except MoneyError as exc:
+        raise ValueError(str(exc).removeprefix("value ")) from None
+
+
+# An amount on the wire: a USD string, parsed into integer units of 1e-8 USD.
+UsdUnits = Annotated[
+    int,
+    BeforeValidator(_parse_money),
+    WithJsonSchema({"type": "string", "pattern": USD_PATTERN, "examples": ["2.50000000"]}),
+]
+
+
+def _positive(value: int) -> int:
+    if value <= 0:
+        raise ValueError("must be greater than 0")
+    return value
+
+
+PositiveUsdUnits = Annotated[UsdUnits, AfterValidator(_positive)]
+
+# Output money: always exactly 8 decimals.
+UsdString = Annotated[str, Field(pattern=r"^-?[0-9]+\.[0-9]{8}$", examples=["2.50000000"])]
+
+
+def _uuid(value: str) -> str:
+    try:
+        return str(uuid.UUID(value))
+    except (ValueError, AttributeError, TypeError):
+        raise ValueError("must be a UUID") from None
+
+
+class StrictModel(BaseModel):
+    """Request bodies: unknown fields are refused, strings are not coerced from numbers."""
+
+    model_config = ConfigDict(extra="forbid", str_strip_whitespace=False)
+
+
+class ErrorDetail(BaseModel):
+    code: str
+    message: str
+    request_id: str
+    details: dict[str, Any] = Field(default_factory=dict)
+
+
+class ErrorResponse(BaseModel):
+    error: ErrorDetail
+
+
+def error_responses(*statuses: int) -> dict[int | str, dict[str, Any]]:
+    """OpenAPI ``responses`` entries for the error statuses a route may answer."""
+    return {status: {"model": ErrorResponse} for status in statuses}
+
+
+def parse_uuid(value: str, *, field: str) -> str:
+    from ..domain.outcomes import InvalidRequest
+
+    try:
+        return _uuid(value)
+    except ValueError:
+        raise InvalidRequest(f"{field} must be a UUID.", details={"field": field}) from None

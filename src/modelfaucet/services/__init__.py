@@ -1,0 +1,1 @@
+"""Services: one module per operation, each owning its database transaction."""

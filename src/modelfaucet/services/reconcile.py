@@ -1,0 +1,229 @@
+"""reconcile_ledger: compare stored balances with the ledger and check the invariants.
+
+The seed-shaped part (``summary`` and ``items``) compares each wallet's stored balance with
+the balance rebuilt from its postings. The ``checks`` part goes further and names the rows
+that break a rule: unbalanced transactions, balances that do not sum to zero, system
+accounts out of step, constrained wallets below their reservation, and each operation's
+own expectations (registered by the modules that own them, see :data:`EXTRA_CHECKS`).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import Connection, func, select
+
+from ..adapters.db.tables import accounts, ledger_postings, ledger_transactions
+from ..domain.ledger import CONSTRAINED_SCOPES, WALLET_SCOPES
+from ..domain.money import format_usd
+from .context import ServiceContext
+
+# How many offending ids a check lists before it only counts them.
+MAX_LISTED = 100
+
+
+@dataclass
+class CheckResult:
+    name: str
+    ok: bool
+    description: str
+    offending: list[dict[str, Any]] = field(default_factory=list)
+    offending_count: int = 0
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "ok": self.ok,
+            "description": self.description,
+            "offending_count": self.offending_count,
+            "offending": self.offending[:MAX_LISTED],
+        }
+
+
+@dataclass
+class AccountLine:
+    wallet_id: str
+    owner_scope: str
+    owner_id: str
+    wallet_balance_units: int
+    ledger_balance_units: int
+    reserved_units: int
+
+    @property
+    def delta_units(self) -> int:
+        return self.wallet_balance_units - self.ledger_balance_units
+
+    def as_item(self) -> dict[str, Any]:
+        return {
+            "wallet_id": self.wallet_id,
+            "owner_scope": self.owner_scope,
+            "owner_id": self.owner_id,
+            "wallet_balance_usd": format_usd(self.wallet_balance_units),
+            "ledger_balance_usd": format_usd(self.ledger_balance_units),
+            "delta_usd": format_usd(self.delta_units),
+            "status": "balanced" if self.delta_units == 0 else "mismatch",
+        }
+
+
+@dataclass
+class ReconciliationReport:
+    generated_at: datetime
+    items: list[AccountLine]
+    checks: list[CheckResult]
+
+    @property
+    def mismatch_count(self) -> int:
+        return sum(1 for line in self.items if line.delta_units != 0)
+
+    @property
+    def ok(self) -> bool:
+        return self.mismatch_count == 0 and all(check.ok for check in self.checks)
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "generated_at": self.generated_at.isoformat().replace("+00:00", "Z"),
+            "summary": {
+                "wallet_count": len(self.items),
+                "balanced_count": len(self.items) - self.mismatch_count,
+                "mismatch_count": self.mismatch_count,
+            },
+            "items": [line.as_item() for line in self.items],
+            "ok": self.ok,
+            "checks": {check.name: check.as_dict() for check in self.checks},
+        }
+
+
+Check = Callable[[Connection], CheckResult]
+
+# Operation modules (top-ups, usage, payouts) append their own checks here at import time
+# of their module — a registration, not construction, so nothing is built at import.
+EXTRA_CHECKS: list[Check] = []
+
+
+def reconcile_ledger(ctx: ServiceContext, *, include_checks: bool = True) -> ReconciliationReport:
+    with ctx.db.read() as conn:
+        lines = _account_lines(conn)
+        wallets = [line for line in lines if line.owner_scope in WALLET_SCOPES]
+        system = [line for line in lines if line.owner_scope not in WALLET_SCOPES]
+        checks: list[CheckResult] = []
+        if include_checks:
+            checks.append(_system_accounts_check(system))
+            checks.append(_unbalanced_transactions(conn))
+            checks.append(_balances_sum_to_zero(lines))
+            checks.append(_reservations_respected(lines))
+            checks.extend(check(conn) for check in EXTRA_CHECKS)
+    return ReconciliationReport(generated_at=ctx.clock(), items=wallets, checks=checks)
+
+
+def _account_lines(conn: Connection) -> list[AccountLine]:
+    sums = (
+        select(ledger_postings.c.account_id, func.sum(ledger_postings.c.amount_units).label("total"))
+        .group_by(ledger_postings.c.account_id)
+        .subquery()
+    )
+    rows = conn.execute(
+        select(
+            accounts.c.id,
+            accounts.c.owner_scope,
+            accounts.c.owner_id,
+            accounts.c.balance_units,
+            accounts.c.reserved_units,
+            func.coalesce(sums.c.total, 0).label("ledger_units"),
+        )
+        .select_from(accounts.outerjoin(sums, sums.c.account_id == accounts.c.id))
+        .order_by(accounts.c.owner_scope, accounts.c.owner_id)
+    )
+    return [
+        AccountLine(
+            wallet_id=row.id,
+            owner_scope=row.owner_scope,
+            owner_id=row.owner_id,
+            wallet_balance_units=int(row.balance_units),
+            ledger_balance_units=int(row.ledger_units),
+            reserved_units=int(row.reserved_units),
+        )
+        for row in rows
+    ]
+
+
+def _system_accounts_check(system: list[AccountLine]) -> CheckResult:
+    bad = [line.as_item() for line in system if line.delta_units != 0]
+    return CheckResult(
+        name="system_accounts_match_ledger",
+        ok=not bad,
+        description="Each system account's stored balance equals its rebuilt ledger balance.",
+        offending=bad,
+        offending_count=len(bad),
+    )
+
+
+def _unbalanced_transactions(conn: Connection) -> CheckResult:
+    per_txn = (
+        select(
+            ledger_transactions.c.id,
+            func.coalesce(func.sum(ledger_postings.c.amount_units), 0).label("total"),
+            func.count(ledger_postings.c.id).label("postings"),
+        )
+        .select_from(
+            ledger_transactions.outerjoin(
+                ledger_postings, ledger_postings.c.transaction_id == ledger_transactions.c.id
+            )
+        )
+        .group_by(ledger_transactions.c.id)
+        .having(
+            (func.coalesce(func.sum(ledger_postings.c.amount_units), 0) != 0)
+            | (func.count(ledger_postings.c.id) < 2)
+        )
+    )
+    rows = conn.execute(per_txn.limit(MAX_LISTED + 1)).all()
+    offending = [
+        {"transaction_id": row.id, "sum_usd": format_usd(int(row.total)), "posting_count": int(row.postings)}
+        for row in rows
+    ]
+    return CheckResult(
+        name="transactions_balanced",
+        ok=not rows,
+        description="Every transaction has two or more postings whose debits equal its credits.",
+        offending=offending,
+        offending_count=len(rows),
+    )
+
+
+def _balances_sum_to_zero(lines: list[AccountLine]) -> CheckResult:
+    stored = sum(line.wallet_balance_units for line in lines)
+    rebuilt = sum(line.ledger_balance_units for line in lines)
+    offending = []
+    if stored != 0:
+        offending.append({"kind": "stored_balances", "sum_usd": format_usd(stored)})
+    if rebuilt != 0:
+        offending.append({"kind": "ledger_postings", "sum_usd": format_usd(rebuilt)})
+    return CheckResult(
+        name="balances_sum_to_zero",
+        ok=not offending,
+        description="The balances of all accounts, stored and rebuilt, sum to zero.",
+        offending=offending,
+        offending_count=len(offending),
+    )
+
+
+def _reservations_respected(lines: list[AccountLine]) -> CheckResult:
+    bad = [
+        {
+            "wallet_id": line.wallet_id,
+            "owner_scope": line.owner_scope,
+            "balance_usd": format_usd(line.wallet_balance_units),
+            "reserved_usd": format_usd(line.reserved_units),
+        }
+        for line in lines
+        if line.owner_scope in CONSTRAINED_SCOPES
+        and (line.wallet_balance_units < line.reserved_units or line.reserved_units < 0)
+    ]
+    return CheckResult(
+        name="wallets_cover_reservations",
+        ok=not bad,
+        description="No end-user or developer wallet is below zero or below its reserved amount.",
+        offending=bad,
+        offending_count=len(bad),
+    )
