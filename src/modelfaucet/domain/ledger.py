@@ -28,9 +28,7 @@ class OwnerScope(StrEnum):
 
 
 CONSTRAINED_SCOPES = frozenset({OwnerScope.END_USER, OwnerScope.DEVELOPER})
-WALLET_SCOPES = frozenset(
-    {OwnerScope.END_USER, OwnerScope.DEVELOPER, OwnerScope.PLATFORM, OwnerScope.PROVIDER_COST}
-)
+WALLET_SCOPES = frozenset({OwnerScope.END_USER, OwnerScope.DEVELOPER, OwnerScope.PLATFORM, OwnerScope.PROVIDER_COST})
 
 
 class SystemAccount(StrEnum):

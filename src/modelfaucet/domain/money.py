@@ -36,9 +36,7 @@ def parse_usd(value: object, *, field: str = "amount_usd") -> int:
     if isinstance(value, bool) or not isinstance(value, str):
         raise MoneyError(f'{field} must be a string such as "2.50000000", not a JSON {_json_kind(value)}.')
     if not _WIRE_PATTERN.fullmatch(value):
-        raise MoneyError(
-            f'{field} must be a non-negative USD amount with at most 8 decimals, such as "2.50000000".'
-        )
+        raise MoneyError(f'{field} must be a non-negative USD amount with at most 8 decimals, such as "2.50000000".')
     whole, _, fraction = value.partition(".")
     units = int(whole) * UNITS_PER_USD + int(fraction.ljust(SCALE_DIGITS, "0") or "0")
     if units > MAX_UNITS:

@@ -17,10 +17,6 @@ from ..domain.outcomes import Refusal
 log = logging.getLogger("modelfaucet.http")
 
 
-class BodyTooLarge(Refusal):
-    code = "invalid_request"
-
-
 STATUS_BY_REFUSAL: dict[type[Refusal], int] = {
     outcomes.InvalidRequest: 400,
     outcomes.InvalidSession: 401,
@@ -30,7 +26,6 @@ STATUS_BY_REFUSAL: dict[type[Refusal], int] = {
     outcomes.NotFound: 404,
     outcomes.IdempotencyConflict: 409,
     outcomes.InvalidState: 409,
-    BodyTooLarge: 413,
     outcomes.RateLimited: 429,
     outcomes.UpstreamError: 502,
     outcomes.ServiceUnavailable: 503,
@@ -46,9 +41,7 @@ def request_id_of(request: Request) -> str:
     return str(getattr(request.state, "request_id", "") or "")
 
 
-def error_body(
-    code: str, message: str, request_id: str, details: dict[str, Any] | None = None
-) -> dict[str, Any]:
+def error_body(code: str, message: str, request_id: str, details: dict[str, Any] | None = None) -> dict[str, Any]:
     return {"error": {"code": code, "message": message, "request_id": request_id, "details": details or {}}}
 
 
@@ -58,9 +51,7 @@ def error_response(
     headers = {}
     if details and "retry_after_seconds" in details:
         headers["retry-after"] = str(details["retry_after_seconds"])
-    return JSONResponse(
-        error_body(code, message, request_id_of(request), details), status_code=status, headers=headers
-    )
+    return JSONResponse(error_body(code, message, request_id_of(request), details), status_code=status, headers=headers)
 
 
 def status_for(refusal: Refusal) -> int:
@@ -86,17 +77,13 @@ def install_error_handlers(app: FastAPI) -> None:
 
     async def on_http(request: Request, exc: Exception) -> JSONResponse:
         assert isinstance(exc, StarletteHTTPException)
-        code, message = _MESSAGES_BY_STATUS.get(
-            exc.status_code, ("invalid_request", "The request was refused.")
-        )
+        code, message = _MESSAGES_BY_STATUS.get(exc.status_code, ("invalid_request", "The request was refused."))
         return error_response(request, exc.status_code, code, message)
 
     async def on_database(request: Request, exc: Exception) -> JSONResponse:
         if isinstance(exc, OperationalError) or (isinstance(exc, DBAPIError) and exc.connection_invalidated):
             log.warning("database unavailable", extra={"request_id": request_id_of(request)})
-            return error_response(
-                request, 503, "service_unavailable", "The database is unavailable; retry shortly."
-            )
+            return error_response(request, 503, "service_unavailable", "The database is unavailable; retry shortly.")
         return await on_unexpected(request, exc)
 
     async def on_unexpected(request: Request, exc: Exception) -> JSONResponse:
@@ -112,7 +99,6 @@ def install_error_handlers(app: FastAPI) -> None:
     app.add_exception_handler(RequestValidationError, on_validation)
     app.add_exception_handler(StarletteHTTPException, on_http)
     app.add_exception_handler(DBAPIError, on_database)
-    app.add_exception_handler(Exception, on_unexpected)
 
 
 def _describe(error: Any) -> dict[str, str]:

@@ -7,6 +7,7 @@ can refuse an oversized body before the application reads it.
 from __future__ import annotations
 
 import json
+import logging
 import re
 import secrets
 import time
@@ -14,9 +15,11 @@ from typing import Any
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from .errors import BodyTooLarge, error_body
+from .errors import error_body
 from .metrics import Metrics
 
+log = logging.getLogger("modelfaucet.http")
+_BODY_METHODS = {"POST", "PUT", "PATCH", "DELETE"}
 _VALID_REQUEST_ID = re.compile(r"^[A-Za-z0-9._:\-]{1,128}$")
 
 SECURITY_HEADERS = [
@@ -58,40 +61,38 @@ class EdgeMiddleware:
                 headers.append((b"x-request-id", header_id))
                 headers.extend(SECURITY_HEADERS)
                 if scope.get("path") not in _DOCS_PATHS:
-                    headers.append(
-                        (b"content-security-policy", b"default-src 'none'; frame-ancestors 'none'")
-                    )
+                    headers.append((b"content-security-policy", b"default-src 'none'; frame-ancestors 'none'"))
                 message["headers"] = headers
             await send(message)
 
         declared = _content_length(scope)
         try:
             if declared is not None and declared > self.max_body_bytes:
-                await _send_too_large(send_with_headers, request_id, self.max_body_bytes)
+                await _send_json(send_with_headers, 413, _too_large_body(request_id, self.max_body_bytes))
                 return
-            received = 0
-
-            async def limited_receive() -> Message:
-                nonlocal received
-                message = await receive()
-                if message["type"] == "http.request":
-                    received += len(message.get("body", b""))
-                    if received > self.max_body_bytes:
-                        raise BodyTooLarge(_too_large_message(self.max_body_bytes))
-                return message
-
+            body_receive = receive
+            if scope.get("method") in _BODY_METHODS:
+                # Read the (bounded) body before the application sees it, so an oversized
+                # chunked body is refused here with 413 instead of failing deep inside.
+                buffered = await _read_bounded(receive, self.max_body_bytes)
+                if buffered is None:
+                    await _send_json(send_with_headers, 413, _too_large_body(request_id, self.max_body_bytes))
+                    return
+                body_receive = _replay(buffered, receive)
             try:
-                await self.app(scope, limited_receive, send_with_headers)
-            except BodyTooLarge:
+                await self.app(scope, body_receive, send_with_headers)
+            except Exception as exc:
+                # Anything that escaped the application's handlers is a bug: log it with the
+                # request id, answer a bare 500 (no trace, no detail) if nothing was sent yet.
+                log.error("unhandled error %s", type(exc).__name__, exc_info=exc, extra={"request_id": request_id})
                 if response_started:
                     raise
-                await _send_too_large(send_with_headers, request_id, self.max_body_bytes)
+                body = error_body("internal_error", "An internal error occurred.", request_id)
+                await _send_json(send_with_headers, 500, body)
         finally:
             route = scope.get("route")
             path = getattr(route, "path", None) or "unmatched"
-            self.metrics.observe(
-                scope.get("method", "GET"), path, status_holder[0], time.perf_counter() - started
-            )
+            self.metrics.observe(scope.get("method", "GET"), path, status_holder[0], time.perf_counter() - started)
 
 
 def _incoming_request_id(scope: Scope) -> str | None:
@@ -116,12 +117,43 @@ def _too_large_message(limit: int) -> str:
     return f"The request body is larger than the limit of {limit} bytes."
 
 
-async def _send_too_large(send: Any, request_id: str, limit: int) -> None:
-    body = json.dumps(error_body("invalid_request", _too_large_message(limit), request_id)).encode()
+def _too_large_body(request_id: str, limit: int) -> dict[str, Any]:
+    return error_body("invalid_request", _too_large_message(limit), request_id)
+
+
+async def _read_bounded(receive: Receive, limit: int) -> list[Message] | None:
+    """All request-body messages, or None once they exceed ``limit`` bytes."""
+    messages: list[Message] = []
+    size = 0
+    while True:
+        message = await receive()
+        messages.append(message)
+        if message["type"] != "http.request":
+            return messages
+        size += len(message.get("body", b""))
+        if size > limit:
+            return None
+        if not message.get("more_body", False):
+            return messages
+
+
+def _replay(messages: list[Message], receive: Receive) -> Receive:
+    pending = list(messages)
+
+    async def replay_receive() -> Message:
+        if pending:
+            return pending.pop(0)
+        return await receive()
+
+    return replay_receive
+
+
+async def _send_json(send: Any, status: int, payload: dict[str, Any]) -> None:
+    body = json.dumps(payload).encode()
     await send(
         {
             "type": "http.response.start",
-            "status": 413,
+            "status": status,
             "headers": [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode())],
         }
     )

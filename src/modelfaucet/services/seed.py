@@ -192,7 +192,5 @@ def _get_or_create(
     existing = conn.execute(select(table.c.id).where(where)).scalar_one_or_none()
     if existing is not None:
         return str(existing)
-    conn.execute(
-        db.insert(table).values(id=new_id(), **values).on_conflict_do_nothing(index_elements=conflict)
-    )
+    conn.execute(db.insert(table).values(id=new_id(), **values).on_conflict_do_nothing(index_elements=conflict))
     return str(conn.execute(select(table.c.id).where(where)).scalar_one())

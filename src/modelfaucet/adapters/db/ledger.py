@@ -125,9 +125,7 @@ def ensure_account(
 
 def account_id_for(connection: Connection, scope: OwnerScope, owner_id: str) -> str | None:
     return connection.execute(
-        select(accounts.c.id).where(
-            and_(accounts.c.owner_scope == str(scope), accounts.c.owner_id == owner_id)
-        )
+        select(accounts.c.id).where(and_(accounts.c.owner_scope == str(scope), accounts.c.owner_id == owner_id))
     ).scalar_one_or_none()
 
 
@@ -144,11 +142,9 @@ def get_account(connection: Connection, account_id: str, *, for_update: bool = F
 def change_reserved(connection: Connection, account_id: str, delta: int, *, now: datetime) -> None:
     """Reserve (delta > 0) or release (delta < 0) funds of a constrained wallet."""
     reserved = accounts.c.reserved_units
-    stmt = update(accounts).where(accounts.c.id == account_id)
-    if delta > 0:
-        stmt = stmt.where(accounts.c.balance_units - reserved >= delta)
-    else:
-        stmt = stmt.where(reserved + delta >= 0)
+    # Reserving needs that much available; releasing may not take more than is reserved.
+    guard = accounts.c.balance_units - reserved >= delta if delta > 0 else reserved + delta >= 0
+    stmt = update(accounts).where(accounts.c.id == account_id, guard)
     result = connection.execute(stmt.values(reserved_units=reserved + delta, updated_at=now))
     if result.rowcount != 1:
         if delta > 0:

@@ -1,0 +1,239 @@
+"""The HTTP edge: admin auth, the error format of SPEC §3, request ids, body limit, operations."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import pytest
+from fastapi import APIRouter
+from fastapi.testclient import TestClient
+
+from modelfaucet.adapters.db.database import Database
+from modelfaucet.config import Settings
+from modelfaucet.http.app import create_app
+from modelfaucet.http.schemas import PositiveUsdUnits, StrictModel
+from modelfaucet.services.seed import SeedResult
+from tests.conftest import ADMIN_TOKEN, with_settings
+
+RECONCILIATION = "/v1/admin/reconciliation/ledger"
+
+
+class _Echo(StrictModel):
+    amount_usd: PositiveUsdUnits
+    note: str
+
+
+def _app_with_probe_routes(settings: Settings, database: Database) -> TestClient:
+    """The real app plus two probe routes exercising body parsing and unexpected failures."""
+    app = create_app(settings, db=database)
+    probe = APIRouter()
+
+    @probe.post("/probe/echo")
+    def echo(body: _Echo) -> dict[str, int]:
+        return {"amount_units": body.amount_usd}
+
+    @probe.get("/probe/boom")
+    def boom() -> None:
+        raise RuntimeError(f"secret detail {ADMIN_TOKEN}")
+
+    app.include_router(probe)
+    return TestClient(app, raise_server_exceptions=False)
+
+
+@pytest.fixture
+def probe_client(settings: Settings, database: Database) -> Iterator[TestClient]:
+    with _app_with_probe_routes(settings, database) as client:
+        yield client
+
+
+def _assert_error(response: object, status: int, code: str) -> dict[str, object]:
+    assert response.status_code == status, response.text  # type: ignore[attr-defined]
+    body = response.json()  # type: ignore[attr-defined]
+    assert set(body) == {"error"}
+    error = body["error"]
+    assert set(error) == {"code", "message", "request_id", "details"}
+    assert error["code"] == code
+    assert error["message"]
+    assert error["request_id"] == response.headers["x-request-id"]  # type: ignore[attr-defined]
+    return dict(error)
+
+
+@pytest.mark.parametrize(
+    ("headers", "why"),
+    [
+        ({}, "missing"),
+        ({"Authorization": "Bearer wrong-token"}, "wrong"),
+        ({"Authorization": f"Basic {ADMIN_TOKEN}"}, "wrong scheme"),
+        ({"Authorization": "Bearer "}, "empty"),
+        ({"Authorization": f"Bearer {ADMIN_TOKEN}x"}, "prefix of a longer token"),
+    ],
+)
+def test_admin_routes_refuse_a_missing_or_wrong_token(client: TestClient, headers: dict[str, str], why: str) -> None:
+    _assert_error(client.get(RECONCILIATION, headers=headers), 401, "invalid_session")
+
+
+def test_admin_routes_accept_the_admin_token(client: TestClient, admin_headers: dict[str, str]) -> None:
+    response = client.get(RECONCILIATION, headers=admin_headers)
+    assert response.status_code == 200
+    assert response.json()["summary"] == {"wallet_count": 0, "balanced_count": 0, "mismatch_count": 0}
+
+
+def test_admin_routes_are_closed_when_no_token_is_configured(settings: Settings, database: Database) -> None:
+    closed = with_settings(settings, admin_token=None)
+    with TestClient(create_app(closed, db=database)) as client:
+        for headers in ({}, {"Authorization": "Bearer "}, {"Authorization": "Bearer None"}):
+            _assert_error(client.get(RECONCILIATION, headers=headers), 401, "invalid_session")
+
+
+def test_named_operator_tokens_are_accepted(settings: Settings, database: Database) -> None:
+    named = with_settings(settings, admin_token=None, operator_tokens={"alice": "alice-token-1234567890"})
+    with TestClient(create_app(named, db=database)) as client:
+        ok = client.get(RECONCILIATION, headers={"Authorization": "Bearer alice-token-1234567890"})
+        assert ok.status_code == 200
+        _assert_error(client.get(RECONCILIATION, headers={"Authorization": "Bearer bob"}), 401, "invalid_session")
+
+
+def test_the_seed_reconciliation_curl_shows_ten_dollars_balanced(
+    client: TestClient, admin_headers: dict[str, str], seeded: SeedResult
+) -> None:
+    body = client.get(RECONCILIATION, headers=admin_headers).json()
+    assert body["summary"] == {"wallet_count": 4, "balanced_count": 4, "mismatch_count": 0}
+    [end_user] = [item for item in body["items"] if item["owner_scope"] == "end_user"]
+    assert end_user == {
+        "wallet_id": seeded.end_user_wallet_id,
+        "owner_scope": "end_user",
+        "owner_id": seeded.end_user_id,
+        "wallet_balance_usd": "10.00000000",
+        "ledger_balance_usd": "10.00000000",
+        "delta_usd": "0.00000000",
+        "status": "balanced",
+    }
+    assert body["ok"] is True
+    assert body["generated_at"].endswith("Z")
+
+
+def test_wallet_detail_shows_balance_reserved_available_and_entries(
+    client: TestClient, admin_headers: dict[str, str], seeded: SeedResult
+) -> None:
+    body = client.get(f"/v1/admin/wallets/{seeded.end_user_wallet_id}", headers=admin_headers).json()
+    assert body["balance_usd"] == "10.00000000"
+    assert body["reserved_usd"] == "0.00000000"
+    assert body["available_usd"] == "10.00000000"
+    assert [entry["reason"] for entry in body["recent_entries"]] == ["seed_opening_balance"]
+    listed = client.get("/v1/admin/wallets", params={"owner_scope": "end_user"}, headers=admin_headers).json()
+    assert [w["id"] for w in listed["items"]] == [seeded.end_user_wallet_id]
+
+
+@pytest.mark.parametrize(
+    ("path", "status", "code"),
+    [
+        ("/v1/admin/wallets/not-a-uuid", 400, "invalid_request"),
+        ("/v1/admin/wallets/00000000-0000-0000-0000-000000000000", 404, "not_found"),
+        ("/v1/admin/wallets?owner_scope=martian", 400, "invalid_request"),
+        ("/v1/admin/wallets?limit=0", 400, "invalid_request"),
+        ("/no/such/route", 404, "not_found"),
+    ],
+)
+def test_bad_ids_and_unknown_resources_get_the_spec_error_shape(
+    client: TestClient, admin_headers: dict[str, str], path: str, status: int, code: str
+) -> None:
+    _assert_error(client.get(path, headers=admin_headers), status, code)
+
+
+def test_malformed_json_is_a_400_not_a_422(probe_client: TestClient) -> None:
+    response = probe_client.post("/probe/echo", content=b"{not json", headers={"content-type": "application/json"})
+    error = _assert_error(response, 400, "invalid_request")
+    assert "not valid JSON" in str(error["message"])
+
+
+@pytest.mark.parametrize(
+    ("body", "field"),
+    [
+        ({"amount_usd": 2.5, "note": "x"}, "amount_usd"),
+        ({"amount_usd": "-1", "note": "x"}, "amount_usd"),
+        ({"amount_usd": "0", "note": "x"}, "amount_usd"),
+        ({"amount_usd": "1e3", "note": "x"}, "amount_usd"),
+        ({"note": "x"}, "amount_usd"),
+        ({"amount_usd": "1.00", "note": "x", "extra": 1}, "extra"),
+    ],
+)
+def test_invalid_fields_are_named_in_a_400(probe_client: TestClient, body: dict[str, object], field: str) -> None:
+    error = _assert_error(probe_client.post("/probe/echo", json=body), 400, "invalid_request")
+    assert field in str(error["message"])
+    assert field in [f["field"] for f in error["details"]["fields"]]  # type: ignore[index]
+
+
+def test_a_valid_money_string_reaches_the_route_as_integer_units(probe_client: TestClient) -> None:
+    response = probe_client.post("/probe/echo", json={"amount_usd": "2.50000000", "note": "x"})
+    assert response.json() == {"amount_units": 250_000_000}
+
+
+def test_an_unexpected_error_is_a_500_without_a_stack_trace_or_secret(probe_client: TestClient) -> None:
+    response = probe_client.get("/probe/boom")
+    error = _assert_error(response, 500, "internal_error")
+    assert "Traceback" not in response.text
+    assert "secret detail" not in response.text
+    assert ADMIN_TOKEN not in response.text
+    assert error["details"] == {}
+
+
+def test_every_response_carries_a_request_id_and_echoes_the_callers(client: TestClient) -> None:
+    generated = client.get("/health")
+    assert generated.headers["x-request-id"].startswith("req_")
+    echoed = client.get("/health", headers={"x-request-id": "gw-abc-123"})
+    assert echoed.headers["x-request-id"] == "gw-abc-123"
+    refused = client.get(RECONCILIATION, headers={"x-request-id": "caller-77"})
+    assert refused.json()["error"]["request_id"] == "caller-77"
+
+
+def test_an_unusable_caller_request_id_is_replaced(client: TestClient) -> None:
+    response = client.get("/health", headers={"x-request-id": "bad id with spaces\t" + "x" * 200})
+    assert response.headers["x-request-id"].startswith("req_")
+
+
+def test_a_body_over_the_limit_is_refused_with_413(settings: Settings, database: Database) -> None:
+    small = with_settings(settings, max_body_bytes=2048)
+    with _app_with_probe_routes(small, database) as client:
+        big = b'{"amount_usd": "1.00", "note": "' + b"x" * 4096 + b'"}'
+        declared = client.post("/probe/echo", content=big, headers={"content-type": "application/json"})
+        _assert_error(declared, 413, "invalid_request")
+
+        def chunks() -> Iterator[bytes]:
+            yield big[:1000]
+            yield big[1000:]
+
+        streamed = client.post("/probe/echo", content=chunks(), headers={"content-type": "application/json"})
+        _assert_error(streamed, 413, "invalid_request")
+        fits = client.post("/probe/echo", json={"amount_usd": "1.00", "note": "x" * 100})
+        assert fits.status_code == 200
+
+
+def test_security_headers_are_on_every_response(client: TestClient) -> None:
+    for response in (client.get("/health"), client.get("/nope")):
+        assert response.headers["x-content-type-options"] == "nosniff"
+        assert response.headers["x-frame-options"] == "DENY"
+        assert response.headers["cache-control"] == "no-store"
+
+
+def test_health_ready_metrics_and_docs(client: TestClient) -> None:
+    assert client.get("/health").json() == {"status": "ok"}
+    assert client.get("/ready").json() == {"status": "ready", "database": "reachable", "migrations": "current"}
+    client.get("/nope")
+    metrics = client.get("/metrics")
+    assert metrics.status_code == 200
+    assert "modelfaucet_http_requests_total" in metrics.text
+    assert 'route="/health"' in metrics.text
+    spec = client.get("/openapi.json").json()
+    assert RECONCILIATION in spec["paths"]
+    assert client.get("/docs").status_code == 200
+
+
+def test_ready_reports_an_unmigrated_database_as_not_ready(settings: Settings, tmp_path: object) -> None:
+    empty = Database.from_url(f"sqlite:///{tmp_path}/empty.sqlite3")
+    try:
+        with TestClient(create_app(settings, db=empty)) as client:
+            response = client.get("/ready")
+            assert response.status_code == 503
+            assert response.json()["migrations"] == "pending"
+    finally:
+        empty.dispose()
