@@ -142,9 +142,7 @@ accounts = Table(
     _ts("created_at"),
     _ts("updated_at"),
     UniqueConstraint("owner_scope", "owner_id", name="uq_accounts_owner"),
-    CheckConstraint(
-        "owner_scope IN ('end_user','developer','platform','provider_cost','system')", name="owner_scope"
-    ),
+    CheckConstraint("owner_scope IN ('end_user','developer','platform','provider_cost','system')", name="owner_scope"),
     CheckConstraint("reserved_units >= 0", name="reserved_non_negative"),
     # Invariant 4, enforced by the database as well as by the posting engine.
     CheckConstraint(
@@ -181,7 +179,9 @@ ledger_postings = Table(
     CheckConstraint("amount_units <> 0", name="non_zero"),
 )
 Index("ix_ledger_postings_account", ledger_postings.c.account_id, ledger_postings.c.id)
-Index("ix_ledger_postings_transaction", ledger_postings.c.transaction_id)
+# Covering (transaction_id, amount_units): reconciliation's per-transaction balance check
+# streams it in order (index-only scan, no hash table) instead of aggregating the heap.
+Index("ix_ledger_postings_transaction", ledger_postings.c.transaction_id, ledger_postings.c.amount_units)
 
 audit_log = Table(
     "audit_log",

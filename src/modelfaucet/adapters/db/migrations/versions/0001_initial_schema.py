@@ -222,7 +222,7 @@ def upgrade() -> None:
     )
     with op.batch_alter_table("ledger_postings", schema=None) as batch_op:
         batch_op.create_index("ix_ledger_postings_account", ["account_id", "id"], unique=False)
-        batch_op.create_index("ix_ledger_postings_transaction", ["transaction_id"], unique=False)
+        batch_op.create_index("ix_ledger_postings_transaction", ["transaction_id", "amount_units"], unique=False)
 
     op.create_table(
         "payouts",
