@@ -8,20 +8,37 @@ from datetime import datetime
 
 from fastapi import APIRouter, FastAPI
 from fastapi.middleware.cors import CORSMiddleware
+from starlette.concurrency import run_in_threadpool
 
 from .. import __version__
 from ..adapters.db.database import Database
 from ..config import Settings
 from ..services.context import ServiceContext, utcnow
+from ..services.posting_engine import PostingEngine
 from .errors import install_error_handlers
 from .metrics import Metrics
 from .middleware import EdgeMiddleware
 
 
 def _routers() -> list[APIRouter]:
-    from .routers import admin_reconciliation, admin_wallets, health
+    """Every resource's router, in the order the OpenAPI document lists them."""
+    from .routers import (
+        admin_catalog,
+        admin_reconciliation,
+        admin_reports,
+        admin_wallets,
+        health,
+        usage,
+    )
 
-    return [health.router, admin_reconciliation.router, admin_wallets.router]
+    return [
+        health.router,
+        usage.router,
+        admin_reconciliation.router,
+        admin_wallets.router,
+        admin_catalog.router,
+        admin_reports.router,
+    ]
 
 
 def create_app(
@@ -33,9 +50,14 @@ def create_app(
     database = db if db is not None else Database.from_url(settings.database_url)
     owns_database = db is None
 
+    ctx = ServiceContext(db=database, settings=settings, clock=clock)
+    posting_engine = PostingEngine(ctx)
+
     @asynccontextmanager
     async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
         yield
+        # Acknowledged usage is posted before the process lets go of the database.
+        await run_in_threadpool(posting_engine.close)
         if owns_database:
             database.dispose()
 
@@ -45,7 +67,8 @@ def create_app(
         description="Prepaid credits, usage rating, double-entry ledger, payouts (test mode).",
         lifespan=lifespan,
     )
-    app.state.ctx = ServiceContext(db=database, settings=settings, clock=clock)
+    app.state.ctx = ctx
+    app.state.usage_posting_engine = posting_engine
     app.state.metrics = Metrics()
     install_error_handlers(app)
     for router in _routers():

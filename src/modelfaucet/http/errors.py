@@ -68,7 +68,7 @@ def install_error_handlers(app: FastAPI) -> None:
 
     async def on_validation(request: Request, exc: Exception) -> JSONResponse:
         assert isinstance(exc, RequestValidationError)
-        fields = [_describe(error) for error in exc.errors()]
+        fields = [describe_validation_error(error) for error in exc.errors()]
         if any(error.get("type") == "json_invalid" for error in exc.errors()):
             message = "The request body is not valid JSON."
         else:
@@ -101,7 +101,7 @@ def install_error_handlers(app: FastAPI) -> None:
     app.add_exception_handler(DBAPIError, on_database)
 
 
-def _describe(error: Any) -> dict[str, str]:
+def describe_validation_error(error: Any) -> dict[str, str]:
     """A validation error without the offending input (it could be a secret)."""
     location = [str(part) for part in error.get("loc", ()) if part not in ("body", "query", "path", "header")]
     message = str(error.get("msg", "invalid value"))

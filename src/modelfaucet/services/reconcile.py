@@ -4,7 +4,7 @@ The seed-shaped part (``summary`` and ``items``) compares each wallet's stored b
 the balance rebuilt from its postings. The ``checks`` part goes further and names the rows
 that break a rule: unbalanced transactions, balances that do not sum to zero, system
 accounts out of step, constrained wallets below their reservation, and each operation's
-own expectations (registered by the modules that own them, see :data:`EXTRA_CHECKS`).
+own expectations (owned by their modules, listed in :func:`area_checks`).
 """
 
 from __future__ import annotations
@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Connection, func, select
+from sqlalchemy import Connection, case, func, select
 
 from ..adapters.db.tables import accounts, ledger_postings, ledger_transactions
 from ..domain.ledger import CONSTRAINED_SCOPES, WALLET_SCOPES
@@ -97,9 +97,16 @@ class ReconciliationReport:
 
 Check = Callable[[Connection], CheckResult]
 
-# Operation modules (top-ups, usage, payouts) append their own checks here at import time
-# of their module — a registration, not construction, so nothing is built at import.
-EXTRA_CHECKS: list[Check] = []
+def area_checks() -> list[Check]:
+    """Each operation's own expectations, named here so none can be forgotten.
+
+    Imported when a report runs (those modules import this one for ``CheckResult``).
+    """
+    from .usage_checks import usage_postings_check
+
+    return [
+        usage_postings_check,
+    ]
 
 
 def reconcile_ledger(ctx: ServiceContext, *, include_checks: bool = True) -> ReconciliationReport:
@@ -113,7 +120,7 @@ def reconcile_ledger(ctx: ServiceContext, *, include_checks: bool = True) -> Rec
             checks.append(_unbalanced_transactions(conn))
             checks.append(_balances_sum_to_zero(lines))
             checks.append(_reservations_respected(lines))
-            checks.extend(check(conn) for check in EXTRA_CHECKS)
+            checks.extend(check(conn) for check in area_checks())
     return ReconciliationReport(generated_at=ctx.clock(), items=wallets, checks=checks)
 
 
@@ -160,34 +167,47 @@ def _system_accounts_check(system: list[AccountLine]) -> CheckResult:
 
 
 def _unbalanced_transactions(conn: Connection) -> CheckResult:
+    """Every transaction has >= 2 postings summing to zero.
+
+    One streaming pass over the covering (transaction_id, amount_units) index counts the
+    transactions that have postings and the ones that break the rule; the slower queries
+    that *name* offenders run only when the counts say something is wrong.
+    """
     per_txn = (
         select(
-            ledger_transactions.c.id,
-            func.coalesce(func.sum(ledger_postings.c.amount_units), 0).label("total"),
-            func.count(ledger_postings.c.id).label("postings"),
+            ledger_postings.c.transaction_id,
+            func.sum(ledger_postings.c.amount_units).label("total"),
+            func.count().label("postings"),
         )
-        .select_from(
-            ledger_transactions.outerjoin(
-                ledger_postings, ledger_postings.c.transaction_id == ledger_transactions.c.id
-            )
-        )
-        .group_by(ledger_transactions.c.id)
-        .having(
-            (func.coalesce(func.sum(ledger_postings.c.amount_units), 0) != 0)
-            | (func.count(ledger_postings.c.id) < 2)
-        )
+        .group_by(ledger_postings.c.transaction_id)
+        .subquery()
     )
-    rows = conn.execute(per_txn.limit(MAX_LISTED + 1)).all()
-    offending = [
-        {"transaction_id": row.id, "sum_usd": format_usd(int(row.total)), "posting_count": int(row.postings)}
-        for row in rows
-    ]
+    bad_rule = (per_txn.c.total != 0) | (per_txn.c.postings < 2)
+    counted = conn.execute(
+        select(func.count(), func.coalesce(func.sum(case((bad_rule, 1), else_=0)), 0)).select_from(per_txn)
+    ).one()
+    with_postings, bad_count = int(counted[0]), int(counted[1])
+    transaction_count = int(conn.execute(select(func.count()).select_from(ledger_transactions)).scalar_one())
+    orphan_count = transaction_count - with_postings
+    offending: list[dict[str, Any]] = []
+    if bad_count:
+        rows = conn.execute(
+            select(per_txn.c.transaction_id, per_txn.c.total, per_txn.c.postings).where(bad_rule).limit(MAX_LISTED)
+        )
+        offending += [
+            {"transaction_id": r.transaction_id, "sum_usd": format_usd(int(r.total)), "posting_count": int(r.postings)}
+            for r in rows
+        ]
+    if orphan_count:
+        has_postings = select(ledger_postings.c.id).where(ledger_postings.c.transaction_id == ledger_transactions.c.id)
+        rows = conn.execute(select(ledger_transactions.c.id).where(~has_postings.exists()).limit(MAX_LISTED))
+        offending += [{"transaction_id": r.id, "sum_usd": format_usd(0), "posting_count": 0} for r in rows]
     return CheckResult(
         name="transactions_balanced",
-        ok=not rows,
+        ok=not (bad_count or orphan_count),
         description="Every transaction has two or more postings whose debits equal its credits.",
         offending=offending,
-        offending_count=len(rows),
+        offending_count=bad_count + orphan_count,
     )
 
 

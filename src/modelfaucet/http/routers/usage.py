@@ -1,0 +1,223 @@
+"""Usage reporting (SPEC §14): ``POST /v1/usage/events`` and the app's recent usage.
+
+One event → 201 with the rated amounts and the end user's new balance (200 with the
+original result for a duplicate; 402/404/409/400 as a normal error). ``{"events": [...]}``
+(up to 1000) → 200 with one result per event, ``recorded``, ``duplicate`` or ``rejected``
+with its error in the SPEC §3 shape; an invalid event is rejected on its own.
+
+Events go through the process's group-commit engine; the handler awaits its own futures.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Path, Query, Request
+from fastapi.responses import JSONResponse
+from pydantic import BaseModel, Field, ValidationError
+
+from ...domain.outcomes import InvalidRequest, Refusal
+from ...domain.rating import MAX_TOKENS, RouteMode
+from ...services import app_usage
+from ...services.posting_engine import PostingEngine
+from ...services.record_usage import UsageEvent, UsageOutcome
+from ..deps import AdminActor, Context, GatewayActor
+from ..errors import describe_validation_error, error_body, request_id_of, status_for
+from ..schemas import StrictModel, UsdString, UsdUnits, error_responses
+
+router = APIRouter(tags=["usage"])
+
+MAX_EVENTS = 1000
+
+Key = Annotated[str, Field(min_length=1, max_length=64)]
+Tokens = Annotated[int, Field(strict=True, ge=0, le=MAX_TOKENS)]
+
+
+class UsageEventIn(StrictModel):
+    request_id: Annotated[str, Field(min_length=1, max_length=128)]
+    public_app_id: Key
+    external_user_id: Annotated[str, Field(min_length=1, max_length=256)]
+    feature_key: Key
+    route_mode: RouteMode
+    provider: Key
+    model: Annotated[str, Field(min_length=1, max_length=128)]
+    input_tokens: Tokens = 0
+    output_tokens: Tokens = 0
+    cached_tokens: Tokens = 0
+    upstream_cost_usd: UsdUnits | None = None
+
+    def command(self) -> UsageEvent:
+        return UsageEvent(
+            request_id=self.request_id,
+            public_app_id=self.public_app_id,
+            external_user_id=self.external_user_id,
+            feature_key=self.feature_key,
+            route_mode=self.route_mode,
+            provider=self.provider,
+            model=self.model,
+            input_tokens=self.input_tokens,
+            output_tokens=self.output_tokens,
+            cached_tokens=self.cached_tokens,
+            upstream_cost_units=self.upstream_cost_usd,
+        )
+
+
+class UsageResult(BaseModel):
+    request_id: str
+    usage_event_id: str
+    transaction_id: str | None
+    route_mode: str
+    upstream_cost_usd: UsdString
+    retail_price_usd: UsdString
+    channel_revenue_usd: UsdString
+    platform_revenue_usd: UsdString
+    gateway_fee_usd: UsdString
+    end_user_wallet_id: str | None
+    end_user_balance_usd: UsdString
+    created_at: str
+
+
+class RecordedUsage(UsageResult):
+    status: str = Field(examples=["recorded"])
+
+
+class BatchItem(BaseModel):
+    index: int
+    request_id: str | None
+    status: str = Field(examples=["recorded", "duplicate", "rejected"])
+    result: UsageResult | None = None
+    error: dict[str, Any] | None = None
+
+
+class BatchResult(BaseModel):
+    summary: dict[str, int]
+    items: list[BatchItem]
+
+
+class UsageBody(StrictModel):
+    """Documentation of the two accepted bodies; parsing is done by hand per event."""
+
+    events: list[UsageEventIn] | None = Field(default=None, max_length=MAX_EVENTS)
+
+
+def _inline_schema(model: type[BaseModel]) -> dict[str, Any]:
+    """The model's JSON schema with its ``$defs`` inlined (the body is parsed by hand, so
+    FastAPI does not register these models as components)."""
+    schema = model.model_json_schema()
+    defs = schema.pop("$defs", {})
+
+    def resolve(node: Any) -> Any:
+        if isinstance(node, dict):
+            ref = node.get("$ref")
+            if isinstance(ref, str) and ref.startswith("#/$defs/"):
+                return resolve(defs[ref.removeprefix("#/$defs/")])
+            return {key: resolve(value) for key, value in node.items()}
+        if isinstance(node, list):
+            return [resolve(item) for item in node]
+        return node
+
+    resolved: dict[str, Any] = resolve(schema)
+    return resolved
+
+
+def engine_for(request: Request) -> PostingEngine:
+    engine: PostingEngine = request.app.state.usage_posting_engine
+    return engine
+
+
+def _validation_refusal(exc: ValidationError, prefix: str = "") -> InvalidRequest:
+    fields = [describe_validation_error(error) for error in exc.errors()]
+    for item in fields:
+        item["field"] = prefix + item["field"]
+    message = "; ".join(f"{f['field']}: {f['message']}" for f in fields[:5]) or "Invalid usage event."
+    return InvalidRequest(message, details={"fields": fields})
+
+
+def _error(refusal: Refusal, request_id: str) -> dict[str, Any]:
+    body: dict[str, Any] = error_body(refusal.code, refusal.message, request_id, refusal.details)["error"]
+    return body
+
+
+@router.post(
+    "/v1/usage/events",
+    status_code=201,
+    response_model=RecordedUsage | BatchResult,
+    responses={200: {"model": BatchResult}, **error_responses(400, 401, 402, 403, 404, 409, 413)},
+    openapi_extra={
+        "requestBody": {
+            "required": True,
+            "content": {
+                "application/json": {"schema": {"oneOf": [_inline_schema(UsageEventIn), _inline_schema(UsageBody)]}}
+            },
+        }
+    },
+)
+async def post_usage_events(request: Request, ctx: Context, _actor: GatewayActor) -> Any:
+    del ctx
+    try:
+        body = json.loads(await request.body())
+    except (ValueError, UnicodeDecodeError):
+        raise InvalidRequest("The request body is not valid JSON.") from None
+    if not isinstance(body, dict):
+        raise InvalidRequest('The body must be a usage event or {"events": [...]}.')
+    if "events" in body:
+        return await _post_batch(request, body)
+    try:
+        event = UsageEventIn.model_validate(body)
+    except ValidationError as exc:
+        raise _validation_refusal(exc) from None
+    outcome = await asyncio.wrap_future(engine_for(request).submit(event.command()))
+    if outcome.error is not None:
+        raise outcome.error
+    if outcome.result is None:  # pragma: no cover - recorded/duplicate always carry a result
+        raise InvalidRequest("No result.")
+    status = 201 if outcome.status == "recorded" else 200
+    return JSONResponse({"status": outcome.status, **outcome.result}, status_code=status)
+
+
+async def _post_batch(request: Request, body: dict[str, Any]) -> JSONResponse:
+    if set(body) != {"events"}:
+        raise InvalidRequest("A batch body has only the field events.", details={"field": "events"})
+    raw = body["events"]
+    if not isinstance(raw, list) or not 1 <= len(raw) <= MAX_EVENTS:
+        raise InvalidRequest(f"events must be a list of 1 to {MAX_EVENTS} usage events.", details={"field": "events"})
+    request_id = request_id_of(request)
+    items: list[dict[str, Any]] = [{} for _ in raw]
+    commands: list[tuple[int, UsageEvent]] = []
+    for index, item in enumerate(raw):
+        rid = item.get("request_id") if isinstance(item, dict) else None
+        items[index] = {"index": index, "request_id": rid if isinstance(rid, str) else None}
+        try:
+            commands.append((index, UsageEventIn.model_validate(item).command()))
+        except ValidationError as exc:
+            refusal = _validation_refusal(exc, prefix=f"events.{index}.")
+            items[index].update(status="rejected", error={**_error(refusal, request_id), "status": 400})
+    futures = engine_for(request).submit_many([command for _, command in commands])
+    outcomes: list[UsageOutcome] = await asyncio.gather(*(asyncio.wrap_future(f) for f in futures))
+    for (index, _), outcome in zip(commands, outcomes, strict=True):
+        if outcome.error is not None:
+            error = {**_error(outcome.error, request_id), "status": status_for(outcome.error)}
+            items[index].update(status="rejected", error=error)
+        else:
+            items[index].update(status=outcome.status, result=outcome.result)
+    summary = {
+        name: sum(1 for item in items if item["status"] == name) for name in ("recorded", "duplicate", "rejected")
+    }
+    return JSONResponse({"summary": summary, "items": items}, status_code=200)
+
+
+class AppUsageList(BaseModel):
+    public_app_id: str
+    items: list[dict[str, Any]]
+
+
+@router.get("/v1/apps/{public_app_id}/usage", response_model=AppUsageList, responses=error_responses(400, 401, 404))
+def get_app_usage(
+    ctx: Context,
+    _actor: AdminActor,
+    public_app_id: Annotated[str, Path(max_length=64)],
+    limit: Annotated[int, Query(ge=1, le=500)] = 50,
+) -> dict[str, Any]:
+    return app_usage.recent_usage(ctx, public_app_id, limit=limit)

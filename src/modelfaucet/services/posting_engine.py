@@ -1,0 +1,117 @@
+"""Group commit for usage events: many concurrent callers, one database transaction per batch.
+
+Callers :meth:`PostingEngine.submit` events and get one :class:`concurrent.futures.Future`
+per event. A worker thread takes the first waiting event, keeps collecting for up to
+``max_wait_seconds`` (or until ``max_batch`` events), and hands the batch to
+:func:`~modelfaucet.services.record_usage.record_usage_batch`, which decides each event
+and writes them all in one transaction touching each account row once. Every future then
+receives its own outcome (or the batch's exception: a failure is loud, never swallowed).
+
+Nothing correctness depends on lives here: the queue only groups work. Duplicates, balance
+checks and locks are all decided in the database transaction, so several API processes
+(each with its own engine) on one PostgreSQL stay correct. The worker is started on first
+use and exits after ``idle_seconds`` without work, so an idle process holds no thread.
+"""
+
+from __future__ import annotations
+
+import queue
+import threading
+import time
+from collections.abc import Sequence
+from concurrent.futures import Future
+
+from ..domain.outcomes import ServiceUnavailable
+from .context import ServiceContext
+from .record_usage import UsageEvent, UsageOutcome, record_usage_batch
+
+_Item = tuple[UsageEvent, "Future[UsageOutcome]"]
+_STOP = None  # queued by close(): post what came before it, then exit
+
+
+class PostingEngine:
+    def __init__(
+        self,
+        ctx: ServiceContext,
+        *,
+        max_batch: int = 500,
+        max_wait_seconds: float = 0.002,
+        idle_seconds: float = 2.0,
+    ) -> None:
+        self.ctx = ctx
+        self.max_batch = max_batch
+        self.max_wait_seconds = max_wait_seconds
+        self.idle_seconds = idle_seconds
+        self._queue: queue.SimpleQueue[_Item | None] = queue.SimpleQueue()
+        self._lock = threading.Lock()
+        self._worker: threading.Thread | None = None
+        self._closed = False
+        self.batches_posted = 0
+
+    def submit(self, event: UsageEvent) -> Future[UsageOutcome]:
+        return self.submit_many([event])[0]
+
+    def submit_many(self, events: Sequence[UsageEvent]) -> list[Future[UsageOutcome]]:
+        futures: list[Future[UsageOutcome]] = [Future() for _ in events]
+        with self._lock:
+            if self._closed:
+                raise ServiceUnavailable("The service is shutting down; retry the usage report.")
+            for event, future in zip(events, futures, strict=True):
+                self._queue.put((event, future))
+            if self._worker is None:
+                self._worker = threading.Thread(target=self._run, name="usage-posting", daemon=True)
+                self._worker.start()
+        return futures
+
+    def close(self, timeout: float = 10.0) -> None:
+        """Post everything already queued, then stop the worker (application shutdown)."""
+        with self._lock:
+            self._closed = True
+            worker = self._worker
+            if worker is not None:
+                self._queue.put(_STOP)
+        if worker is not None:
+            worker.join(timeout)
+
+    def _run(self) -> None:
+        stopping = False
+        while not stopping:
+            try:
+                first = self._queue.get(timeout=self.idle_seconds)
+            except queue.Empty:
+                with self._lock:
+                    if self._queue.empty():
+                        self._worker = None
+                        return
+                continue
+            if first is _STOP:
+                break
+            batch = [first]
+            deadline = time.monotonic() + self.max_wait_seconds
+            while len(batch) < self.max_batch:
+                remaining = deadline - time.monotonic()
+                try:
+                    item = self._queue.get(timeout=remaining) if remaining > 0 else self._queue.get_nowait()
+                except queue.Empty:
+                    break
+                if item is _STOP:
+                    stopping = True
+                    break
+                batch.append(item)
+            self._post(batch)
+        with self._lock:
+            self._worker = None
+
+    def _post(self, batch: list[_Item]) -> None:
+        live = [(event, future) for event, future in batch if future.set_running_or_notify_cancel()]
+        if not live:
+            return
+        try:
+            outcomes = record_usage_batch(self.ctx, [event for event, _ in live])
+        except BaseException as exc:  # every caller must learn of the failure
+            for _, future in live:
+                future.set_exception(exc)
+            return
+        self.batches_posted += 1
+        for (_, future), outcome in zip(live, outcomes, strict=True):
+            future.set_result(outcome)
