@@ -28,11 +28,17 @@ def _routers() -> list[APIRouter]:
         admin_reports,
         admin_wallets,
         health,
+        sessions,
+        stripe_webhook,
         usage,
+        user,
     )
 
     return [
         health.router,
+        sessions.router,
+        user.router,
+        stripe_webhook.router,
         usage.router,
         admin_reconciliation.router,
         admin_wallets.router,

@@ -9,6 +9,8 @@ from fastapi import Depends, Request
 
 from ..domain.outcomes import InvalidSession
 from ..services.context import Actor, ServiceContext
+from ..services.sessions import SessionUser as SessionUserModel
+from ..services.sessions import authenticate_session
 
 
 def get_context(request: Request) -> ServiceContext:
@@ -50,13 +52,19 @@ def require_gateway(request: Request, ctx: Context) -> Actor:
     """Usage reporting: the gateway's service token, compared in constant time; closed if unset."""
     presented = bearer_token(request)
     expected = ctx.settings.gateway_service_token
-    if (
-        presented is None
-        or expected is None
-        or not hmac.compare_digest(presented.encode(), expected.encode())
-    ):
+    if presented is None or expected is None or not hmac.compare_digest(presented.encode(), expected.encode()):
         raise InvalidSession("A valid gateway service token is required.")
     return Actor(name="gateway", request_id=str(getattr(request.state, "request_id", "")) or None)
 
 
 GatewayActor = Annotated[Actor, Depends(require_gateway)]
+
+
+def require_session(request: Request, ctx: Context) -> SessionUserModel:
+    """End-user routes: a valid, unexpired ``mf_sess_…`` bearer token (401 otherwise)."""
+    return authenticate_session(ctx, bearer_token(request))
+
+
+# The authenticated end user: ``end_user_id``, ``app_id``, ``account_id`` (their wallet),
+# ``feature_key`` (see :class:`modelfaucet.services.sessions.SessionUser`).
+SessionUser = Annotated[SessionUserModel, Depends(require_session)]

@@ -102,9 +102,11 @@ def area_checks() -> list[Check]:
 
     Imported when a report runs (those modules import this one for ``CheckResult``).
     """
+    from .topups import credited_topups_have_their_postings
     from .usage_checks import usage_postings_check
 
     return [
+        credited_topups_have_their_postings,
         usage_postings_check,
     ]
 
