@@ -23,7 +23,10 @@ from .middleware import EdgeMiddleware
 def _routers() -> list[APIRouter]:
     """Every resource's router, in the order the OpenAPI document lists them."""
     from .routers import (
+        admin_adjustments,
+        admin_audit,
         admin_catalog,
+        admin_payouts,
         admin_reconciliation,
         admin_reports,
         admin_wallets,
@@ -42,8 +45,11 @@ def _routers() -> list[APIRouter]:
         usage.router,
         admin_reconciliation.router,
         admin_wallets.router,
+        admin_adjustments.router,
+        admin_payouts.router,
         admin_catalog.router,
         admin_reports.router,
+        admin_audit.router,
     ]
 
 

@@ -102,12 +102,15 @@ def area_checks() -> list[Check]:
 
     Imported when a report runs (those modules import this one for ``CheckResult``).
     """
+    from .payouts import check_paid_payouts_posted, check_reservations_match_open_payouts
     from .topups import credited_topups_have_their_postings
     from .usage_checks import usage_postings_check
 
     return [
         credited_topups_have_their_postings,
         usage_postings_check,
+        check_reservations_match_open_payouts,
+        check_paid_payouts_posted,
     ]
 
 

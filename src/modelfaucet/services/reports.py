@@ -25,6 +25,7 @@ from ..domain.money import format_usd
 from ..domain.outcomes import InvalidRequest, NotFound
 from .context import ServiceContext
 from .formatting import iso
+from .payouts import PAYOUTS_HEADER, payouts_report_count, payouts_report_rows
 
 # Rows fetched from the server-side cursor per round trip.
 YIELD_PER = 2000
@@ -256,4 +257,5 @@ def _revenue_count(conn: Connection, _start: datetime | None, _end: datetime | N
 REPORTS: dict[str, ReportSpec] = {
     "usage": ReportSpec("usage", USAGE_HEADER, _usage_rows, _usage_count),
     "revenue": ReportSpec("revenue", REVENUE_HEADER, _revenue_rows, _revenue_count),
+    "payouts": ReportSpec("payouts", PAYOUTS_HEADER, payouts_report_rows, payouts_report_count),
 }
