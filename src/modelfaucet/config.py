@@ -30,6 +30,8 @@ class Settings:
     stripe_api_base: str | None = None
     stripe_webhook_tolerance_seconds: int = 300
     secret_key: str | None = None
+    secret_key_previous: tuple[str, ...] = ()
+    rate_limit_per_minute: int = 600
     payout_threshold_units: int = 100_000_000
     payout_hold_days: int = 0
     payout_require_distinct_approver: bool = False
@@ -51,9 +53,7 @@ class Settings:
     def warnings(self) -> list[str]:
         notes = []
         if not self.stripe_webhook_secret:
-            notes.append(
-                "STRIPE_WEBHOOK_SECRET is not set: unsigned Stripe webhooks are accepted (development only)."
-            )
+            notes.append("STRIPE_WEBHOOK_SECRET is not set: unsigned Stripe webhooks are accepted (development only).")
         if not self.admin_token and not self.operator_tokens:
             notes.append("ADMIN_TOKEN is not set: admin routes answer 401.")
         return notes
@@ -88,6 +88,10 @@ def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
         stripe_api_base=env.get("STRIPE_API_BASE") or None,
         stripe_webhook_tolerance_seconds=_int(env, "STRIPE_WEBHOOK_TOLERANCE_SECONDS", 300, minimum=1),
         secret_key=env.get("MODELFAUCET_SECRET_KEY") or None,
+        secret_key_previous=tuple(
+            k.strip() for k in env.get("MODELFAUCET_SECRET_KEY_PREVIOUS", "").split(",") if k.strip()
+        ),
+        rate_limit_per_minute=_int(env, "MODELFAUCET_RATE_LIMIT_PER_MINUTE", 600, minimum=0),
         payout_threshold_units=threshold,
         payout_hold_days=_int(env, "PAYOUT_HOLD_DAYS", 0, minimum=0),
         payout_require_distinct_approver=env.get("PAYOUT_REQUIRE_DISTINCT_APPROVER", "0") == "1",
@@ -103,6 +107,12 @@ def _check_safety(settings: Settings) -> None:
     key = settings.stripe_secret_key
     if key is not None and not key.startswith(("sk_test_", "rk_test_")):
         raise ConfigError("STRIPE_SECRET_KEY must be a test-mode key (sk_test_…); live keys are refused.")
+    for secret in (settings.secret_key, *settings.secret_key_previous):
+        # Same rule as adapters.secretbox.key_from_text: base64url of 32 bytes or a passphrase of ≥ 32 chars.
+        if secret is not None and len(secret.strip()) < 32:
+            raise ConfigError(
+                "MODELFAUCET_SECRET_KEY(_PREVIOUS) must be base64url of 32 bytes or at least 32 characters."
+            )
     if not settings.production:
         return
     missing = []
@@ -121,9 +131,7 @@ def _check_safety(settings: Settings) -> None:
         raise ConfigError("production mode refuses wildcard CORS_ORIGINS.")
 
 
-def _int(
-    env: Mapping[str, str], name: str, default: int, *, minimum: int = 0, maximum: int | None = None
-) -> int:
+def _int(env: Mapping[str, str], name: str, default: int, *, minimum: int = 0, maximum: int | None = None) -> int:
     raw = env.get(name)
     if raw is None or raw == "":
         return default

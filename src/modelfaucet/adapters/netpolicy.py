@@ -82,9 +82,11 @@ def classify_ip(address: IPAddress) -> AddressClass:
         return AddressClass.MULTICAST
     if isinstance(address, ipaddress.IPv4Address) and address in _CARRIER_NAT:
         return AddressClass.CARRIER_NAT
+    if address.is_reserved:  # before is_private, which also covers 240.0.0.0/4
+        return AddressClass.RESERVED
     if address.is_private:
         return AddressClass.PRIVATE
-    if address.is_reserved or not address.is_global:
+    if not address.is_global:
         return AddressClass.RESERVED
     return AddressClass.PUBLIC
 

@@ -18,6 +18,7 @@ from ..services.posting_engine import PostingEngine
 from .errors import install_error_handlers
 from .metrics import Metrics
 from .middleware import EdgeMiddleware
+from .ratelimit import RateLimitMiddleware
 
 
 def _routers() -> list[APIRouter]:
@@ -31,6 +32,7 @@ def _routers() -> list[APIRouter]:
         admin_reports,
         admin_wallets,
         health,
+        provider_keys,
         sessions,
         stripe_webhook,
         usage,
@@ -43,6 +45,7 @@ def _routers() -> list[APIRouter]:
         user.router,
         stripe_webhook.router,
         usage.router,
+        provider_keys.router,
         admin_reconciliation.router,
         admin_wallets.router,
         admin_adjustments.router,
@@ -92,5 +95,7 @@ def create_app(
             allow_methods=["GET", "POST", "PUT", "DELETE"],
             allow_headers=["authorization", "content-type", "idempotency-key", "x-request-id"],
         )
+    # Inside EdgeMiddleware, so a 429 still carries the request id and security headers.
+    app.add_middleware(RateLimitMiddleware, per_minute=settings.rate_limit_per_minute)
     app.add_middleware(EdgeMiddleware, max_body_bytes=settings.max_body_bytes, metrics=app.state.metrics)
     return app

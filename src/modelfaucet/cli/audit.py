@@ -1,0 +1,36 @@
+"""``modelfaucet audit verify``: recompute the audit hash chain; exit 1 when it is broken."""
+
+from __future__ import annotations
+
+import json
+from typing import Annotated
+
+import typer
+
+audit_app = typer.Typer(help="Audit log commands.", no_args_is_help=True)
+
+
+@audit_app.command("verify")
+def verify(
+    as_json: Annotated[bool, typer.Option("--json", help="Print the result as JSON.")] = False,
+) -> None:
+    """Recompute the audit log's hash chain and name the first broken row."""
+    from ..services.verify_audit import verify_audit_chain
+    from .main import _context, _require_migrated, _settings
+
+    ctx = _context(_settings())
+    _require_migrated(ctx)
+    report = verify_audit_chain(ctx)
+    ctx.db.dispose()
+    if as_json:
+        typer.echo(json.dumps(report.as_dict(), indent=2))
+    elif report.ok:
+        typer.echo(f"audit chain intact: {report.checked_count} rows, tail hash {report.tail_hash}")
+    else:
+        typer.echo(
+            f"audit chain BROKEN at row {report.first_broken_id}: {report.problem} "
+            f"({report.checked_count} rows before it verified)",
+            err=True,
+        )
+    if not report.ok:
+        raise typer.Exit(1)
