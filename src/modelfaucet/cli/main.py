@@ -157,6 +157,8 @@ def _configure_logging(settings: Settings) -> None:
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(logging.INFO)
+    # Migration chatter on every start-up buries the lines an operator needs.
+    logging.getLogger("alembic").setLevel(logging.WARNING)
 
 
 class _JsonFormatter(logging.Formatter):
