@@ -5,9 +5,11 @@ from __future__ import annotations
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from datetime import datetime
+from typing import Any
 
 from fastapi import APIRouter, FastAPI
 from fastapi.middleware.cors import CORSMiddleware
+from fastapi.openapi.utils import get_openapi
 from starlette.concurrency import run_in_threadpool
 
 from .. import __version__
@@ -56,6 +58,37 @@ def _routers() -> list[APIRouter]:
     ]
 
 
+def _document_validation_errors_as_400(app: FastAPI) -> None:
+    """Validation errors are answered 400 ``invalid_request`` (SPEC §3), never FastAPI's 422:
+    say so in the OpenAPI document, so clients and schema checks see what is really sent."""
+
+    def openapi() -> dict[str, Any]:
+        if app.openapi_schema is not None:
+            return app.openapi_schema
+        document = get_openapi(
+            title=app.title,
+            version=app.version,
+            description=app.description,
+            routes=app.routes,
+        )
+        error_ref = {"$ref": "#/components/schemas/ErrorResponse"}
+        for operations in document.get("paths", {}).values():
+            for operation in operations.values():
+                responses = operation.get("responses", {})
+                if responses.pop("422", None) is not None and "400" not in responses:
+                    responses["400"] = {
+                        "description": "Invalid request",
+                        "content": {"application/json": {"schema": error_ref}},
+                    }
+        schemas = document.get("components", {}).get("schemas", {})
+        for name in ("HTTPValidationError", "ValidationError"):
+            schemas.pop(name, None)
+        app.openapi_schema = document
+        return document
+
+    app.openapi = openapi  # type: ignore[method-assign]
+
+
 def create_app(
     settings: Settings,
     *,
@@ -88,6 +121,7 @@ def create_app(
     install_error_handlers(app)
     for router in _routers():
         app.include_router(router)
+    _document_validation_errors_as_400(app)
     if settings.cors_origins:
         app.add_middleware(
             CORSMiddleware,

@@ -8,7 +8,7 @@ from typing import Any
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
-from sqlalchemy.exc import DBAPIError, OperationalError
+from sqlalchemy.exc import DataError, DBAPIError, OperationalError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from ..domain import outcomes
@@ -84,6 +84,14 @@ def install_error_handlers(app: FastAPI) -> None:
         if isinstance(exc, OperationalError) or (isinstance(exc, DBAPIError) and exc.connection_invalidated):
             log.warning("database unavailable", extra={"request_id": request_id_of(request)})
             return error_response(request, 503, "service_unavailable", "The database is unavailable; retry shortly.")
+        if isinstance(exc, DataError):
+            # The database refused a value the request carried (a NUL character in a text
+            # field on PostgreSQL, a number out of a column's range): the transaction rolled
+            # back, nothing was written, and it is the caller's input, not a bug.
+            log.warning("database refused a request value", extra={"request_id": request_id_of(request)})
+            return error_response(
+                request, 400, "invalid_request", "A value in the request cannot be stored (e.g. a NUL character)."
+            )
         return await on_unexpected(request, exc)
 
     async def on_unexpected(request: Request, exc: Exception) -> JSONResponse:

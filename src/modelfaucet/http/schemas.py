@@ -5,7 +5,7 @@ from __future__ import annotations
 import uuid
 from typing import Annotated, Any
 
-from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field, WithJsonSchema
+from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field, WithJsonSchema, field_validator
 
 from ..domain.money import MoneyError, parse_usd
 
@@ -50,6 +50,25 @@ class StrictModel(BaseModel):
     """Request bodies: unknown fields are refused, strings are not coerced from numbers."""
 
     model_config = ConfigDict(extra="forbid", str_strip_whitespace=False)
+
+    @field_validator("*", mode="after")
+    @classmethod
+    def _no_nul_characters(cls, value: Any) -> Any:
+        # PostgreSQL text cannot hold NUL and SQLite would store it: refuse it on both, at
+        # the edge, so every engine answers the same 400.
+        if _contains_nul(value):
+            raise ValueError("must not contain NUL characters")
+        return value
+
+
+def _contains_nul(value: Any) -> bool:
+    if isinstance(value, str):
+        return "\x00" in value
+    if isinstance(value, list | tuple):
+        return any(_contains_nul(item) for item in value)
+    if isinstance(value, dict):
+        return any(_contains_nul(key) or _contains_nul(item) for key, item in value.items())
+    return False
 
 
 class ErrorDetail(BaseModel):

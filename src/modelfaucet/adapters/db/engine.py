@@ -17,6 +17,18 @@ from sqlalchemy.engine import make_url
 from sqlalchemy.pool import NullPool
 
 SQLITE_BUSY_TIMEOUT_MS = 30_000
+
+# A database that stops answering without resetting the connection (a dead host, a silent
+# network) must fail requests within seconds, not after the kernel's TCP timeouts: libpq
+# keepalives notice an idle dead peer, tcp_user_timeout bounds unacknowledged writes.
+POSTGRES_CONNECT_ARGS = {
+    "connect_timeout": 5,
+    "keepalives": 1,
+    "keepalives_idle": 10,
+    "keepalives_interval": 3,
+    "keepalives_count": 3,
+    "tcp_user_timeout": 15_000,
+}
 _DEFERRED = "modelfaucet_deferred"
 
 
@@ -42,7 +54,7 @@ def make_engine(url: str, *, pool_size: int = 10, poolclass: Any = None) -> Engi
         engine = create_engine(url, **kwargs)
         _configure_sqlite(engine)
         return engine
-    kwargs = {"pool_pre_ping": True, "connect_args": {"connect_timeout": 5}}
+    kwargs = {"pool_pre_ping": True, "connect_args": dict(POSTGRES_CONNECT_ARGS)}
     if poolclass is NullPool:
         kwargs["poolclass"] = NullPool
     else:

@@ -48,7 +48,7 @@ def audit_log(
     resource_id: Annotated[str | None, Query(max_length=128)] = None,
     from_: Annotated[str | None, Query(alias="from", max_length=64, description=_TIME_HELP)] = None,
     to: Annotated[str | None, Query(max_length=64, description=_TIME_HELP)] = None,
-    before_id: Annotated[int | None, Query(ge=1, description="Page cursor: next_before_id.")] = None,
+    before_id: Annotated[int | None, Query(ge=1, le=2**63 - 1, description="Page cursor: next_before_id.")] = None,
     limit: Annotated[int, Query(ge=1, le=500)] = 100,
 ) -> dict[str, Any]:
     start = parse_time_bound(from_, field="from")
