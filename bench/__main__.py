@@ -19,10 +19,16 @@ Scenario = Callable[..., list[Figure]]
 
 def scenarios() -> dict[str, tuple[Scenario, tuple[str, ...]]]:
     """Scenario id → (runner, engines it runs on)."""
-    from . import b5_reconcile
+    from . import b1_posting, b5_reconcile, b6_usage_csv, b_http
 
     table: dict[str, tuple[Scenario, tuple[str, ...]]] = {
+        "B1": (b1_posting.run, ("postgresql", "sqlite")),
+        "B2": (b_http.run_b2, ("postgresql", "sqlite")),
+        "B3": (b_http.run_b3, ("postgresql",)),
+        "B4": (b_http.run_b4, ("postgresql",)),
         "B5": (b5_reconcile.run, ("postgresql", "sqlite")),
+        "B6": (b6_usage_csv.run, ("postgresql", "sqlite")),
+        "B7": (b_http.run_b7, ("postgresql",)),
     }
     return table
 

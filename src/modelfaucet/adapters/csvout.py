@@ -25,6 +25,7 @@ from typing import BinaryIO
 Cell = str | int | None
 
 FORMULA_PREFIXES = ("=", "+", "-", "@", "\t", "\r")
+_FORMULA_FIRST = frozenset(prefix[0] for prefix in FORMULA_PREFIXES)
 _PLAIN_NUMBER = re.compile(r"-?[0-9]+(\.[0-9]+)?")
 DEFAULT_CHUNK_BYTES = 64 * 1024
 
@@ -59,7 +60,15 @@ def stream_csv(
     for row in rows:
         if len(row) != width:
             raise ValueError(f"a CSV row has {len(row)} cells, the header has {width}")
-        writer.writerow([neutralise(cell) for cell in row])
+        # Fast path of neutralise(): ints and text that cannot start a formula pass as is.
+        writer.writerow(
+            [
+                cell
+                if (type(cell) is str and (not cell or cell[0] not in _FORMULA_FIRST)) or type(cell) is int
+                else neutralise(cell)
+                for cell in row
+            ]
+        )
         if buffer.tell() >= chunk_bytes:
             yield buffer.getvalue().encode("utf-8")
             buffer.seek(0)

@@ -1,11 +1,17 @@
 """Group commit for usage events: many concurrent callers, one database transaction per batch.
 
 Callers :meth:`PostingEngine.submit` events and get one :class:`concurrent.futures.Future`
-per event. A worker thread takes the first waiting event, keeps collecting for up to
-``max_wait_seconds`` (or until ``max_batch`` events), and hands the batch to
+per event. A worker thread takes the first waiting event plus everything already queued,
+and hands the batch to
 :func:`~modelfaucet.services.record_usage.record_usage_batch`, which decides each event
 and writes them all in one transaction touching each account row once. Every future then
 receives its own outcome (or the batch's exception: a failure is loud, never swallowed).
+
+The batching window adapts to the load: the engine expects about as many events as the
+previous batch held (the callers it just answered will mostly come back) and waits up to
+``max_wait_seconds`` for them, never longer. A lone caller therefore never waits (its
+previous batch held one event), while 64 concurrent callers are posted 64 at a time. Under
+heavy load, events that arrive while a batch is being written simply form the next batch.
 
 Nothing correctness depends on lives here: the queue only groups work. Duplicates, balance
 checks and locks are all decided in the database transaction, so several API processes
@@ -23,7 +29,7 @@ from concurrent.futures import Future
 
 from ..domain.outcomes import ServiceUnavailable
 from .context import ServiceContext
-from .record_usage import UsageEvent, UsageOutcome, record_usage_batch
+from .record_usage import AccountIds, UsageEvent, UsageOutcome, record_usage_batch
 
 _Item = tuple[UsageEvent, "Future[UsageOutcome]"]
 _STOP = None  # queued by close(): post what came before it, then exit
@@ -46,7 +52,10 @@ class PostingEngine:
         self._lock = threading.Lock()
         self._worker: threading.Thread | None = None
         self._closed = False
+        self._expected = 1  # events the next batch waits for (the previous batch's size)
+        self.account_ids = AccountIds()
         self.batches_posted = 0
+        self.events_posted = 0
 
     def submit(self, event: UsageEvent) -> Future[UsageOutcome]:
         return self.submit_many([event])[0]
@@ -87,9 +96,12 @@ class PostingEngine:
             if first is _STOP:
                 break
             batch = [first]
+            expected = min(self._expected, self.max_batch)
             deadline = time.monotonic() + self.max_wait_seconds
             while len(batch) < self.max_batch:
-                remaining = deadline - time.monotonic()
+                # Wait (bounded) only until the expected number arrived; then take just
+                # what is already queued.
+                remaining = deadline - time.monotonic() if len(batch) < expected else 0.0
                 try:
                     item = self._queue.get(timeout=remaining) if remaining > 0 else self._queue.get_nowait()
                 except queue.Empty:
@@ -98,6 +110,7 @@ class PostingEngine:
                     stopping = True
                     break
                 batch.append(item)
+            self._expected = len(batch)
             self._post(batch)
         with self._lock:
             self._worker = None
@@ -107,11 +120,12 @@ class PostingEngine:
         if not live:
             return
         try:
-            outcomes = record_usage_batch(self.ctx, [event for event, _ in live])
+            outcomes = record_usage_batch(self.ctx, [event for event, _ in live], account_ids=self.account_ids)
         except BaseException as exc:  # every caller must learn of the failure
             for _, future in live:
                 future.set_exception(exc)
             return
         self.batches_posted += 1
+        self.events_posted += len(live)
         for (_, future), outcome in zip(live, outcomes, strict=True):
             future.set_result(outcome)

@@ -34,15 +34,17 @@ from __future__ import annotations
 
 import hashlib
 import json
+import threading
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Connection, and_, select, tuple_, update
+from sqlalchemy import Connection, DateTime, and_, bindparam, select, text, tuple_, update
 from sqlalchemy.exc import DBAPIError, IntegrityError
 
 from ..adapters.db import ledger
+from ..adapters.db.bulk import insert_many
 from ..adapters.db.end_users import ensure_end_user
 from ..adapters.db.ledger import new_id
 from ..adapters.db.tables import accounts, app_features, apps, end_users, model_prices, usage_events
@@ -123,20 +125,46 @@ def _hash(fingerprint: dict[str, Any]) -> str:
     return hashlib.sha256(json.dumps(fingerprint, sort_keys=True, separators=(",", ":")).encode()).hexdigest()
 
 
+class AccountIds:
+    """Ids of the credit-only accounts a usage batch posts to (platform, provider cost,
+    developer wallets), remembered per process.
+
+    Safe to keep in memory: an account's id never changes once its row exists (accounts are
+    never deleted), and an id is only remembered after it was read from or written to the
+    database. Nothing about balances or decisions lives here.
+    """
+
+    def __init__(self) -> None:
+        self._ids: dict[tuple[str, str], str] = {}
+        self._lock = threading.Lock()
+
+    def get(self, key: tuple[str, str]) -> str | None:
+        return self._ids.get(key)
+
+    def remember(self, key: tuple[str, str], account_id: str) -> None:
+        with self._lock:
+            self._ids[key] = account_id
+
+
 def record_usage(ctx: ServiceContext, event: UsageEvent) -> UsageOutcome:
     """The direct path for one event (no batching): the same decision code."""
     return record_usage_batch(ctx, [event])[0]
 
 
-def record_usage_batch(ctx: ServiceContext, events: Sequence[UsageEvent]) -> list[UsageOutcome]:
-    """Decide and post ``events`` in one transaction; one outcome per event, in order."""
+def record_usage_batch(
+    ctx: ServiceContext, events: Sequence[UsageEvent], *, account_ids: AccountIds | None = None
+) -> list[UsageOutcome]:
+    """Decide and post ``events`` in one transaction; one outcome per event, in order.
+
+    ``account_ids`` (the group-commit engine passes its own) saves the look-ups of the
+    credit-only accounts' ids; without it they are read in one query per batch."""
     if not events:
         return []
     for attempt in range(1, MAX_ATTEMPTS + 1):
         try:
             now = ctx.clock()
             with ctx.db.transaction() as conn:
-                return _Batch(conn, ctx, events, now).run()
+                return _Batch(conn, ctx, events, now, account_ids).run()
         except IntegrityError:
             # A concurrent transaction committed one of these request ids: decide again.
             if attempt == MAX_ATTEMPTS:
@@ -166,8 +194,16 @@ class _Pending:
 
 
 class _Batch:
-    def __init__(self, conn: Connection, ctx: ServiceContext, events: Sequence[UsageEvent], now: datetime) -> None:
+    def __init__(
+        self,
+        conn: Connection,
+        ctx: ServiceContext,
+        events: Sequence[UsageEvent],
+        now: datetime,
+        account_ids: AccountIds | None,
+    ) -> None:
         self.conn = conn
+        self.account_ids = account_ids
         self.ctx = ctx
         self.events = events
         self.now = now
@@ -372,43 +408,78 @@ class _Batch:
             accepted.append(p)
         return accepted
 
+    def _credit_accounts(self, keys: list[tuple[str, str]]) -> dict[tuple[str, str], str]:
+        """(scope, owner) → account id for the credit-only accounts, created if missing."""
+        found: dict[tuple[str, str], str] = {}
+        cache = self.account_ids
+        if cache is not None:
+            for key in keys:
+                cached = cache.get(key)
+                if cached is not None:
+                    found[key] = cached
+        missing = [key for key in keys if key not in found]
+        if missing:
+            stmt = select(accounts.c.id, accounts.c.owner_scope, accounts.c.owner_id).where(
+                tuple_(accounts.c.owner_scope, accounts.c.owner_id).in_(missing)
+            )
+            for row in self.conn.execute(stmt):
+                found[(row.owner_scope, row.owner_id)] = row.id
+            for scope, owner_id in missing:
+                if (scope, owner_id) not in found:
+                    found[(scope, owner_id)] = ledger.ensure_account(
+                        self.conn, self.ctx.db.insert, OwnerScope(scope), owner_id, now=self.now
+                    )
+            if cache is not None:
+                for key in missing:
+                    cache.remember(key, found[key])
+        return found
+
     def _write(self, accepted: list[_Pending]) -> None:
         conn, now, db = self.conn, self.now, self.ctx.db
-        if accepted:
-            platform = ledger.ensure_account(conn, db.insert, OwnerScope.PLATFORM, PLATFORM_OWNER_ID, now=now)
-            provider = ledger.ensure_account(conn, db.insert, OwnerScope.PROVIDER_COST, PROVIDER_COST_OWNER_ID, now=now)
-        developer_wallets: dict[str, str] = {}
         for p in accepted:
             if p.end_user_id is None:  # a free call of a new end user: create the user and wallet
                 p.end_user_id = ensure_end_user(conn, db, p.app.id, p.event.external_user_id, now=now)
             if p.wallet_id is None:
                 p.wallet_id = ledger.ensure_account(conn, db.insert, OwnerScope.END_USER, p.end_user_id, now=now)
-            developer_id = p.app.developer_id
-            if developer_id not in developer_wallets:
-                developer_wallets[developer_id] = ledger.ensure_account(
-                    conn, db.insert, OwnerScope.DEVELOPER, developer_id, now=now
-                )
+        if accepted:
+            wanted = {
+                (OwnerScope.PLATFORM.value, PLATFORM_OWNER_ID),
+                (OwnerScope.PROVIDER_COST.value, PROVIDER_COST_OWNER_ID),
+            }
+            wanted.update((OwnerScope.DEVELOPER.value, p.app.developer_id) for p in accepted)
+            ids = self._credit_accounts(sorted(wanted))
+            platform = ids[(OwnerScope.PLATFORM.value, PLATFORM_OWNER_ID)]
+            provider = ids[(OwnerScope.PROVIDER_COST.value, PROVIDER_COST_OWNER_ID)]
+        for p in accepted:
             rated = p.rated
-            if rated is None:
+            if rated is None or p.wallet_id is None:
                 raise LedgerInvariantViolation("writing an unrated event")
             p.transaction = usage_transaction(
                 rated,
                 p.event.route_mode,
-                UsageAccounts(p.wallet_id, developer_wallets[developer_id], platform, provider),
+                UsageAccounts(p.wallet_id, ids[(OwnerScope.DEVELOPER.value, p.app.developer_id)], platform, provider),
                 request_id=p.event.request_id,
             )
             p.snapshot["end_user_wallet_id"] = p.wallet_id
             p.snapshot["end_user_balance_after_units"] = p.balance_after_units
 
-        # Each account moves once, by the batch's net change, in id order.
+        # Each account moves once, by the batch's net change. The end-user wallets were
+        # locked (in id order) and decided in _decide: they move in one statement. The
+        # credit-only accounts (platform, provider cost, developers) move last, one by
+        # one in id order, so concurrent batches always take row locks in the same order.
         net: dict[str, int] = {}
         for p in accepted:
             if p.transaction is not None:
-                for account_id, delta in p.transaction.net_by_account().items():
-                    net[account_id] = net.get(account_id, 0) + delta
+                for posting in p.transaction.postings:
+                    net[posting.account_id] = net.get(posting.account_id, 0) + posting.amount_units
+        end_user_wallets = {p.wallet_id for p in accepted}
+        debits = {account_id: delta for account_id, delta in net.items() if account_id in end_user_wallets and delta}
+        if any(delta > 0 for delta in debits.values()):
+            raise LedgerInvariantViolation("a usage batch credits an end-user wallet")
+        _move_locked_wallets(conn, db.is_postgres, debits, now)
         for account_id in sorted(net):
             delta = net[account_id]
-            if delta:
+            if delta and account_id not in end_user_wallets:
                 _move(conn, account_id, delta, now)
 
         items = [(new_id(), p.transaction) for p in accepted if p.transaction is not None]
@@ -445,8 +516,7 @@ class _Batch:
                     "created_at": now,
                 }
             )
-        if rows:
-            conn.execute(usage_events.insert(), rows)
+        insert_many(conn, usage_events, rows)
         by_index = {p.index: (row, p) for row, p in zip(rows, accepted, strict=True)}
         for index, (row, p) in by_index.items():
             self.outcomes[index] = UsageOutcome(
@@ -475,6 +545,37 @@ def _pricing(app: Any, feature: Any) -> Pricing:
             share = feature.channel_share_bps
         fee = feature.explicit_gateway_fee_units
     return Pricing(int(markup), int(share), int(fee))
+
+
+_MOVE_LOCKED_PG = text(
+    "UPDATE accounts AS a SET balance_units = a.balance_units + m.delta, updated_at = :now "
+    "FROM unnest(CAST(:ids AS VARCHAR[]), CAST(:deltas AS BIGINT[])) AS m(id, delta) "
+    "WHERE a.id = m.id AND a.balance_units - a.reserved_units + m.delta >= 0"
+).bindparams(bindparam("now", type_=DateTime(timezone=True)))
+_MOVE_LOCKED_ONE = (
+    update(accounts)
+    .where(
+        accounts.c.id == bindparam("move_id"),
+        accounts.c.balance_units - accounts.c.reserved_units + bindparam("move_delta") >= 0,
+    )
+    .values(balance_units=accounts.c.balance_units + bindparam("move_delta"), updated_at=bindparam("move_now"))
+)
+
+
+def _move_locked_wallets(conn: Connection, is_postgres: bool, debits: dict[str, int], now: datetime) -> None:
+    """Debit the batch's (locked, already decided) end-user wallets in one statement:
+    ``UPDATE … FROM unnest(…)`` on PostgreSQL, one executemany on SQLite. The guard stays
+    in the statement: a wallet that would go below its reservation is a bug, and fails loud."""
+    if not debits:
+        return
+    ids = sorted(debits)
+    if is_postgres:
+        moved = conn.execute(_MOVE_LOCKED_PG, {"now": now, "ids": ids, "deltas": [debits[i] for i in ids]}).rowcount
+    else:
+        params = [{"move_id": i, "move_delta": debits[i], "move_now": now} for i in ids]
+        moved = conn.execute(_MOVE_LOCKED_ONE, params).rowcount
+    if moved != len(ids):
+        raise LedgerInvariantViolation("an end-user wallet moved under the posting engine")
 
 
 def _move(conn: Connection, account_id: str, delta: int, now: datetime) -> None:

@@ -15,11 +15,12 @@ from collections.abc import Iterable, Sequence
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Connection, and_, func, insert, or_, select, update
+from sqlalchemy import Connection, and_, func, or_, select, update
 
 from ...domain.ledger import CONSTRAINED_SCOPES, OwnerScope, Transaction
 from ...domain.money import format_usd
 from ...domain.outcomes import InsufficientBalance, LedgerInvariantViolation, NotFound
+from .bulk import insert_many
 from .tables import accounts, ledger_postings, ledger_transactions
 
 _CONSTRAINED = sorted(str(scope) for scope in CONSTRAINED_SCOPES)
@@ -39,11 +40,13 @@ def post(connection: Connection, transaction: Transaction, *, now: datetime) -> 
 
 
 def insert_rows(connection: Connection, items: Sequence[tuple[str, Transaction]], *, now: datetime) -> None:
-    """Insert transaction and posting rows (balances are the caller's business)."""
+    """Insert transaction and posting rows (balances are the caller's business); many rows
+    go in by COPY on PostgreSQL (:mod:`.bulk`)."""
     if not items:
         return
-    connection.execute(
-        insert(ledger_transactions),
+    insert_many(
+        connection,
+        ledger_transactions,
         [
             {
                 "id": transaction_id,
@@ -55,8 +58,9 @@ def insert_rows(connection: Connection, items: Sequence[tuple[str, Transaction]]
             for transaction_id, txn in items
         ],
     )
-    connection.execute(
-        insert(ledger_postings),
+    insert_many(
+        connection,
+        ledger_postings,
         [
             {
                 "transaction_id": transaction_id,

@@ -1,0 +1,46 @@
+"""Bulk inserts for the hot write paths (usage batches): COPY on PostgreSQL, executemany else.
+
+``INSERT … VALUES`` once per row costs PostgreSQL a statement per row; ``COPY … FROM
+STDIN`` streams the rows into the same table in one statement, with the same constraints
+and foreign-key checks, inside the caller's transaction. A unique violation surfaces as
+SQLAlchemy's :class:`~sqlalchemy.exc.IntegrityError`, like the INSERT it replaces, so
+callers that retry on a concurrent duplicate keep working.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+from typing import Any
+
+from sqlalchemy import JSON, Connection, Table, insert
+from sqlalchemy.exc import DBAPIError, IntegrityError
+
+# Below this many rows the plain INSERT is as fast, and keeps the usual statement logging.
+COPY_MIN_ROWS = 16
+
+
+def insert_many(connection: Connection, table: Table, rows: Sequence[dict[str, Any]]) -> None:
+    """Insert ``rows`` (dicts with the same keys) into ``table`` in the caller's transaction."""
+    if not rows:
+        return
+    if connection.dialect.name != "postgresql" or len(rows) < COPY_MIN_ROWS:
+        connection.execute(insert(table), list(rows))
+        return
+    import psycopg
+
+    columns = list(rows[0])
+    json_columns = {name for name in columns if isinstance(table.c[name].type, JSON)}
+    quoted = ", ".join(f'"{name}"' for name in columns)
+    statement = f'COPY "{table.name}" ({quoted}) FROM STDIN'
+    driver = connection.connection.driver_connection
+    if driver is None:  # pragma: no cover - a live connection always has one
+        raise RuntimeError("no driver connection")
+    try:
+        with driver.cursor() as cursor, cursor.copy(statement) as copy:
+            for row in rows:
+                copy.write_row([json.dumps(row[name]) if name in json_columns else row[name] for name in columns])
+    except psycopg.errors.IntegrityError as exc:
+        raise IntegrityError(statement, None, exc) from exc
+    except psycopg.errors.OperationalError as exc:  # deadlock / serialisation: retryable
+        raise DBAPIError(statement, None, exc) from exc
