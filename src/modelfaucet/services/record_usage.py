@@ -130,8 +130,9 @@ class AccountIds:
     developer wallets), remembered per process.
 
     Safe to keep in memory: an account's id never changes once its row exists (accounts are
-    never deleted), and an id is only remembered after it was read from or written to the
-    database. Nothing about balances or decisions lives here.
+    never deleted), and an id is only remembered when it was read back as an existing row —
+    never one the current batch created, which is not committed yet and vanishes if the
+    batch rolls back. Nothing about balances or decisions lives here.
     """
 
     def __init__(self) -> None:
@@ -422,16 +423,20 @@ class _Batch:
             stmt = select(accounts.c.id, accounts.c.owner_scope, accounts.c.owner_id).where(
                 tuple_(accounts.c.owner_scope, accounts.c.owner_id).in_(missing)
             )
+            existing: dict[tuple[str, str], str] = {}
             for row in self.conn.execute(stmt):
-                found[(row.owner_scope, row.owner_id)] = row.id
+                existing[(row.owner_scope, row.owner_id)] = row.id
+            found.update(existing)
             for scope, owner_id in missing:
                 if (scope, owner_id) not in found:
                     found[(scope, owner_id)] = ledger.ensure_account(
                         self.conn, self.ctx.db.insert, OwnerScope(scope), owner_id, now=self.now
                     )
             if cache is not None:
-                for key in missing:
-                    cache.remember(key, found[key])
+                # Only ids of rows that already existed: an account created by this batch
+                # is not committed yet and vanishes if the batch rolls back (then retries).
+                for key, account_id in existing.items():
+                    cache.remember(key, account_id)
         return found
 
     def _write(self, accepted: list[_Pending]) -> None:

@@ -1,0 +1,75 @@
+"""The posting engine's cache of account ids never remembers an uncommitted account."""
+
+from __future__ import annotations
+
+from dataclasses import replace
+from typing import Any
+
+import pytest
+from sqlalchemy import select
+from sqlalchemy.exc import IntegrityError
+
+from modelfaucet.adapters.db.tables import accounts, developers
+from modelfaucet.domain.ledger import OwnerScope
+from modelfaucet.domain.money import parse_usd
+from modelfaucet.services import catalog, record_usage
+from modelfaucet.services.context import Actor, ServiceContext
+from modelfaucet.services.reconcile import reconcile_ledger
+from modelfaucet.services.seed import SeedResult
+from tests.integration.usage_support import event, fund_end_user
+
+
+def test_a_batch_that_rolls_back_after_creating_an_account_leaves_no_stale_id(
+    ctx: ServiceContext, seeded: SeedResult, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # A developer whose wallet does not exist yet: the first usage batch creates it.
+    developer = catalog.create_developer(ctx, Actor("test"), name="Cache Dev", email="cache@example.com")
+    app = catalog.create_app(
+        ctx,
+        Actor("test"),
+        developer_id=developer["id"],
+        public_app_id="app_pub_cache",
+        name="Cache App",
+        default_revenue_share_bps=4000,
+    )
+    with ctx.db.transaction() as conn:
+        conn.execute(accounts.delete().where(accounts.c.owner_id == developer["id"]))
+        assert conn.execute(select(developers.c.id).where(developers.c.id == developer["id"])).first()
+    fund_end_user(ctx, replace(seeded, app_id=app["id"]), "cache-user", parse_usd("1"))
+    cache = record_usage.AccountIds()
+    real_insert_many = record_usage.insert_many
+    calls = {"n": 0}
+
+    def fail_first_batch(*args: Any, **kwargs: Any) -> None:
+        calls["n"] += 1
+        if calls["n"] == 1:  # as if another process committed the same request_id first
+            raise IntegrityError("INSERT usage_events", {}, Exception("duplicate request_id"))
+        real_insert_many(*args, **kwargs)
+
+    monkeypatch.setattr(record_usage, "insert_many", fail_first_batch)
+    [outcome] = record_usage.record_usage_batch(
+        ctx,
+        [event("cache-1", public_app_id="app_pub_cache", external_user_id="cache-user")],
+        account_ids=cache,
+    )
+    assert outcome.status == "recorded", outcome.error  # the retry after the rollback
+    # Whatever the outcome, the cache must hold only ids of rows that exist now.
+    with ctx.db.read() as conn:
+        existing = set(conn.execute(select(accounts.c.id)).scalars())
+    remembered = {
+        cache.get((scope.value, owner))
+        for scope, owner in [
+            (OwnerScope.DEVELOPER, developer["id"]),
+            (OwnerScope.PLATFORM, "platform"),
+            (OwnerScope.PROVIDER_COST, "provider_cost"),
+        ]
+    } - {None}
+    assert remembered <= existing
+    # And the next batch posts normally.
+    [second] = record_usage.record_usage_batch(
+        ctx,
+        [event("cache-2", public_app_id="app_pub_cache", external_user_id="cache-user")],
+        account_ids=cache,
+    )
+    assert second.status == "recorded", second.error
+    assert reconcile_ledger(ctx).ok
