@@ -46,11 +46,13 @@ def parse_usd(value: object, *, field: str = "amount_usd") -> int:
 
 def format_usd(units: int) -> str:
     """Format integer units as the wire string with exactly 8 decimals."""
-    if isinstance(units, bool) or not isinstance(units, int):
+    if type(units) is not int:  # not a float, not a bool (a hot path: reports call it per cell)
         raise TypeError("money is an int of 1e-8 USD units")
-    sign = "-" if units < 0 else ""
-    whole, fraction = divmod(abs(units), UNITS_PER_USD)
-    return f"{sign}{whole}.{fraction:08d}"
+    if units >= 0:
+        whole, fraction = divmod(units, UNITS_PER_USD)
+        return f"{whole}.{fraction:08d}"
+    whole, fraction = divmod(-units, UNITS_PER_USD)
+    return f"-{whole}.{fraction:08d}"
 
 
 def units_to_cents(units: int) -> int:

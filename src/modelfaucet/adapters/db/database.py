@@ -39,9 +39,10 @@ class Database:
             yield connection
 
     @contextmanager
-    def read(self) -> Iterator[Connection]:
-        """A read-only transaction that does not block writers on SQLite."""
-        with read_connection(self.engine) as connection:
+    def read(self, *, snapshot: bool = False) -> Iterator[Connection]:
+        """A read-only transaction that does not block writers on SQLite; ``snapshot=True``
+        makes all its statements see one consistent snapshot (see ``read_connection``)."""
+        with read_connection(self.engine, snapshot=snapshot) as connection:
             yield connection
 
     def insert(self, table: Table) -> Any:

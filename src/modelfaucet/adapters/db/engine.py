@@ -87,9 +87,17 @@ def _configure_sqlite(engine: Engine) -> None:
 
 
 @contextmanager
-def read_connection(engine: Engine) -> Iterator[Connection]:
-    """A connection for read-only work; on SQLite it does not take the write lock."""
+def read_connection(engine: Engine, *, snapshot: bool = False) -> Iterator[Connection]:
+    """A connection for read-only work; on SQLite it does not take the write lock.
+
+    ``snapshot=True``: every statement sees the same snapshot (REPEATABLE READ, read-only on
+    PostgreSQL; a WAL read transaction on SQLite already does), so a report built from
+    several queries never mixes two moments of a ledger that is being written.
+    """
     with engine.connect() as raw:
-        connection = raw.execution_options(**{_DEFERRED: True})
+        options: dict[str, Any] = {_DEFERRED: True}
+        if snapshot and engine.dialect.name == "postgresql":
+            options.update(isolation_level="REPEATABLE READ", postgresql_readonly=True)
+        connection = raw.execution_options(**options)
         with connection.begin():
             yield connection
