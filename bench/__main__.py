@@ -56,7 +56,11 @@ def main(argv: list[str] | None = None) -> int:
             print(f"running {scenario_id} on {engine}…", file=sys.stderr, flush=True)
             figures.extend(runner(engine, quick=args.quick))
     print_table(figures)
-    path = write_results(figures, mode="quick" if args.quick else "full")
+    # Only a complete full run replaces latest.json (the README quotes it); a partial run
+    # (--only, fewer engines) or a quick one is written beside it.
+    complete = not wanted and len(engines) == 2
+    mode = "quick" if args.quick else ("full" if complete else "partial")
+    path = write_results(figures, mode=mode)
     print(f"\n{len(figures)} figures in {time.perf_counter() - started:.1f} s, written to {path}")
     return 0
 

@@ -150,7 +150,7 @@ def print_table(figures: list[Figure]) -> None:
 
 def write_results(figures: list[Figure], *, mode: str, path: Path | None = None) -> Path:
     RESULTS_DIR.mkdir(parents=True, exist_ok=True)
-    target = path or RESULTS_DIR / ("latest.json" if mode == "full" else "quick.json")
+    target = path or RESULTS_DIR / {"full": "latest.json", "quick": "quick.json"}.get(mode, "partial.json")
     payload = {
         "mode": mode,
         "machine": machine_facts(),

@@ -33,9 +33,23 @@ def bench_app() -> FastAPI:
 
 
 def main() -> None:
+    import os
+
     import uvicorn
 
     settings = load_settings()
+    workers = int(os.environ.get("MODELFAUCET_BENCH_WORKERS", "1"))
+    if workers > 1:  # several stateless API processes on one database, as in production
+        uvicorn.run(
+            "bench.server:bench_app",
+            factory=True,
+            workers=workers,
+            host=settings.host,
+            port=settings.port,
+            log_level="warning",
+            access_log=False,
+        )
+        return
     uvicorn.run(bench_app(), host=settings.host, port=settings.port, log_level="warning", access_log=False)
 
 
