@@ -71,6 +71,17 @@ def _contains_nul(value: Any) -> bool:
     return False
 
 
+class WalletSummary(BaseModel):
+    """A wallet as both its owner and an operator see it."""
+
+    id: str
+    owner_scope: str
+    owner_id: str
+    balance_usd: UsdString
+    reserved_usd: UsdString
+    available_usd: UsdString
+
+
 class ErrorDetail(BaseModel):
     code: str
     message: str

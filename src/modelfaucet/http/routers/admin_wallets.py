@@ -10,18 +10,9 @@ from pydantic import BaseModel
 from ...domain.ledger import OwnerScope
 from ...services import wallets
 from ..deps import AdminActor, Context
-from ..schemas import UsdString, error_responses, parse_uuid
+from ..schemas import UsdString, WalletSummary, error_responses, parse_uuid
 
 router = APIRouter(tags=["wallets"])
-
-
-class WalletSummary(BaseModel):
-    id: str
-    owner_scope: str
-    owner_id: str
-    balance_usd: UsdString
-    reserved_usd: UsdString
-    available_usd: UsdString
 
 
 class WalletEntry(BaseModel):

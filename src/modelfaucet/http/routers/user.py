@@ -10,18 +10,9 @@ from pydantic import BaseModel, Field
 from ...services import topups
 from ...services.checkout import CheckoutCommand, create_checkout_session
 from ..deps import Context, SessionUser
-from ..schemas import PositiveUsdUnits, StrictModel, UsdString, error_responses
+from ..schemas import PositiveUsdUnits, StrictModel, UsdString, WalletSummary, error_responses
 
 router = APIRouter(tags=["end user"])
-
-
-class UserWallet(BaseModel):
-    id: str
-    owner_scope: str
-    owner_id: str
-    balance_usd: UsdString
-    reserved_usd: UsdString
-    available_usd: UsdString
 
 
 class Topup(BaseModel):
@@ -55,7 +46,7 @@ class CheckoutSessionCreated(BaseModel):
     topup_id: str
 
 
-@router.get("/v1/user/wallet", response_model=UserWallet, responses=error_responses(401))
+@router.get("/v1/user/wallet", response_model=WalletSummary, responses=error_responses(401))
 def get_wallet(ctx: Context, user: SessionUser) -> dict[str, Any]:
     return topups.user_wallet(ctx, user)
 
