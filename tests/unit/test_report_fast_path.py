@@ -1,4 +1,4 @@
-"""The hot-loop formatters of usage.csv give exactly what the general ones give."""
+"""The formatters usage.csv calls per row: their fast paths give exactly the general output."""
 
 from __future__ import annotations
 
@@ -9,25 +9,36 @@ import pytest
 from modelfaucet.adapters.csvout import stream_csv
 from modelfaucet.domain.money import format_usd
 from modelfaucet.services.formatting import iso
-from modelfaucet.services.reports import _iso_utc, _usd
 
 MOMENTS = [
-    datetime(2025, 1, 2, 3, 4, 5, tzinfo=UTC),
-    datetime(2025, 1, 2, 3, 4, 5, 123456, tzinfo=UTC),
-    datetime(2025, 1, 2, 3, 4, 5),  # SQLite: naive, UTC
-    datetime(2025, 1, 2, 3, 4, 5, 7, tzinfo=timezone(timedelta(hours=2))),
-    datetime(2025, 1, 2, 3, 4, 5, tzinfo=timezone(timedelta(0))),
+    (datetime(2025, 1, 2, 3, 4, 5, tzinfo=UTC), "2025-01-02T03:04:05Z"),
+    (datetime(2025, 1, 2, 3, 4, 5, 123456, tzinfo=UTC), "2025-01-02T03:04:05.123456Z"),
+    (datetime(2025, 1, 2, 3, 4, 5), "2025-01-02T03:04:05Z"),  # SQLite: naive, UTC
+    (datetime(2025, 1, 2, 3, 4, 5, 7, tzinfo=timezone(timedelta(hours=2))), "2025-01-02T01:04:05.000007Z"),
+    (datetime(2025, 1, 2, 3, 4, 5, tzinfo=timezone(timedelta(0))), "2025-01-02T03:04:05Z"),
 ]
 
 
-@pytest.mark.parametrize("moment", MOMENTS, ids=str)
-def test_the_fast_timestamp_is_the_general_one(moment: datetime) -> None:
-    assert _iso_utc(moment) == iso(moment)
+@pytest.mark.parametrize(("moment", "expected"), MOMENTS, ids=str)
+def test_timestamps_are_utc_with_a_z_whatever_the_offset(moment: datetime, expected: str) -> None:
+    assert iso(moment) == expected
 
 
-@pytest.mark.parametrize("units", [0, 1, 99_999_999, 100_000_000, 136_500, 10**20, -1, -250_000_000])
-def test_the_fast_amount_is_format_usd(units: int) -> None:
-    assert _usd(units) == format_usd(units)
+@pytest.mark.parametrize(
+    ("units", "expected"),
+    [
+        (0, "0.00000000"),
+        (1, "0.00000001"),
+        (99_999_999, "0.99999999"),
+        (100_000_000, "1.00000000"),
+        (136_500, "0.00136500"),
+        (10**20, "1000000000000.00000000"),
+        (-1, "-0.00000001"),
+        (-250_000_000, "-2.50000000"),
+    ],
+)
+def test_amounts_always_have_eight_decimals(units: int, expected: str) -> None:
+    assert format_usd(units) == expected
 
 
 def test_the_fast_cell_path_still_neutralises_and_refuses_booleans() -> None:

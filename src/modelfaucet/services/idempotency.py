@@ -30,7 +30,7 @@ import logging
 import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from typing import Any
 
 from sqlalchemy import Connection, and_, delete, select, update
@@ -38,6 +38,7 @@ from sqlalchemy import Connection, and_, delete, select, update
 from ..adapters.db.tables import idempotency_keys
 from ..domain.outcomes import IdempotencyConflict, InvalidRequest
 from .context import ServiceContext
+from .formatting import as_utc
 
 log = logging.getLogger("modelfaucet.idempotency")
 
@@ -254,13 +255,9 @@ def _key_is(request: IdempotentRequest) -> Any:
 
 
 def _reclaimable(row: Any, now: datetime) -> bool:
-    if _aware(row.expires_at) <= now:
+    if as_utc(row.expires_at) <= now:
         return True
-    return bool(row.state == IN_FLIGHT and _aware(row.created_at) <= now - STALE_CLAIM)
-
-
-def _aware(value: datetime) -> datetime:
-    return value if value.tzinfo is not None else value.replace(tzinfo=UTC)
+    return bool(row.state == IN_FLIGHT and as_utc(row.created_at) <= now - STALE_CLAIM)
 
 
 def _in_progress(request: IdempotentRequest) -> IdempotencyConflict:

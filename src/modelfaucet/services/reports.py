@@ -15,20 +15,19 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from typing import Any
 
 from sqlalchemy import ColumnElement, Connection, Select, and_, func, select
 
 from ..adapters.csvout import Cell, stream_csv
 from ..adapters.db.tables import apps, developers, usage_events
-from ..domain.money import UNITS_PER_USD, format_usd
+from ..domain.money import format_usd
 from ..domain.outcomes import InvalidRequest, NotFound
 from .context import ServiceContext
 from .formatting import iso
 from .payouts import PAYOUTS_HEADER, payouts_report_count, payouts_report_rows
 
-_ZERO = timedelta(0)
 # Rows fetched from the server-side cursor per round trip.
 YIELD_PER = 2000
 
@@ -170,8 +169,7 @@ def _usage_rows(conn: Connection, start: datetime | None, end: datetime | None) 
         stmt = stmt.where(and_(*window))
     result = conn.execute(stmt.order_by(u.created_at, u.request_id))
     # The hot loop of a million-row export: whole pages from the server-side cursor,
-    # tuples unpacked, amounts (never negative in usage) formatted inline exactly as
-    # format_usd does.
+    # tuples unpacked; iso() and format_usd() carry their own fast paths.
     for page in result.partitions():
         row: Any
         for row in page:
@@ -179,7 +177,7 @@ def _usage_rows(conn: Connection, start: datetime | None, end: datetime | None) 
                 row
             )
             yield (
-                _iso_utc(created),
+                iso(created),
                 request_id,
                 public_app_id,
                 feature_key,
@@ -188,25 +186,11 @@ def _usage_rows(conn: Connection, start: datetime | None, end: datetime | None) 
                 model,
                 int(tin),
                 int(tout),
-                _usd(int(up)),
-                _usd(int(re)),
-                _usd(int(ch)),
-                _usd(int(pl)),
+                format_usd(int(up)),
+                format_usd(int(re)),
+                format_usd(int(ch)),
+                format_usd(int(pl)),
             )
-
-
-def _iso_utc(value: datetime) -> str:
-    """formatting.iso() for the hot loop: a UTC (or naive, i.e. UTC) value skips astimezone."""
-    if value.tzinfo is None or value.utcoffset() == _ZERO:
-        return value.replace(tzinfo=None).isoformat() + "Z"
-    return iso(value)
-
-
-def _usd(units: int) -> str:
-    if units < 0:
-        return format_usd(units)
-    whole, fraction = divmod(units, UNITS_PER_USD)
-    return f"{whole}.{fraction:08d}"
 
 
 def _usage_count(conn: Connection, start: datetime | None, end: datetime | None) -> int:

@@ -11,7 +11,7 @@ import hmac
 import re
 import secrets
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 
 from sqlalchemy import and_, select
 
@@ -23,6 +23,7 @@ from ..domain.identity import token_hash
 from ..domain.ledger import OwnerScope
 from ..domain.outcomes import ExpiredSession, InvalidRequest, InvalidSession, NotFound
 from .context import ServiceContext
+from .formatting import as_utc
 
 TOKEN_PREFIX = "mf_sess_"  # noqa: S105 - a public prefix, not a secret
 # 32 random bytes, URL-safe base64: 43 characters after the prefix.
@@ -122,7 +123,7 @@ def authenticate_session(ctx: ServiceContext, token: str | None) -> SessionUser:
         # The lookup is by hash; compare again in constant time for good measure.
         if row is None or not hmac.compare_digest(row.token_hash, digest):
             raise InvalidSession("A valid session token is required.")
-        if _aware(row.expires_at) <= ctx.clock():
+        if as_utc(row.expires_at) <= ctx.clock():
             raise ExpiredSession("The session has expired; create a new one.")
         if row.app_status != "active":
             raise InvalidSession("The session's app is not active.")
@@ -136,10 +137,5 @@ def authenticate_session(ctx: ServiceContext, token: str | None) -> SessionUser:
         public_app_id=row.public_app_id,
         account_id=account_id,
         feature_key=row.feature_key,
-        expires_at=_aware(row.expires_at),
+        expires_at=as_utc(row.expires_at),
     )
-
-
-def _aware(value: datetime) -> datetime:
-    """SQLite hands back naive datetimes, which are UTC here."""
-    return value.replace(tzinfo=UTC) if value.tzinfo is None else value
