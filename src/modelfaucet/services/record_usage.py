@@ -105,9 +105,6 @@ class UsageEvent:
             "upstream_cost_usd": None if self.upstream_cost_units is None else format_usd(self.upstream_cost_units),
         }
 
-    def request_hash(self) -> str:
-        return _hash(self.fingerprint())
-
 
 @dataclass(slots=True)
 class UsageOutcome:
@@ -184,6 +181,7 @@ def _sqlstate(exc: DBAPIError) -> str | None:
 class _Pending:
     index: int
     event: UsageEvent
+    fingerprint: dict[str, Any]
     request_hash: str
     app: Any = None
     end_user_id: str | None = None
@@ -230,26 +228,31 @@ class _Batch:
         for chunk in _chunks(ids):
             for found in self.conn.execute(select(usage_events).where(usage_events.c.request_id.in_(chunk))):
                 stored[found.request_id] = found
+        # Each event's fingerprint (it hashes the end user with an HMAC) is computed once
+        # and serves the idempotency decision, conflicts and the rating snapshot.
+        fingerprints = [event.fingerprint() for event in self.events]
+        hashes = [_hash(fingerprint) for fingerprint in fingerprints]
         first_in_batch: dict[str, int] = {}
         pending: list[_Pending] = []
         for index, event in enumerate(self.events):
-            request_hash = event.request_hash()
+            request_hash = hashes[index]
             row = stored.get(event.request_id)
             if row is not None:
                 if row.request_hash == request_hash:
                     self.outcomes[index] = UsageOutcome(event.request_id, "duplicate", result=_stored_result(row))
                 else:
-                    self._reject(index, _conflict(event, row.rating_snapshot.get("request", {})))
+                    original = row.rating_snapshot.get("request", {})
+                    self._reject(index, _conflict(event.request_id, fingerprints[index], original))
                 continue
             first = first_in_batch.get(event.request_id)
             if first is not None:
-                if self.events[first].request_hash() == request_hash:
+                if hashes[first] == request_hash:
                     self.repeats.append((index, first))
                 else:
-                    self._reject(index, _conflict(event, self.events[first].fingerprint()))
+                    self._reject(index, _conflict(event.request_id, fingerprints[index], fingerprints[first]))
                 continue
             first_in_batch[event.request_id] = index
-            pending.append(_Pending(index, event, request_hash))
+            pending.append(_Pending(index, event, fingerprints[index], request_hash))
         return pending
 
     def _rate(self, pending: list[_Pending]) -> list[_Pending]:
@@ -323,7 +326,7 @@ class _Batch:
             p.app = app
             p.end_user_id = users.get(hashes[p.index])
             p.snapshot = {
-                "request": event.fingerprint(),
+                "request": p.fingerprint,
                 "pricing": {
                     "source": "feature" if feature is not None else "app_default",
                     "feature_pricing_version": None if feature is None else int(feature.pricing_version),
@@ -617,12 +620,11 @@ def _stored_result(row: Any) -> dict[str, Any]:
     return _result(mapping, snapshot.get("end_user_wallet_id"), int(snapshot.get("end_user_balance_after_units", 0)))
 
 
-def _conflict(event: UsageEvent, original: dict[str, Any]) -> IdempotencyConflict:
-    current = event.fingerprint()
+def _conflict(request_id: str, current: dict[str, Any], original: dict[str, Any]) -> IdempotencyConflict:
     differing = sorted(name for name in current if current.get(name) != original.get(name))
     return IdempotencyConflict(
         "This request_id was already used for a different usage event.",
-        details={"request_id": event.request_id, "fields": differing},
+        details={"request_id": request_id, "fields": differing},
     )
 
 
