@@ -15,10 +15,9 @@ from sqlalchemy import insert
 
 from modelfaucet.adapters.db import ledger
 from modelfaucet.adapters.db.database import Database
-from modelfaucet.adapters.db.ledger import new_id
 from modelfaucet.adapters.db.tables import accounts, end_users
 from modelfaucet.config import Settings
-from modelfaucet.domain.identity import external_user_hash
+from modelfaucet.domain.identity import external_user_hash, new_id
 from modelfaucet.domain.ledger import OwnerScope, Posting, Reason, SystemAccount, Transaction
 from modelfaucet.domain.money import UNITS_PER_USD
 from modelfaucet.domain.rating import ModelPrice, Pricing, RatedUsage, RouteMode, Usage, rate

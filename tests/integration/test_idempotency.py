@@ -9,7 +9,9 @@ from __future__ import annotations
 
 import threading
 from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
 import pytest
 from fastapi.testclient import TestClient
@@ -19,9 +21,15 @@ from modelfaucet.adapters.db import ledger
 from modelfaucet.adapters.db.tables import adjustments, idempotency_keys, ledger_transactions
 from modelfaucet.domain.outcomes import IdempotencyConflict, InsufficientBalance
 from modelfaucet.services import idempotency
-from modelfaucet.services.apply_adjustment import AdjustmentKind, AdjustWallet, Direction, apply_adjustment
+from modelfaucet.services.apply_adjustment import (
+    AdjustmentApplied,
+    AdjustmentKind,
+    AdjustWallet,
+    Direction,
+    apply_adjustment,
+)
 from modelfaucet.services.context import Actor, ServiceContext
-from modelfaucet.services.idempotency import IdempotentRequest, StoredResponse
+from modelfaucet.services.idempotency import IdempotentRequest
 from modelfaucet.services.reconcile import reconcile_ledger
 from modelfaucet.services.seed import SeedResult
 
@@ -179,11 +187,28 @@ def test_a_request_while_the_first_is_in_flight_is_a_409_and_applies_nothing(
     assert "in progress" in response.json()["error"]["message"]
     assert response.json()["error"]["details"]["in_progress"] is True
     assert applied_count(ctx) == 0
-    # The first one finishes; now the same request replays its result.
-    with ctx.db.transaction() as conn:
-        idempotency.complete(conn, held, StoredResponse(201, b'{"first":true}'), now=ctx.clock())
+    # The first one finishes; now the same request answers with its stored result.
+    first = AdjustmentApplied(
+        "first-id", seeded.end_user_wallet_id, AdjustmentKind.REFUND, Direction.CREDIT, 1, "applied", "r", None, 7
+    )
+    assert _complete(ctx, held, first.to_record())
     replay = client.post(url(seeded.end_user_wallet_id), json=REFUND, headers=admin_headers)
-    assert (replay.status_code, replay.content) == (201, b'{"first":true}')
+    assert replay.status_code == 201
+    assert replay.headers["idempotent-replayed"] == "true"
+    assert replay.json() == first.to_record()
+
+
+def _complete(ctx: ServiceContext, held: idempotency.Claim, record: dict[str, Any]) -> bool:
+    with ctx.unit_of_work() as uow:
+        stored = uow.idempotency.complete(
+            scope=held.request.scope,
+            key=held.request.key,
+            claimed_at=held.claimed_at,
+            result=record,
+            expires_at=uow.now + idempotency.RETENTION,
+        )
+        uow.commit()
+    return stored
 
 
 def test_a_failed_request_stores_nothing_and_frees_the_key_for_a_retry(
@@ -212,7 +237,7 @@ def test_a_key_is_kept_at_least_24_hours(
     with ctx.db.read() as conn:
         row = conn.execute(select(idempotency_keys)).one()
     assert row.state == "done"
-    assert row.response_status == 201
+    assert row.response_body is not None
     assert row.expires_at - row.created_at >= timedelta(hours=24)
 
 
@@ -262,26 +287,37 @@ def test_an_abandoned_in_flight_claim_is_taken_over_after_it_goes_stale(
         apply_adjustment(timed, _command(seeded), actor=OPERATOR)
     clock.now += idempotency.STALE_CLAIM + timedelta(seconds=1)
     result = apply_adjustment(timed, _command(seeded), actor=OPERATOR)
-    assert result.status == 201
+    assert result.replayed is False
     # The abandoned request, should it wake up, can no longer store a result.
     assert isinstance(abandoned, idempotency.Claim)
-    with pytest.raises(IdempotencyConflict), ctx.db.transaction() as conn:
-        idempotency.complete(conn, abandoned, StoredResponse(201, b"{}"), now=clock())
+    assert _complete(timed, abandoned, {"late": True}) is False
     assert applied_count(ctx) == 1
 
 
 def test_run_idempotent_releases_the_claim_when_the_operation_raises(ctx: ServiceContext, seeded: SeedResult) -> None:
     request = IdempotentRequest(scope="test:scope", key="raising-key-01", summary={"a": 1})
 
-    def failing(_conn: object) -> StoredResponse:
+    def failing(_uow: object) -> Counted:
         raise InsufficientBalance("no")
 
     with pytest.raises(InsufficientBalance):
-        idempotency.run_idempotent(ctx, request, failing)
-    result = idempotency.run_idempotent(ctx, request, lambda _conn: StoredResponse(200, b'{"ok":1}'))
-    assert result == StoredResponse(200, b'{"ok":1}')
-    replay = idempotency.run_idempotent(ctx, request, lambda _conn: StoredResponse(500, b"never"))
-    assert replay == StoredResponse(200, b'{"ok":1}', replayed=True)
+        idempotency.run_idempotent(ctx, request, failing, Counted.from_record)
+    result = idempotency.run_idempotent(ctx, request, lambda _uow: Counted(1), Counted.from_record)
+    assert (result.result, result.replayed) == (Counted(1), False)
+    replay = idempotency.run_idempotent(ctx, request, lambda _uow: Counted(500), Counted.from_record)
+    assert (replay.result, replay.replayed) == (Counted(1), True)
+
+
+@dataclass(frozen=True)
+class Counted:
+    ok: int
+
+    def to_record(self) -> dict[str, Any]:
+        return {"ok": self.ok}
+
+    @classmethod
+    def from_record(cls, record: Any) -> Counted:
+        return cls(record["ok"])
 
 
 def test_the_stored_summary_keeps_digests_not_values(ctx: ServiceContext, seeded: SeedResult) -> None:

@@ -16,8 +16,8 @@ from fastapi.testclient import TestClient
 from sqlalchemy import func, select
 
 from modelfaucet.adapters.db import ledger
-from modelfaucet.adapters.db.ledger import new_id
 from modelfaucet.adapters.db.tables import developers, ledger_postings, payouts
+from modelfaucet.domain.identity import new_id
 from modelfaucet.domain.ledger import OwnerScope
 from modelfaucet.domain.outcomes import InsufficientBalance
 from modelfaucet.services.apply_adjustment import AdjustmentKind, AdjustWallet, Direction, apply_adjustment

@@ -16,8 +16,8 @@ from sqlalchemy import insert
 from sqlalchemy.exc import IntegrityError
 
 from modelfaucet.adapters.db.bulk import COPY_MIN_ROWS, insert_many
-from modelfaucet.adapters.db.ledger import new_id
 from modelfaucet.adapters.db.tables import ledger_transactions
+from modelfaucet.domain.identity import new_id
 from modelfaucet.domain.money import parse_usd
 from modelfaucet.domain.outcomes import LedgerInvariantViolation
 from modelfaucet.services.context import ServiceContext

@@ -37,7 +37,7 @@ def fund_end_user(ctx: ServiceContext, seeded: SeedResult, external_user_id: str
     """Create an end user of the demo app with ``units`` of opening balance; return its wallet."""
     now = ctx.clock()
     with ctx.db.transaction() as conn:
-        user_id = ensure_end_user(conn, ctx.db, seeded.app_id, external_user_id, now=now)
+        user_id = ensure_end_user(conn, seeded.app_id, external_user_id, now=now)
         wallet = ledger.ensure_account(conn, ctx.db.insert, OwnerScope.END_USER, user_id, now=now)
         equity = ledger.ensure_account(conn, ctx.db.insert, OwnerScope.SYSTEM, SystemAccount.SEED_EQUITY, now=now)
         if units:

@@ -396,7 +396,7 @@ class LedgerMachine(RuleBasedStateMachine):
                 self.stats["adjust_key_conflict"] += 1
                 return
             replay = apply_adjustment(self.ctx, command, actor=ADMIN)
-            assert replay.replayed and replay.status == 201
+            assert replay.replayed
             self.stats["adjust_replayed"] += 1
             return
         if direction is Direction.DEBIT and amount > self.model.available(wallet):
@@ -405,7 +405,7 @@ class LedgerMachine(RuleBasedStateMachine):
             self.stats["adjust_402"] += 1
             return  # a refused request stores nothing: the key stays free
         response = apply_adjustment(self.ctx, command, actor=ADMIN)
-        assert response.status == 201 and not response.replayed
+        assert not response.replayed
         self.stats["adjust_applied"] += 1
         self.model.credit(wallet, amount if direction is Direction.CREDIT else -amount)
         if key is not None:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import hmac
+import uuid
 
 
 def external_user_hash(app_id: str, external_user_id: str) -> str:
@@ -14,3 +15,8 @@ def external_user_hash(app_id: str, external_user_id: str) -> str:
 def token_hash(token: str) -> str:
     """Session tokens are stored only as this hash."""
     return hashlib.sha256(token.encode()).hexdigest()
+
+
+def new_id() -> str:
+    """A new random identifier for a row (UUID4 text)."""
+    return str(uuid.uuid4())

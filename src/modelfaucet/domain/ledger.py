@@ -127,6 +127,7 @@ class AccountState:
     owner_scope: OwnerScope
     balance_units: int
     reserved_units: int = 0
+    owner_id: str = ""
 
     @property
     def constrained(self) -> bool:

@@ -1,17 +1,20 @@
 """HTTP side of idempotent writes (see :mod:`modelfaucet.services.idempotency`).
 
-``IdempotencyKeyHeader`` reads the ``Idempotency-Key`` header; :func:`as_response` sends a
-stored result exactly as it was first sent (status and body bytes), marking a replay with
-``Idempotent-Replayed: true``.
+``IdempotencyKeyHeader`` reads the ``Idempotency-Key`` header; :func:`idempotent_response`
+renders a service's result, marking the stored result of an earlier request with
+``Idempotent-Replayed: true``. The same typed result always renders to the same bytes, so
+a replay is byte-identical to the first answer.
 """
 
 from __future__ import annotations
 
-from typing import Annotated
+from typing import Annotated, Any
 
-from fastapi import Header, Response
+from fastapi import Header
+from fastapi.responses import JSONResponse
+from pydantic import BaseModel
 
-from ..services.idempotency import StoredResponse
+from ..services.idempotency import Idempotent
 
 IdempotencyKeyHeader = Annotated[
     str | None,
@@ -22,6 +25,6 @@ IdempotencyKeyHeader = Annotated[
 ]
 
 
-def as_response(result: StoredResponse) -> Response:
-    headers = {"idempotent-replayed": "true"} if result.replayed else {}
-    return Response(content=result.body, status_code=result.status, media_type="application/json", headers=headers)
+def idempotent_response(outcome: Idempotent[Any], body: BaseModel, *, status_code: int) -> JSONResponse:
+    headers = {"idempotent-replayed": "true"} if outcome.replayed else {}
+    return JSONResponse(body.model_dump(mode="json"), status_code=status_code, headers=headers)

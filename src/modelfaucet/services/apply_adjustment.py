@@ -7,26 +7,28 @@ adjusted, refunded and charged back:
 
 Checks, in order: the idempotency key (replay / conflict / in flight), the wallet exists
 and is a wallet (not a system account), a debit fits in the wallet's *available* balance
-(balance − reserved, so funds reserved for a payout cannot be spent). Then, in one
-transaction: the ledger transaction, the ``adjustments`` row, the audit row and the stored
-idempotent result. A refusal writes nothing.
+(balance − reserved, so funds reserved for a payout cannot be spent). Then, in one unit
+of work: the ledger transaction, the ``adjustments`` row, the audit entry and the stored
+idempotent result. A refusal writes nothing. The result is an :class:`AdjustmentApplied`;
+``http/`` decides it is a 201.
 """
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
 from enum import StrEnum
+from typing import Any
 
-from sqlalchemy import Connection, insert
-
-from ..adapters.db import audit, ledger
-from ..adapters.db.ledger import new_id
-from ..adapters.db.tables import adjustments
+from ..domain.audit import AuditEntry
+from ..domain.identity import new_id
 from ..domain.ledger import WALLET_SCOPES, OwnerScope, Posting, Reason, SystemAccount, Transaction
-from ..domain.money import format_usd
+from ..domain.money import format_usd, parse_usd
 from ..domain.outcomes import InsufficientBalance, InvalidRequest, LedgerInvariantViolation
 from .context import Actor, ServiceContext
-from .idempotency import IdempotentRequest, StoredResponse, render_json, run_idempotent
+from .idempotency import Idempotent, IdempotentRequest, run_idempotent
+from .repositories import AdjustmentRecord
+from .unit_of_work import UnitOfWork
 
 
 class AdjustmentKind(StrEnum):
@@ -48,7 +50,7 @@ CONTRA_BY_KIND: dict[AdjustmentKind, tuple[SystemAccount, Reason]] = {
 }
 
 STATUS_APPLIED = "applied"
-CREATED = 201
+ADJUSTMENT_REFERENCE_TYPE = "adjustment"
 
 
 @dataclass(frozen=True, slots=True)
@@ -77,56 +79,96 @@ class AdjustWallet:
         )
 
 
-def apply_adjustment(ctx: ServiceContext, command: AdjustWallet, *, actor: Actor) -> StoredResponse:
-    """Apply the adjustment once; return the 201 response (or the replay of the first one)."""
+@dataclass(frozen=True, slots=True)
+class AdjustmentApplied:
+    """The result: the adjustment as applied and the wallet's balance right after it."""
+
+    id: str
+    wallet_id: str
+    kind: AdjustmentKind
+    direction: Direction
+    amount_units: int
+    status: str
+    reason: str
+    idempotency_key: str | None
+    wallet_balance_units: int
+
+    def to_record(self) -> dict[str, Any]:
+        # The stored form is the first release's response body, so keys stored by it replay.
+        return {
+            "id": self.id,
+            "wallet_id": self.wallet_id,
+            "kind": str(self.kind),
+            "direction": str(self.direction),
+            "amount_usd": format_usd(self.amount_units),
+            "status": self.status,
+            "reason": self.reason,
+            "idempotency_key": self.idempotency_key,
+            "wallet_balance_usd": format_usd(self.wallet_balance_units),
+        }
+
+    @classmethod
+    def from_record(cls, record: Mapping[str, Any]) -> AdjustmentApplied:
+        return cls(
+            id=record["id"],
+            wallet_id=record["wallet_id"],
+            kind=AdjustmentKind(record["kind"]),
+            direction=Direction(record["direction"]),
+            amount_units=parse_usd(record["amount_usd"]),
+            status=record["status"],
+            reason=record["reason"],
+            idempotency_key=record["idempotency_key"],
+            wallet_balance_units=parse_usd(record["wallet_balance_usd"]),
+        )
+
+
+def apply_adjustment(ctx: ServiceContext, command: AdjustWallet, *, actor: Actor) -> Idempotent[AdjustmentApplied]:
+    """Apply the adjustment once; return it (or the stored result of the first request)."""
     if command.amount_units <= 0:
         raise InvalidRequest("amount_usd must be greater than 0.", details={"field": "amount_usd"})
+    return run_idempotent(
+        ctx,
+        command.idempotent_request(),
+        lambda uow: _apply(uow, command, actor),
+        AdjustmentApplied.from_record,
+    )
 
-    def operation(conn: Connection) -> StoredResponse:
-        return StoredResponse(CREATED, render_json(_apply(conn, ctx, command, actor)))
 
-    return run_idempotent(ctx, command.idempotent_request(), operation)
-
-
-def _apply(conn: Connection, ctx: ServiceContext, command: AdjustWallet, actor: Actor) -> dict[str, object]:
-    now = ctx.clock()
+def _apply(uow: UnitOfWork, command: AdjustWallet, actor: Actor) -> AdjustmentApplied:
     # Lock the wallet first: concurrent adjustments of one wallet run one after the other.
-    wallet = ledger.get_account(conn, command.wallet_id, for_update=True)
+    wallet = uow.ledger.require(command.wallet_id, for_update=True)
     if wallet.owner_scope not in WALLET_SCOPES:
         raise InvalidRequest("System accounts cannot be adjusted; choose a wallet.", details={"field": "wallet_id"})
-    available = int(wallet.balance_units) - int(wallet.reserved_units)
-    if command.direction is Direction.DEBIT and command.amount_units > available:
+    if command.direction is Direction.DEBIT and command.amount_units > wallet.available_units:
         raise InsufficientBalance(
             "Wallet does not have enough balance for the adjustment.",
             details={
                 "wallet_id": command.wallet_id,
-                "available_usd": format_usd(max(available, 0)),
-                "reserved_usd": format_usd(int(wallet.reserved_units)),
+                "available_usd": format_usd(max(wallet.available_units, 0)),
+                "reserved_usd": format_usd(wallet.reserved_units),
                 "requested_usd": format_usd(command.amount_units),
             },
         )
 
     contra_account, reason = CONTRA_BY_KIND[command.kind]
-    contra_id = ledger.ensure_account(conn, ctx.db.insert, OwnerScope.SYSTEM, contra_account.value, now=now)
+    contra_id = uow.ledger.ensure(OwnerScope.SYSTEM, contra_account.value)
     adjustment_id = new_id()
     wallet_posting, contra_posting = (
         (Posting.credit, Posting.debit) if command.direction is Direction.CREDIT else (Posting.debit, Posting.credit)
     )
-    transaction_id = ledger.post(
-        conn,
+    transaction_id = uow.ledger.post(
         Transaction.of(
             reason.value,
             [
                 wallet_posting(command.wallet_id, command.amount_units, reason.value),
                 contra_posting(contra_id, command.amount_units, reason.value),
             ],
-            reference_type="adjustment",
+            reference_type=ADJUSTMENT_REFERENCE_TYPE,
             reference_id=adjustment_id,
-        ),
-        now=now,
+        )
     )
-    conn.execute(
-        insert(adjustments).values(
+    uow.adjustments.add(
+        AdjustmentRecord(
             id=adjustment_id,
             account_id=command.wallet_id,
             kind=str(command.kind),
@@ -137,39 +179,38 @@ def _apply(conn: Connection, ctx: ServiceContext, command: AdjustWallet, actor: 
             idempotency_key=command.idempotency_key,
             actor=actor.name,
             transaction_id=transaction_id,
-            created_at=now,
         )
     )
-    audit.record(
-        conn,
-        now=now,
-        actor=actor.name,
-        action=f"wallet.{command.kind}.{command.direction}",
-        resource_type="adjustment",
-        resource_id=adjustment_id,
-        after_status=STATUS_APPLIED,
-        amount_units=command.amount_units,
-        note=command.reason,
-        request_id=actor.request_id,
-        details={
-            "wallet_id": command.wallet_id,
-            "kind": str(command.kind),
-            "direction": str(command.direction),
-            "idempotency_key": command.idempotency_key,
-            "transaction_id": transaction_id,
-        },
+    uow.audit.add(
+        AuditEntry(
+            actor=actor.name,
+            action=f"wallet.{command.kind}.{command.direction}",
+            resource_type=ADJUSTMENT_REFERENCE_TYPE,
+            resource_id=adjustment_id,
+            after_status=STATUS_APPLIED,
+            amount_units=command.amount_units,
+            note=command.reason,
+            request_id=actor.request_id,
+            details={
+                "wallet_id": command.wallet_id,
+                "kind": str(command.kind),
+                "direction": str(command.direction),
+                "idempotency_key": command.idempotency_key,
+                "transaction_id": transaction_id,
+            },
+        )
     )
-    after = ledger.get_account(conn, command.wallet_id)
-    if command.direction is Direction.DEBIT and int(after.balance_units) < int(after.reserved_units):
+    after = uow.ledger.require(command.wallet_id)
+    if after.available_units < 0:
         raise LedgerInvariantViolation(f"wallet {command.wallet_id} fell below its reservation")
-    return {
-        "id": adjustment_id,
-        "wallet_id": command.wallet_id,
-        "kind": str(command.kind),
-        "direction": str(command.direction),
-        "amount_usd": format_usd(command.amount_units),
-        "status": STATUS_APPLIED,
-        "reason": command.reason,
-        "idempotency_key": command.idempotency_key,
-        "wallet_balance_usd": format_usd(int(after.balance_units)),
-    }
+    return AdjustmentApplied(
+        id=adjustment_id,
+        wallet_id=command.wallet_id,
+        kind=command.kind,
+        direction=command.direction,
+        amount_units=command.amount_units,
+        status=STATUS_APPLIED,
+        reason=command.reason,
+        idempotency_key=command.idempotency_key,
+        wallet_balance_units=after.balance_units,
+    )

@@ -14,8 +14,8 @@ from typing import Any
 from sqlalchemy import Connection, select, update
 
 from ..adapters.db import audit, ledger
-from ..adapters.db.ledger import new_id
 from ..adapters.db.tables import app_features, apps, developers, model_prices
+from ..domain.identity import new_id
 from ..domain.ledger import OwnerScope
 from ..domain.money import format_usd
 from ..domain.outcomes import InvalidRequest, InvalidState, NotFound

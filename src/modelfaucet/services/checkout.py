@@ -18,7 +18,6 @@ from urllib.parse import urlsplit
 from sqlalchemy import select
 
 from ..adapters.db import audit
-from ..adapters.db.ledger import new_id
 from ..adapters.db.tables import stripe_topups
 from ..adapters.stripe.checkout import (
     CheckoutProvider,
@@ -27,6 +26,7 @@ from ..adapters.stripe.checkout import (
     provider_for,
 )
 from ..config import Settings
+from ..domain.identity import new_id
 from ..domain.money import MoneyError, format_usd, units_to_cents
 from ..domain.outcomes import IdempotencyConflict, InvalidRequest
 from .context import ServiceContext

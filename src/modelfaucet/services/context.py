@@ -1,4 +1,4 @@
-"""What every service needs: the database, the settings, a clock and who is acting."""
+"""What every service needs: units of work, the settings, a clock and who is acting."""
 
 from __future__ import annotations
 
@@ -7,7 +7,9 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
 from ..adapters.db.database import Database
+from ..adapters.db.unit_of_work import SqlUnitOfWorkFactory
 from ..config import Settings
+from .unit_of_work import UnitOfWork, UnitOfWorkFactory
 
 
 def utcnow() -> datetime:
@@ -16,9 +18,31 @@ def utcnow() -> datetime:
 
 @dataclass(frozen=True)
 class ServiceContext:
+    """The composition root hands this to every service.
+
+    ``db`` builds the SQL units of work; tests of the money rules pass ``units`` (an
+    in-memory factory) and no database at all.
+    """
+
     db: Database
     settings: Settings
     clock: Callable[[], datetime] = field(default=utcnow)
+    units: UnitOfWorkFactory | None = None
+
+    def unit_of_work(self) -> UnitOfWork:
+        """A write unit of work: commit it, or everything it did is rolled back."""
+        return self._factory()()
+
+    def reader(self, *, snapshot: bool = False) -> UnitOfWork:
+        """A read-only unit of work; ``snapshot`` sees one moment across all its queries."""
+        return self._factory()(read_only=True, snapshot=snapshot)
+
+    def _factory(self) -> UnitOfWorkFactory:
+        if self.units is not None:
+            return self.units
+        if self.db is None:
+            raise RuntimeError("ServiceContext needs a database or a unit-of-work factory")
+        return SqlUnitOfWorkFactory(self.db, self.clock)
 
 
 @dataclass(frozen=True)

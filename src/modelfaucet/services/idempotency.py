@@ -1,25 +1,27 @@
 """Idempotent writes: the one mechanism every write path that takes an idempotency key uses.
 
-The life of a key (table ``idempotency_keys``, primary key (scope, key)):
+The life of a key (repository ``uow.idempotency``, one row per (scope, key)):
 
-1. :func:`claim` inserts the key as ``in_flight`` in its own short, committed transaction,
-   so a concurrent duplicate sees it at once. If the key is already there:
-   - ``done`` with the same request hash → the stored result is replayed (status and body
-     byte for byte) and nothing is applied;
-   - a different request hash → 409 ``idempotency_conflict`` naming the fields that differ;
-   - ``in_flight`` → 409 ``idempotency_conflict``: the first request is still in progress.
+1. :func:`claim` inserts the key as ``in_flight`` in its own short, committed unit of
+   work, so a concurrent duplicate sees it at once. If the key is already there:
+   - ``done`` with the same request hash → the stored result is returned (and rendered
+     again by the edge, byte for byte as the first time) and nothing is applied;
+   - a different request hash → ``idempotency_conflict`` naming the fields that differ;
+   - ``in_flight`` → ``idempotency_conflict``: the first request is still in progress.
    An expired key (past ``expires_at``, kept at least :data:`RETENTION`) or an abandoned
    claim (``in_flight`` for longer than :data:`STALE_CLAIM`, its process died) is taken
    over with a conditional UPDATE, so only one taker wins.
-2. The operation runs in its own transaction and calls :func:`complete` with its response
-   *inside that transaction*: the stored result commits with the operation's rows or not
-   at all, so a failed operation never leaves a ``done`` record.
+2. The operation runs in its own unit of work; its typed result is stored *in that unit of
+   work*, so the stored result commits with the operation's rows or not at all, and a
+   failed operation never leaves a ``done`` record.
 3. If the operation fails, :func:`release` deletes the claim so the key can be retried.
 
-:func:`run_idempotent` wires the three together for a service; a router never touches
-the table. The request is summarised as a dict of its meaningful fields (after defaults
-and normalisation); only a digest of each field is stored, never its value, so a summary
-can name what differs without keeping anything sensitive.
+:func:`run_idempotent` wires the three together; a router never touches the table. The
+request is summarised as a dict of its meaningful fields (after defaults and
+normalisation); only a digest of each field is stored, never its value, so a summary can
+name what differs without keeping anything sensitive. Results are stored as their
+``to_record()`` mapping and restored with the result type's ``from_record``: services
+speak in typed results, never in status codes or bytes.
 """
 
 from __future__ import annotations
@@ -31,14 +33,13 @@ import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import Any
+from typing import Any, Generic, Protocol, TypeVar
 
-from sqlalchemy import Connection, and_, delete, select, update
-
-from ..adapters.db.tables import idempotency_keys
 from ..domain.outcomes import IdempotencyConflict, InvalidRequest
 from .context import ServiceContext
 from .formatting import as_utc
+from .repositories import StoredKey
+from .unit_of_work import UnitOfWork
 
 log = logging.getLogger("modelfaucet.idempotency")
 
@@ -73,12 +74,20 @@ class IdempotentRequest:
         return _digest(self.field_digests)
 
 
-@dataclass(frozen=True, slots=True)
-class StoredResponse:
-    """A response as sent: the status and the exact body bytes."""
+class Recordable(Protocol):
+    """A typed result that can be stored under a key and restored for a replay."""
 
-    status: int
-    body: bytes
+    def to_record(self) -> dict[str, Any]: ...
+
+
+R = TypeVar("R", bound=Recordable)
+
+
+@dataclass(frozen=True, slots=True)
+class Idempotent(Generic[R]):
+    """An operation's result, and whether it is the stored result of an earlier request."""
+
+    result: R
     replayed: bool = False
 
 
@@ -111,138 +120,95 @@ def resolve_key(body_key: str | None, header_key: str | None) -> str | None:
     return key
 
 
-def render_json(body: Any) -> bytes:
-    """The bytes of a JSON response body, rendered the way the API renders JSON."""
-    return json.dumps(body, ensure_ascii=False, allow_nan=False, separators=(",", ":")).encode("utf-8")
-
-
-def claim(ctx: ServiceContext, request: IdempotentRequest) -> Claim | StoredResponse:
-    """Claim the key for ``request``, or return the stored result to replay.
+def claim(ctx: ServiceContext, request: IdempotentRequest) -> Claim | StoredKey:
+    """Claim the key for ``request``, or return the stored key whose result is to be replayed.
 
     Raises :class:`IdempotencyConflict` if the key belongs to a different request or the
     first request with this key is still in flight.
     """
-    now = ctx.clock()
-    with ctx.db.transaction() as conn:
-        inserted = conn.execute(
-            ctx.db.insert(idempotency_keys)
-            .values(
-                scope=request.scope,
-                key=request.key,
-                request_hash=request.request_hash,
-                request_summary=request.field_digests,
-                state=IN_FLIGHT,
-                response_status=None,
-                response_body=None,
-                created_at=now,
-                expires_at=now + RETENTION,
-            )
-            .on_conflict_do_nothing(index_elements=["scope", "key"])
-            .returning(idempotency_keys.c.key)
-        ).first()
-        if inserted is not None:
+    with ctx.unit_of_work() as uow:
+        now = uow.now
+        repo = uow.idempotency
+        fields = request.field_digests
+        if repo.insert_claim(
+            scope=request.scope,
+            key=request.key,
+            request_hash=request.request_hash,
+            summary=fields,
+            expires_at=now + RETENTION,
+        ):
+            uow.commit()
             return Claim(request, now)
-        row = conn.execute(select(idempotency_keys).where(_key_is(request)).with_for_update()).one()
-        if _reclaimable(row, now):
-            taken = conn.execute(
-                update(idempotency_keys)
-                .where(
-                    and_(
-                        _key_is(request),
-                        idempotency_keys.c.state == row.state,
-                        idempotency_keys.c.created_at == row.created_at,
-                    )
-                )
-                .values(
-                    request_hash=request.request_hash,
-                    request_summary=request.field_digests,
-                    state=IN_FLIGHT,
-                    response_status=None,
-                    response_body=None,
-                    created_at=now,
-                    expires_at=now + RETENTION,
-                )
-            )
-            if taken.rowcount == 1:
+        found = repo.get_for_update(request.scope, request.key)
+        if found is None:  # deleted between the two statements: a released claim
+            raise _in_progress(request)
+        if _reclaimable(found, now):
+            if repo.take_over(found, request_hash=request.request_hash, summary=fields, expires_at=now + RETENTION):
+                uow.commit()
                 return Claim(request, now)
             raise _in_progress(request)
-        if row.request_hash != request.request_hash:
-            differing = differing_fields(row.request_summary, request.field_digests)
+        if found.request_hash != request.request_hash:
+            differing = differing_fields(found.request_summary, fields)
             raise IdempotencyConflict(
                 "This idempotency key was already used with a different request"
                 + (f" (differs in: {', '.join(differing)})." if differing else "."),
                 details={"idempotency_key": request.key, "differing_fields": differing},
             )
-        if row.state == IN_FLIGHT:
+        if found.state == IN_FLIGHT or found.result is None:
             raise _in_progress(request)
-        return StoredResponse(int(row.response_status), str(row.response_body).encode("utf-8"), replayed=True)
-
-
-def complete(conn: Connection, held: Claim, response: StoredResponse, *, now: datetime) -> None:
-    """Store the result in the operation's own transaction (committed with its rows or not at all)."""
-    stored = conn.execute(
-        update(idempotency_keys)
-        .where(
-            and_(
-                _key_is(held.request),
-                idempotency_keys.c.state == IN_FLIGHT,
-                idempotency_keys.c.created_at == held.claimed_at,
-            )
-        )
-        .values(
-            state=DONE,
-            response_status=response.status,
-            response_body=response.body.decode("utf-8"),
-            expires_at=now + RETENTION,
-        )
-    )
-    if stored.rowcount != 1:
-        # Our claim was taken over (we ran past STALE_CLAIM): apply nothing.
-        raise _in_progress(held.request)
+        return found
 
 
 def release(ctx: ServiceContext, held: Claim) -> None:
     """Delete the claim after a failed operation, so the key can be retried."""
-    with ctx.db.transaction() as conn:
-        conn.execute(
-            delete(idempotency_keys).where(
-                and_(
-                    _key_is(held.request),
-                    idempotency_keys.c.state == IN_FLIGHT,
-                    idempotency_keys.c.created_at == held.claimed_at,
-                )
-            )
-        )
+    with ctx.unit_of_work() as uow:
+        uow.idempotency.release(scope=held.request.scope, key=held.request.key, claimed_at=held.claimed_at)
+        uow.commit()
 
 
 def run_idempotent(
     ctx: ServiceContext,
     request: IdempotentRequest | None,
-    operation: Callable[[Connection], StoredResponse],
-) -> StoredResponse:
-    """Run ``operation`` at most once per key and return its response (or the replay).
+    operation: Callable[[UnitOfWork], R],
+    restore: Callable[[Mapping[str, Any]], R],
+) -> Idempotent[R]:
+    """Run ``operation`` at most once per key and return its result (or the stored one).
 
-    ``operation`` receives the open write transaction and returns the response it wants
-    sent; the response is stored in that same transaction. Without a key (``request`` is
-    None) the operation simply runs in its own transaction.
+    ``operation`` receives the open unit of work and returns its typed result without
+    committing; the result is stored in that same unit of work, then it commits. Without
+    a key (``request`` is None) the operation simply runs in its own unit of work.
     """
     if request is None:
-        with ctx.db.transaction() as conn:
-            return operation(conn)
+        with ctx.unit_of_work() as uow:
+            result = operation(uow)
+            uow.commit()
+        return Idempotent(result)
     held = claim(ctx, request)
-    if isinstance(held, StoredResponse):
-        return held
+    if isinstance(held, StoredKey):
+        if held.result is None:  # pragma: no cover - claim() never returns a key without one
+            raise _in_progress(request)
+        return Idempotent(restore(held.result), replayed=True)
     try:
-        with ctx.db.transaction() as conn:
-            response = operation(conn)
-            complete(conn, held, response, now=ctx.clock())
+        with ctx.unit_of_work() as uow:
+            result = operation(uow)
+            stored = uow.idempotency.complete(
+                scope=request.scope,
+                key=request.key,
+                claimed_at=held.claimed_at,
+                result=result.to_record(),
+                expires_at=uow.now + RETENTION,
+            )
+            if not stored:
+                # Our claim was taken over (we ran past STALE_CLAIM): apply nothing.
+                raise _in_progress(request)
+            uow.commit()
     except BaseException:
         try:
             release(ctx, held)
         except Exception:  # the database is gone: the claim goes stale and is reclaimed later
             log.warning("could not release idempotency claim", extra={"scope": request.scope})
         raise
-    return response
+    return Idempotent(result)
 
 
 def differing_fields(stored: Mapping[str, str] | None, current: Mapping[str, str]) -> list[str]:
@@ -250,14 +216,10 @@ def differing_fields(stored: Mapping[str, str] | None, current: Mapping[str, str
     return sorted(name for name in set(stored) | set(current) if stored.get(name) != current.get(name))
 
 
-def _key_is(request: IdempotentRequest) -> Any:
-    return and_(idempotency_keys.c.scope == request.scope, idempotency_keys.c.key == request.key)
-
-
-def _reclaimable(row: Any, now: datetime) -> bool:
-    if as_utc(row.expires_at) <= now:
+def _reclaimable(found: StoredKey, now: datetime) -> bool:
+    if as_utc(found.expires_at) <= now:
         return True
-    return bool(row.state == IN_FLIGHT and as_utc(row.created_at) <= now - STALE_CLAIM)
+    return found.state == IN_FLIGHT and as_utc(found.created_at) <= now - STALE_CLAIM
 
 
 def _in_progress(request: IdempotentRequest) -> IdempotencyConflict:

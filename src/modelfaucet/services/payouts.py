@@ -29,8 +29,8 @@ from typing import Any
 from sqlalchemy import Connection, and_, func, select, update
 
 from ..adapters.db import audit, ledger
-from ..adapters.db.ledger import new_id
 from ..adapters.db.tables import accounts, audit_log, developers, ledger_postings, payouts
+from ..domain.identity import new_id
 from ..domain.ledger import OwnerScope, Posting, Reason, SystemAccount, Transaction
 from ..domain.money import format_usd
 from ..domain.outcomes import Forbidden, InvalidState, LedgerInvariantViolation, NotFound

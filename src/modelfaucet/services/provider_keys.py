@@ -22,10 +22,10 @@ from typing import Any
 from sqlalchemy import delete, select
 
 from ..adapters.db import audit
-from ..adapters.db.ledger import new_id
 from ..adapters.db.tables import developers, provider_keys
 from ..adapters.egress import EgressPolicy, validate_base_url
 from ..adapters.secretbox import SecretBox
+from ..domain.identity import new_id
 from ..domain.outcomes import Forbidden, InvalidRequest, NotFound
 from .context import Actor, ServiceContext
 from .formatting import iso

@@ -98,6 +98,7 @@ class ReconciliationReport:
 
 Check = Callable[[Connection], CheckResult]
 
+
 def area_checks() -> list[Check]:
     """Each operation's own expectations, named here so none can be forgotten.
 

@@ -12,9 +12,8 @@ from sqlalchemy import ColumnElement, Connection, Table, select
 
 from ..adapters.db import audit, ledger
 from ..adapters.db.database import Database
-from ..adapters.db.ledger import new_id
 from ..adapters.db.tables import app_features, apps, developers, end_users, ledger_transactions, model_prices
-from ..domain.identity import external_user_hash
+from ..domain.identity import external_user_hash, new_id
 from ..domain.ledger import (
     PLATFORM_OWNER_ID,
     PROVIDER_COST_OWNER_ID,

@@ -44,7 +44,7 @@ def wallet_detail(ctx: ServiceContext, wallet_id: str) -> dict[str, Any]:
     detail = wallet_summary(row)
     detail["recent_entries"] = [
         {
-            "posting_id": int(entry.id),
+            "posting_id": entry.posting_id,
             "transaction_id": entry.transaction_id,
             "amount_usd": format_usd(int(entry.amount_units)),
             "reason": entry.reason,

@@ -14,6 +14,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from sqlalchemy import JSON, Connection, Table, insert
+from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.exc import DBAPIError, IntegrityError
 
 # Below this many rows the plain INSERT is as fast, and keeps the usual statement logging.
@@ -44,3 +45,8 @@ def insert_many(connection: Connection, table: Table, rows: Sequence[dict[str, A
         raise IntegrityError(statement, None, exc) from exc
     except psycopg.errors.OperationalError as exc:  # deadlock / serialisation: retryable
         raise DBAPIError(statement, None, exc) from exc
+
+
+def upsert_factory(connection: Connection) -> Any:
+    """The dialect's INSERT, which supports ``on_conflict_do_nothing``."""
+    return postgresql.insert if connection.dialect.name == "postgresql" else sqlite.insert

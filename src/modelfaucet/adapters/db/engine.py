@@ -29,7 +29,7 @@ POSTGRES_CONNECT_ARGS = {
     "keepalives_count": 3,
     "tcp_user_timeout": 15_000,
 }
-_DEFERRED = "modelfaucet_deferred"
+DEFERRED_OPTION = "modelfaucet_deferred"
 
 
 def normalise_url(url: str) -> str:
@@ -80,7 +80,7 @@ def _configure_sqlite(engine: Engine) -> None:
 
     @event.listens_for(engine, "begin")
     def _on_begin(connection: Connection) -> None:
-        if connection.get_execution_options().get(_DEFERRED):
+        if connection.get_execution_options().get(DEFERRED_OPTION):
             connection.exec_driver_sql("BEGIN")
         else:
             connection.exec_driver_sql("BEGIN IMMEDIATE")
@@ -95,7 +95,7 @@ def read_connection(engine: Engine, *, snapshot: bool = False) -> Iterator[Conne
     several queries never mixes two moments of a ledger that is being written.
     """
     with engine.connect() as raw:
-        options: dict[str, Any] = {_DEFERRED: True}
+        options: dict[str, Any] = {DEFERRED_OPTION: True}
         if snapshot and engine.dialect.name == "postgresql":
             options.update(isolation_level="REPEATABLE READ", postgresql_readonly=True)
         connection = raw.execution_options(**options)

@@ -4,13 +4,21 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import APIRouter, Response
+from fastapi import APIRouter
+from fastapi.responses import JSONResponse
 from pydantic import BaseModel, Field, field_validator
 
-from ...services.apply_adjustment import AdjustmentKind, AdjustWallet, Direction, apply_adjustment
+from ...domain.money import format_usd
+from ...services.apply_adjustment import (
+    AdjustmentApplied,
+    AdjustmentKind,
+    AdjustWallet,
+    Direction,
+    apply_adjustment,
+)
 from ...services.idempotency import resolve_key
 from ..deps import AdminActor, Context
-from ..idempotent import IdempotencyKeyHeader, as_response
+from ..idempotent import IdempotencyKeyHeader, idempotent_response
 from ..schemas import PositiveUsdUnits, StrictModel, UsdString, error_responses, parse_uuid
 
 router = APIRouter(tags=["adjustments"])
@@ -44,6 +52,20 @@ class AdjustmentOut(BaseModel):
     idempotency_key: str | None
     wallet_balance_usd: UsdString
 
+    @classmethod
+    def of(cls, applied: AdjustmentApplied) -> AdjustmentOut:
+        return cls(
+            id=applied.id,
+            wallet_id=applied.wallet_id,
+            kind=applied.kind,
+            direction=applied.direction,
+            amount_usd=format_usd(applied.amount_units),
+            status=applied.status,
+            reason=applied.reason,
+            idempotency_key=applied.idempotency_key,
+            wallet_balance_usd=format_usd(applied.wallet_balance_units),
+        )
+
 
 @router.post(
     "/v1/admin/wallets/{wallet_id}/adjustments",
@@ -57,7 +79,7 @@ def create_adjustment(
     wallet_id: str,
     body: AdjustmentIn,
     idempotency_key: IdempotencyKeyHeader = None,
-) -> Response:
+) -> JSONResponse:
     """Credit or debit a wallet against the kind's contra account. Same key + same body replays."""
     command = AdjustWallet(
         wallet_id=parse_uuid(wallet_id, field="wallet_id"),
@@ -67,4 +89,5 @@ def create_adjustment(
         reason=body.reason,
         idempotency_key=resolve_key(body.idempotency_key, idempotency_key),
     )
-    return as_response(apply_adjustment(ctx, command, actor=actor))
+    outcome = apply_adjustment(ctx, command, actor=actor)
+    return idempotent_response(outcome, AdjustmentOut.of(outcome.result), status_code=201)

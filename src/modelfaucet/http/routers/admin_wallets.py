@@ -42,8 +42,6 @@ def list_wallets(
     return {"items": wallets.list_wallets(ctx, owner_scope=owner_scope, owner_id=owner_id, limit=limit)}
 
 
-@router.get(
-    "/v1/admin/wallets/{wallet_id}", response_model=WalletDetail, responses=error_responses(400, 401, 404)
-)
+@router.get("/v1/admin/wallets/{wallet_id}", response_model=WalletDetail, responses=error_responses(400, 401, 404))
 def get_wallet(ctx: Context, _actor: AdminActor, wallet_id: str) -> dict[str, Any]:
     return wallets.wallet_detail(ctx, parse_uuid(wallet_id, field="wallet_id"))

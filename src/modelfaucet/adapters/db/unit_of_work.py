@@ -1,0 +1,129 @@
+"""The SQL unit of work: one database transaction and its repositories.
+
+``SqlUnitOfWork`` opens a connection and a transaction on ``__enter__`` (``BEGIN
+IMMEDIATE`` on SQLite for writes, a deferred read transaction for ``read_only``; a
+REPEATABLE READ read-only snapshot on PostgreSQL for ``snapshot``), hands out the
+repositories bound to that connection, and on ``commit()`` writes the collected audit
+entries last and commits. Leaving without ``commit()`` rolls everything back.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from datetime import datetime
+from types import TracebackType
+from typing import Any
+
+from sqlalchemy import Connection, RootTransaction
+
+from ...domain.outcomes import LedgerInvariantViolation
+from .database import Database
+from .engine import DEFERRED_OPTION
+from .ledger import SqlLedger
+from .repositories.adjustments import SqlAdjustments
+from .repositories.audit import SqlAuditLog
+from .repositories.catalog import SqlCatalog
+from .repositories.idempotency import SqlIdempotencyKeys
+from .repositories.payouts import SqlPayouts
+from .repositories.provider_keys import SqlProviderKeys
+from .repositories.reports import SqlReports
+from .repositories.sessions import SqlSessions
+from .repositories.stripe_events import SqlStripeEvents
+from .repositories.topups import SqlTopups
+from .repositories.usage import SqlUsage
+
+
+class SqlUnitOfWork:
+    """Implements :class:`modelfaucet.services.unit_of_work.UnitOfWork` on SQLite and PostgreSQL."""
+
+    def __init__(
+        self, db: Database, clock: Callable[[], datetime], *, read_only: bool = False, snapshot: bool = False
+    ) -> None:
+        self.db = db
+        self.clock = clock
+        self.read_only = read_only or snapshot
+        self.snapshot = snapshot
+        self._connection: Connection | None = None
+        self._transaction: RootTransaction | None = None
+        self._committed = False
+
+    @property
+    def dialect(self) -> str:
+        return self.db.dialect
+
+    @property
+    def connection(self) -> Connection:
+        """The open connection (for adapters that stream, such as CSV reports)."""
+        if self._connection is None:
+            raise LedgerInvariantViolation("the unit of work is not open")
+        return self._connection
+
+    def __enter__(self) -> SqlUnitOfWork:
+        self.now = self.clock()
+        raw = self.db.engine.connect()
+        options: dict[str, Any] = {}
+        if self.read_only:
+            options[DEFERRED_OPTION] = True
+            if self.snapshot and self.db.is_postgres:
+                options.update(isolation_level="REPEATABLE READ", postgresql_readonly=True)
+        connection = raw.execution_options(**options) if options else raw
+        try:
+            self._transaction = connection.begin()
+        except BaseException:
+            raw.close()
+            raise
+        self._connection = connection
+        now = self.now
+        self.ledger = SqlLedger(connection, now)
+        self.audit = SqlAuditLog(connection, now)
+        self.idempotency = SqlIdempotencyKeys(connection, now)
+        self.adjustments = SqlAdjustments(connection, now)
+        self.payouts = SqlPayouts(connection, now)
+        self.topups = SqlTopups(connection, now)
+        self.stripe_events = SqlStripeEvents(connection, now)
+        self.usage = SqlUsage(connection, now)
+        self.catalog = SqlCatalog(connection, now)
+        self.sessions = SqlSessions(connection, now)
+        self.provider_keys = SqlProviderKeys(connection, now)
+        self.reports = SqlReports(connection, now)
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        connection, self._connection = self._connection, None
+        transaction, self._transaction = self._transaction, None
+        if connection is None:
+            return
+        try:
+            if transaction is not None and transaction.is_active and not self._committed:
+                transaction.rollback()
+        finally:
+            connection.close()
+
+    def commit(self) -> None:
+        if self._transaction is None or self._committed:
+            raise LedgerInvariantViolation("commit outside an open unit of work, or twice")
+        if self.read_only and self.audit.pending:
+            raise LedgerInvariantViolation("a read-only unit of work cannot write audit entries")
+        self.audit.flush()
+        self._transaction.commit()
+        self._committed = True
+
+    def rollback(self) -> None:
+        if self._transaction is not None and self._transaction.is_active:
+            self._transaction.rollback()
+
+
+class SqlUnitOfWorkFactory:
+    """Implements :class:`modelfaucet.services.unit_of_work.UnitOfWorkFactory`."""
+
+    def __init__(self, db: Database, clock: Callable[[], datetime]) -> None:
+        self.db = db
+        self.clock = clock
+
+    def __call__(self, *, read_only: bool = False, snapshot: bool = False) -> SqlUnitOfWork:
+        return SqlUnitOfWork(self.db, self.clock, read_only=read_only, snapshot=snapshot)

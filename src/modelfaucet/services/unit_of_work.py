@@ -1,0 +1,109 @@
+"""The unit of work: what a service is handed to read and change the books.
+
+A service opens one unit of work per operation (``with ctx.unit_of_work() as uow``),
+asks its repositories (``uow.ledger``, ``uow.payouts``, …) for what it needs, and calls
+``uow.commit()`` when everything it decided is written. Leaving the block without
+``commit()`` — a refusal, a bug, anything raised — rolls the whole operation back: a
+failed request writes nothing (SPEC §3).
+
+Audit entries are declared, not written: ``uow.audit.add(AuditEntry(…))`` collects them
+and ``commit()`` writes them last, in the same transaction (the audit chain's lock is
+then held only for the last statement, and never taken before a row lock).
+
+Two implementations: :class:`modelfaucet.adapters.db.unit_of_work.SqlUnitOfWork` (SQLite
+and PostgreSQL) and the in-memory one under ``tests/fakes`` that the service tests of
+the money rules use. Both satisfy this protocol; mypy checks that.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from types import TracebackType
+from typing import Protocol
+
+from .repositories import (
+    AdjustmentRepository,
+    AuditLog,
+    CatalogRepository,
+    IdempotencyRepository,
+    LedgerRepository,
+    PayoutRepository,
+    ProviderKeyRepository,
+    ReportRepository,
+    SessionRepository,
+    StripeEventRepository,
+    TopupRepository,
+    UsageRepository,
+)
+
+
+class UnitOfWork(Protocol):
+    """One database transaction and the repositories that work inside it."""
+
+    @property
+    def now(self) -> datetime:
+        """The moment this unit of work began: every row it writes carries it."""
+        ...
+
+    @property
+    def ledger(self) -> LedgerRepository: ...
+
+    @property
+    def audit(self) -> AuditLog: ...
+
+    @property
+    def idempotency(self) -> IdempotencyRepository: ...
+
+    @property
+    def adjustments(self) -> AdjustmentRepository: ...
+
+    @property
+    def payouts(self) -> PayoutRepository: ...
+
+    @property
+    def topups(self) -> TopupRepository: ...
+
+    @property
+    def stripe_events(self) -> StripeEventRepository: ...
+
+    @property
+    def usage(self) -> UsageRepository: ...
+
+    @property
+    def catalog(self) -> CatalogRepository: ...
+
+    @property
+    def sessions(self) -> SessionRepository: ...
+
+    @property
+    def provider_keys(self) -> ProviderKeyRepository: ...
+
+    @property
+    def reports(self) -> ReportRepository: ...
+
+    @property
+    def dialect(self) -> str:
+        """``sqlite``, ``postgresql`` or ``memory``: for the few choices that depend on it."""
+        ...
+
+    def __enter__(self) -> UnitOfWork: ...
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None: ...
+
+    def commit(self) -> None:
+        """Write the collected audit entries, then commit. Only once per unit of work."""
+        ...
+
+    def rollback(self) -> None: ...
+
+
+class UnitOfWorkFactory(Protocol):
+    """Opens units of work. ``read_only`` ones never take the write lock; ``snapshot`` ones
+    see one consistent moment of the books across all their queries."""
+
+    def __call__(self, *, read_only: bool = False, snapshot: bool = False) -> UnitOfWork: ...
