@@ -19,9 +19,16 @@ from typing import Any
 
 from modelfaucet.domain.audit import AuditEntry
 from modelfaucet.domain.identity import new_id
-from modelfaucet.domain.ledger import AccountState, OwnerScope, Posting, Transaction, apply_net_changes
+from modelfaucet.domain.ledger import (
+    MAX_BALANCE_UNITS,
+    AccountState,
+    OwnerScope,
+    Posting,
+    Transaction,
+    apply_net_changes,
+)
 from modelfaucet.domain.money import format_usd
-from modelfaucet.domain.outcomes import InsufficientBalance, LedgerInvariantViolation, NotFound
+from modelfaucet.domain.outcomes import InsufficientBalance, InvalidRequest, LedgerInvariantViolation, NotFound
 from modelfaucet.services.repositories import AdjustmentRecord, PostingLine, StoredKey
 
 
@@ -114,6 +121,9 @@ class MemoryLedger:
                 "Wallet does not have enough balance for this debit.",
                 details={"wallet_id": short.account_id, "available_usd": format_usd(short.available_units)},
             )
+        for account_id, balance in check.new_balances.items():
+            if abs(balance) > MAX_BALANCE_UNITS:
+                raise InvalidRequest("past the supported balance limit", details={"account_id": account_id})
         for account_id, balance in check.new_balances.items():
             self.state.accounts[account_id].balance_units = balance
         ids = []

@@ -42,6 +42,12 @@ class SystemAccount(StrEnum):
     CHARGEBACK_CONTRA = "chargeback_contra"
 
 
+# Every account's balance, system accounts included, stays within ±MAX_BALANCE_UNITS
+# (90 billion USD): inside a signed 64-bit column (9.22e18) with room for the ledger's own
+# arithmetic, so no stored balance can overflow BIGINT on PostgreSQL or turn into a REAL on
+# SQLite. A posting that would cross it is refused before anything is written.
+MAX_BALANCE_UNITS = 9 * 10**18
+
 PLATFORM_OWNER_ID = "platform"
 PROVIDER_COST_OWNER_ID = "provider_cost"
 

@@ -12,7 +12,10 @@ share :meth:`SqlLedger._move_balances`, the one balance mover:
   take row locks in one order and never deadlock; the hot platform, provider-cost and
   developer rows are touched last, just before the caller commits). A debit of a
   constrained wallet carries the guard ``balance − reserved + delta ≥ 0`` in its UPDATE, so
-  concurrent debits can never overdraw it; a miss is :class:`InsufficientBalance`.
+  concurrent debits can never overdraw it; a miss is :class:`InsufficientBalance`;
+- no balance leaves ±``MAX_BALANCE_UNITS`` (a refusal, :func:`balance_limit_refusal`). Every
+  guard compares the stored balance with a bound computed in Python, never ``balance +
+  delta`` itself, so the guard cannot overflow BIGINT either.
 
 Then the transaction and posting rows are inserted (COPY on PostgreSQL for many rows, see
 :mod:`.bulk`). All of it runs in the caller's unit of work: if anything fails, nothing is
@@ -28,9 +31,9 @@ from typing import Any
 from sqlalchemy import Connection, DateTime, and_, bindparam, func, or_, select, text, tuple_, update
 
 from ...domain.identity import new_id
-from ...domain.ledger import CONSTRAINED_SCOPES, AccountState, OwnerScope, Transaction
+from ...domain.ledger import CONSTRAINED_SCOPES, MAX_BALANCE_UNITS, AccountState, OwnerScope, Transaction
 from ...domain.money import format_usd
-from ...domain.outcomes import InsufficientBalance, LedgerInvariantViolation, NotFound
+from ...domain.outcomes import InsufficientBalance, InvalidRequest, LedgerInvariantViolation, NotFound
 from ...services.repositories import PostingLine
 from .bulk import insert_many, upsert_factory
 from .tables import accounts, ledger_postings, ledger_transactions
@@ -60,6 +63,14 @@ def account_state(row: Any) -> AccountState:
         balance_units=int(row.balance_units),
         reserved_units=int(row.reserved_units),
         owner_id=row.owner_id,
+    )
+
+
+def balance_limit_refusal(account_id: str) -> InvalidRequest:
+    return InvalidRequest(
+        f"This would take an account's balance past the supported limit of ±{format_usd(MAX_BALANCE_UNITS)} USD;"
+        " nothing was written.",
+        details={"account_id": account_id, "limit_usd": format_usd(MAX_BALANCE_UNITS)},
     )
 
 
@@ -192,6 +203,9 @@ class SqlLedger:
     # -- the balance mover ------------------------------------------------------------
 
     def _move_balances(self, net: Mapping[str, int], *, decided: Collection[str]) -> None:
+        for account_id, delta in net.items():
+            if abs(delta) > MAX_BALANCE_UNITS:
+                raise balance_limit_refusal(account_id)
         decided_debits = {account_id: net[account_id] for account_id in decided if net.get(account_id)}
         if any(delta > 0 for delta in decided_debits.values()):
             raise LedgerInvariantViolation("a decided wallet may only be debited")
@@ -217,11 +231,13 @@ class SqlLedger:
     def _move_one(self, account_id: str, delta: int) -> None:
         balance = accounts.c.balance_units
         stmt = update(accounts).where(accounts.c.id == account_id)
-        if delta < 0:
+        if delta > 0:
+            stmt = stmt.where(balance <= MAX_BALANCE_UNITS - delta)
+        else:
             stmt = stmt.where(
                 or_(
-                    accounts.c.owner_scope.not_in(_CONSTRAINED),
-                    balance - accounts.c.reserved_units + delta >= 0,
+                    and_(accounts.c.owner_scope.not_in(_CONSTRAINED), balance >= -MAX_BALANCE_UNITS - delta),
+                    and_(accounts.c.owner_scope.in_(_CONSTRAINED), balance - accounts.c.reserved_units >= -delta),
                 )
             )
         result = self.connection.execute(stmt.values(balance_units=balance + delta, updated_at=self.now))
@@ -230,6 +246,8 @@ class SqlLedger:
         found = self.get(account_id)
         if found is None:
             raise LedgerInvariantViolation(f"posting to unknown account {account_id}")
+        if not found.constrained or delta > 0:
+            raise balance_limit_refusal(account_id)
         raise InsufficientBalance(
             "Wallet does not have enough balance for this debit.",
             details={
