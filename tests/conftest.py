@@ -1,8 +1,9 @@
 """Shared fixtures. Every database-backed test runs on SQLite *and* PostgreSQL.
 
-PostgreSQL: ``MODELFAUCET_TEST_POSTGRES_URL`` names a database for this run (default
-``postgresql://postgres@127.0.0.1:5432/test``). It is migrated once per session and
-truncated before each test. If no server answers, the PostgreSQL variants skip with the
+PostgreSQL: ``MODELFAUCET_TEST_POSTGRES_URL`` names the server and a base database name
+(default ``postgresql://postgres@127.0.0.1:5432/test``). Each run creates its own database
+beside it (``<name>_run_<random>[_<worker>]``, so it needs CREATEDB), migrates it once,
+truncates it before each test and drops it at the end: runs never collide. If no server answers, the PostgreSQL variants skip with the
 reason shown — unless ``MODELFAUCET_REQUIRE_POSTGRES=1`` (set by CI), where they fail.
 
 SQLite: one migrated template file per session, copied for each test.
@@ -16,6 +17,7 @@ import socket
 import subprocess
 import sys
 import time
+import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -57,39 +59,32 @@ class _PgState:
 
 @pytest.fixture(scope="session")
 def _pg(worker_id: str) -> Iterator[_PgState]:
-    """A migrated PostgreSQL database for this session (per xdist worker)."""
+    """A migrated PostgreSQL database of this run's own (per xdist worker), dropped at the end.
+
+    The name is the configured database's plus a random suffix, so two runs on one machine
+    (two terminals, or a run beside CI) never share, truncate or drop each other's data.
+    """
     base = make_url(normalise_url(_pg_base_url()))
-    name = base.database or "test"
+    name = f"{base.database or 'test'}_run_{uuid.uuid4().hex[:12]}"
     if worker_id not in ("master", ""):
         name = f"{name}_{worker_id}"
     url = base.set(database=name).render_as_string(hide_password=False)
-    created = False
+    maintenance = base.set(database="postgres")
     try:
-        maintenance = base.set(database="postgres")
         admin = create_engine(maintenance, isolation_level="AUTOCOMMIT", connect_args={"connect_timeout": 3})
         with admin.connect() as conn:
-            exists = conn.execute(text("SELECT 1 FROM pg_database WHERE datname = :n"), {"n": name}).first()
-            if name != base.database:
-                if exists:
-                    conn.execute(text(f'DROP DATABASE "{name}" WITH (FORCE)'))
-                conn.execute(text(f'CREATE DATABASE "{name}"'))
-                created = True
-            elif not exists:
-                conn.execute(text(f'CREATE DATABASE "{name}"'))
+            conn.execute(text(f'CREATE DATABASE "{name}"'))
         admin.dispose()
         engine = make_engine(url)
-        with engine.begin() as conn:
-            # A clean schema whatever a previous run left behind.
-            conn.execute(text("DROP SCHEMA public CASCADE"))
-            conn.execute(text("CREATE SCHEMA public"))
         migrate.upgrade(engine)
         engine.dispose()
     except Exception as exc:  # no server, no permission: reported as the skip reason
         yield _PgState(error=f"PostgreSQL at {base.render_as_string(hide_password=True)} unavailable: {exc}")
         return
-    yield _PgState(url=url)
-    if created:
-        admin = create_engine(base.set(database="postgres"), isolation_level="AUTOCOMMIT")
+    try:
+        yield _PgState(url=url)
+    finally:
+        admin = create_engine(maintenance, isolation_level="AUTOCOMMIT")
         with admin.connect() as conn:
             conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
         admin.dispose()
