@@ -264,6 +264,7 @@ class MemoryUnitOfWork:
             "sessions",
             "provider_keys",
             "reports",
+            "provenance",
         ):
             setattr(self, name, _NotFaked(name))
         return self

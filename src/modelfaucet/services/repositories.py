@@ -185,3 +185,55 @@ class ProviderKeyRepository(Protocol):
 
 class ReportRepository(Protocol):
     """Read-only queries behind reports, reconciliation and listings."""
+
+
+# --- provenance: what reconciliation ties each transaction to ------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class LedgerTransactionRecord:
+    id: str
+    reason: str
+    reference_type: str | None
+    reference_id: str | None
+    postings: list[tuple[str, int]]  # (account id, signed amount)
+
+
+@dataclass(frozen=True, slots=True)
+class SourceRow:
+    """A row that caused a transaction (an adjustment, a payout): what it says was moved."""
+
+    id: str
+    account_id: str
+    amount_units: int
+    transaction_id: str | None
+    label: str  # adjustment: "kind.direction"; payout: its status
+
+
+@dataclass(frozen=True, slots=True)
+class AuditTie:
+    action: str
+    amount_units: int | None
+    details: dict[str, Any]
+
+
+class ProvenanceRepository(Protocol):
+    def transaction_counts_by_reason(self) -> dict[str, int]: ...
+
+    def transactions(
+        self, reasons: list[str], *, exclude: bool = False, limit: int | None = None
+    ) -> list[LedgerTransactionRecord]: ...
+
+    def usage_event_transaction_count(self) -> int: ...
+
+    def usage_transactions_without_their_event(self, reason: str, limit: int) -> list[str]: ...
+
+    def adjustment_rows(self) -> list[SourceRow]: ...
+
+    def paid_payout_rows(self) -> list[SourceRow]: ...
+
+    def audit_ties(self, resource_type: str, actions: list[str]) -> dict[str, list[AuditTie]]: ...
+
+    def append_only_guards(self) -> set[str]: ...
+
+    def expected_append_only_guards(self) -> set[str]: ...

@@ -28,6 +28,7 @@ from .repositories import (
     IdempotencyRepository,
     LedgerRepository,
     PayoutRepository,
+    ProvenanceRepository,
     ProviderKeyRepository,
     ReportRepository,
     SessionRepository,
@@ -80,6 +81,9 @@ class UnitOfWork(Protocol):
 
     @property
     def reports(self) -> ReportRepository: ...
+
+    @property
+    def provenance(self) -> ProvenanceRepository: ...
 
     @property
     def dialect(self) -> str:

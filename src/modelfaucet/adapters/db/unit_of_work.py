@@ -25,6 +25,7 @@ from .repositories.audit import SqlAuditLog
 from .repositories.catalog import SqlCatalog
 from .repositories.idempotency import SqlIdempotencyKeys
 from .repositories.payouts import SqlPayouts
+from .repositories.provenance import SqlProvenance
 from .repositories.provider_keys import SqlProviderKeys
 from .repositories.reports import SqlReports
 from .repositories.sessions import SqlSessions
@@ -86,6 +87,7 @@ class SqlUnitOfWork:
         self.sessions = SqlSessions(connection, now)
         self.provider_keys = SqlProviderKeys(connection, now)
         self.reports = SqlReports(connection, now)
+        self.provenance = SqlProvenance(connection, now)
         return self
 
     def __exit__(
