@@ -1,10 +1,11 @@
 """Shared fixtures. Every database-backed test runs on SQLite *and* PostgreSQL.
 
 PostgreSQL: ``MODELFAUCET_TEST_POSTGRES_URL`` names the server and a base database name
-(default ``postgresql://postgres@127.0.0.1:5432/test``). Each run creates its own database
-beside it (``<name>_run_<random>[_<worker>]``, so it needs CREATEDB), migrates it once,
-truncates it before each test and drops it at the end: runs never collide. If no server answers, the PostgreSQL variants skip with the
-reason shown — unless ``MODELFAUCET_REQUIRE_POSTGRES=1`` (set by CI), where they fail.
+(default ``postgresql://postgres@127.0.0.1:5432/test``). Each run creates its own
+database beside it (``<name>_run_<random>[_<worker>]``, so it needs CREATEDB), migrates
+it once, truncates it before each test and drops it at the end: runs never collide. If
+no server answers, the PostgreSQL variants skip with the reason shown — unless
+``MODELFAUCET_REQUIRE_POSTGRES=1`` (set by CI), where they fail.
 
 SQLite: one migrated template file per session, copied for each test.
 """
