@@ -23,6 +23,7 @@ from modelfaucet.domain.ledger import AccountState, OwnerScope, Posting, Transac
 from modelfaucet.domain.money import format_usd
 from modelfaucet.domain.outcomes import InsufficientBalance, LedgerInvariantViolation, NotFound
 from modelfaucet.services.repositories import AdjustmentRecord, PostingLine, StoredKey
+from tests.fakes.catalog import CatalogState, MemoryCatalog, MemorySessions
 
 
 @dataclass
@@ -33,6 +34,7 @@ class MemoryState:
     audit: list[tuple[datetime, AuditEntry]] = field(default_factory=list)
     keys: dict[tuple[str, str], StoredKey] = field(default_factory=dict)
     adjustments: dict[str, AdjustmentRecord] = field(default_factory=dict)
+    catalog: CatalogState = field(default_factory=CatalogState)
 
 
 class MemoryStore:
@@ -245,13 +247,12 @@ class MemoryUnitOfWork:
         self.audit = MemoryAuditLog(state, self.now)
         self.idempotency = MemoryIdempotencyKeys(state, self.now)
         self.adjustments = MemoryAdjustments(state, self.now)
+        self.catalog, self.sessions = MemoryCatalog(state.catalog, self.now), MemorySessions(state.catalog, self.now)
         for name in (
             "payouts",
             "topups",
             "stripe_events",
             "usage",
-            "catalog",
-            "sessions",
             "provider_keys",
             "reports",
         ):
