@@ -16,6 +16,12 @@ MAX_MODEL_NAME_LENGTH = 128
 MAX_EXTERNAL_USER_ID_LENGTH = 256
 DEFAULT_APP_MARKUP_BPS = 3000
 
+# The catalog's refusal messages: one constant each, for every module that refuses so.
+APP_NOT_FOUND = "App was not found."
+APP_NOT_ACTIVE = "App was not found or is not active."
+DEVELOPER_NOT_FOUND = "Developer was not found."
+FEATURE_NOT_FOUND = "Feature was not found for this app."
+
 
 class CatalogStatus(StrEnum):
     """A developer's or an app's status: only an active app opens sessions and is billed."""

@@ -15,7 +15,9 @@ from typing import Any
 
 from ..domain.audit import AuditEntry
 from ..domain.catalog import (
+    APP_NOT_FOUND,
     DEFAULT_APP_MARKUP_BPS,
+    DEVELOPER_NOT_FOUND,
     CatalogStatus,
     check_model_name,
     check_public_key,
@@ -27,8 +29,6 @@ from .context import Actor, ServiceContext
 from .repositories import AppRecord, DeveloperRecord, FeatureRecord, ModelPriceRecord
 from .unit_of_work import UnitOfWork
 
-APP_NOT_FOUND = "App was not found."
-DEVELOPER_NOT_FOUND = "Developer was not found."
 DEVELOPER_EMAIL_TAKEN = "A developer with this email already exists."
 PUBLIC_APP_ID_TAKEN = "An app with this public_app_id already exists."
 

@@ -19,7 +19,7 @@ import secrets
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
-from ..domain.catalog import CatalogStatus, check_external_user_id
+from ..domain.catalog import APP_NOT_ACTIVE, FEATURE_NOT_FOUND, CatalogStatus, check_external_user_id
 from ..domain.identity import new_id, token_hash
 from ..domain.ledger import OwnerScope
 from ..domain.outcomes import ExpiredSession, InvalidSession, NotFound
@@ -31,8 +31,6 @@ from .repositories import SessionRecord
 TOKEN_PREFIX = "mf_sess_"  # noqa: S105 - a public prefix, not a secret
 # 32 random bytes, URL-safe base64: 43 characters after the prefix.
 _TOKEN_PATTERN = re.compile(r"^mf_sess_[A-Za-z0-9_-]{20,128}$")
-APP_NOT_ACTIVE = "App was not found or is not active."
-FEATURE_NOT_FOUND = "Feature was not found for this app."
 SESSION_REQUIRED = "A valid session token is required."
 SESSION_EXPIRED = "The session has expired; create a new one."
 SESSION_APP_NOT_ACTIVE = "The session's app is not active."
