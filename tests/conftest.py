@@ -36,10 +36,12 @@ from modelfaucet.adapters.db.tables import metadata
 from modelfaucet.config import Settings
 from modelfaucet.http.app import create_app
 from modelfaucet.services.context import ServiceContext
-from modelfaucet.services.seed import SeedResult, seed_demo_data
+from modelfaucet.services.seed import DEMO_APP_SECRET_KEY, SeedResult, seed_demo_data
 
 ADMIN_TOKEN = "test-admin-token-0123456789abcdef-not-a-secret"
 GATEWAY_TOKEN = "test-gateway-token-0123456789abcdef-not-a-secret"
+# What the demo app's backend sends to POST /v1/sessions: the seed's (fake) app secret key.
+APP_KEY_HEADERS = {"Authorization": f"Bearer {DEMO_APP_SECRET_KEY}"}
 DEFAULT_PG_URL = "postgresql://postgres@127.0.0.1:5432/test"
 ENGINES = ["sqlite", "postgresql"]
 

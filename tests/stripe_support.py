@@ -21,7 +21,7 @@ WEBHOOK_SECRET = "whsec_test_local_not_a_secret"
 
 def session_user(ctx: ServiceContext, seeded: SeedResult, external_user_id: str = "demo-user-1") -> SessionUser:
     return create_session(
-        ctx, public_app_id=seeded.public_app_id, external_user_id=external_user_id, feature_key=None
+        ctx, secret_key=seeded.app_secret_key, public_app_id=seeded.public_app_id, external_user_id=external_user_id
     ).user
 
 

@@ -11,6 +11,7 @@ from sqlalchemy import update
 
 from modelfaucet.adapters.db.database import Database
 from modelfaucet.adapters.db.tables import accounts
+from modelfaucet.services.seed import DEMO_APP_SECRET_KEY
 
 
 def _run(args: list[str], db_url: str, cwd: Path, **env: str) -> subprocess.CompletedProcess[str]:
@@ -33,9 +34,12 @@ def test_seed_prints_the_ids_and_reconcile_passes_then_catches_tampering(db_url:
     assert "demo data written" in seeded.stdout
     ids = dict(line.strip().split(": ", 1) for line in seeded.stdout.splitlines()[1:] if ": " in line)
     assert ids["public_app_id"] == "app_pub_demo"
+    # The demo app's (fake) secret key, printed by every run so the walkthrough can open sessions.
+    assert ids["app_secret_key"] == DEMO_APP_SECRET_KEY
     again = _run(["seed"], db_url, tmp_path)
     assert "demo data already present" in again.stdout
     assert f"end_user_wallet_id: {ids['end_user_wallet_id']}" in again.stdout
+    assert f"app_secret_key: {DEMO_APP_SECRET_KEY}" in again.stdout
 
     clean = _run(["reconcile"], db_url, tmp_path)
     assert clean.returncode == 0, clean.stdout + clean.stderr

@@ -128,8 +128,15 @@ def plant_provider_keys(api: TestClient, seeded: SeedResult) -> dict[str, str]:
             "api_key": DEVELOPER_KEY,
         },
     )
+    # An app secret key an operator issued: its one showing is this response, never again.
+    app_key = api.post(
+        f"/v1/admin/apps/{seeded.public_app_id}/secret-keys", headers=ADMIN, json={"name": "leak harness"}
+    )
+    assert app_key.status_code == 201, app_key.text
     session = api.post(
-        "/v1/sessions", json={"public_app_id": seeded.public_app_id, "external_user_id": seeded.external_user_id}
+        "/v1/sessions",
+        headers={"Authorization": f"Bearer {app_key.json()['secret_key']}"},
+        json={"public_app_id": seeded.public_app_id, "external_user_id": seeded.external_user_id},
     )
     assert session.status_code == 201, session.text
     user = {"Authorization": f"Bearer {session.json()['session_token']}"}
@@ -137,6 +144,8 @@ def plant_provider_keys(api: TestClient, seeded: SeedResult) -> dict[str, str]:
     for response in (platform, developer, byok):
         assert response.status_code == 201, response.text
     return {
+        "app_secret_key": app_key.json()["secret_key"],
+        "app_secret_key_id": app_key.json()["id"],
         "user_token": session.json()["session_token"],
         "byok_id": byok.json()["id"],
         "platform_key_id": platform.json()["id"],
@@ -218,6 +227,7 @@ def test_no_endpoint_response_header_csv_audit_row_or_log_contains_a_secret(
         "gateway_token": GATEWAY_TOKEN,
         "secret_key": SECRET_KEY,
         "hostile_key": HOSTILE_KEY,
+        "app_secret_key": planted["app_secret_key"],
     }.items():
         scanner.plant(name, secret)
     with database.read() as conn:
@@ -245,6 +255,7 @@ def test_no_endpoint_response_header_csv_audit_row_or_log_contains_a_secret(
         "user": {"Authorization": f"Bearer {planted['user_token']}"},
         "secret-as-token": {"Authorization": f"Bearer {WEBHOOK_SECRET}"},
         "secret-key-as-token": {"Authorization": f"Bearer {SECRET_KEY}"},
+        "app-secret-key": {"Authorization": f"Bearer {planted['app_secret_key']}"},
     }
     driven: set[str] = set()
     csv_seen = 0
@@ -270,7 +281,12 @@ def test_no_endpoint_response_header_csv_audit_row_or_log_contains_a_secret(
                     if response.headers.get("content-type", "").startswith("text/csv"):
                         csv_seen += 1
                     driven.add(f"{method} {path}")
-    assert {"POST /v1/admin/provider-keys", "GET /v1/user/provider-keys"} <= driven
+    assert {
+        "POST /v1/admin/provider-keys",
+        "GET /v1/user/provider-keys",
+        "GET /v1/admin/apps/{public_app_id}/secret-keys",
+        "POST /v1/sessions",
+    } <= driven
     assert csv_seen >= 1 or not any(p.endswith(".csv") for p in openapi["paths"])
     for report in ("usage", "revenue", "payouts"):
         response = api.get(f"/v1/admin/reports/{report}.csv", headers=ADMIN)
@@ -318,13 +334,17 @@ def test_no_cli_command_prints_or_writes_a_secret(
     caplog.set_level(logging.DEBUG)
     keyed = ServiceContext(db=ctx.db, settings=with_settings(ctx.settings, secret_key=SECRET_KEY))
     seeded = seed_demo_data(keyed)
+    from modelfaucet.domain.ledger import OwnerScope
     from modelfaucet.services import provider_keys as vault
+    from modelfaucet.services.app_secret_keys import issue_secret_key
     from modelfaucet.services.context import Actor
     from modelfaucet.services.provider_keys import KeyOwner
 
+    app_key = issue_secret_key(keyed, Actor("alice"), public_app_id=seeded.public_app_id, name="cli harness")
+
     vault.add_provider_key(
         keyed,
-        owner=KeyOwner("platform", "platform"),
+        owner=KeyOwner(OwnerScope.PLATFORM, "platform"),
         provider="openai",
         api_key=PLATFORM_KEY,
         base_url=None,
@@ -333,7 +353,7 @@ def test_no_cli_command_prints_or_writes_a_secret(
     )
     vault.add_provider_key(
         keyed,
-        owner=KeyOwner("end_user", seeded.end_user_id),
+        owner=KeyOwner(OwnerScope.END_USER, seeded.end_user_id),
         provider="anthropic",
         api_key=BYOK_KEY,
         base_url=None,
@@ -350,6 +370,7 @@ def test_no_cli_command_prints_or_writes_a_secret(
         "gateway_token": GATEWAY_TOKEN,
         "secret_key": SECRET_KEY,
         "new_secret_key": new_secret_key,
+        "app_secret_key": app_key.secret_key,
     }.items():
         scanner.plant(name, secret)
     monkeypatch.chdir(tmp_path)

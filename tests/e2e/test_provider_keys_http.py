@@ -48,7 +48,9 @@ def api(database: Database, settings: Settings) -> Iterator[TestClient]:
 
 def session_headers(api: TestClient, seeded: SeedResult, external_user_id: str = "demo-user-1") -> dict[str, str]:
     response = api.post(
-        "/v1/sessions", json={"public_app_id": seeded.public_app_id, "external_user_id": external_user_id}
+        "/v1/sessions",
+        headers={"Authorization": f"Bearer {seeded.app_secret_key}"},
+        json={"public_app_id": seeded.public_app_id, "external_user_id": external_user_id},
     )
     assert response.status_code == 201, response.text
     return {"Authorization": f"Bearer {response.json()['session_token']}"}

@@ -28,7 +28,11 @@ def limited(database: Database, settings: Settings) -> Iterator[TestClient]:
 
 
 def new_session(client: TestClient, seeded: SeedResult, user: str) -> Any:
-    return client.post("/v1/sessions", json={"public_app_id": seeded.public_app_id, "external_user_id": user})
+    return client.post(
+        "/v1/sessions",
+        headers={"Authorization": f"Bearer {seeded.app_secret_key}"},
+        json={"public_app_id": seeded.public_app_id, "external_user_id": user},
+    )
 
 
 def test_session_creation_is_limited_with_429_and_retry_after(

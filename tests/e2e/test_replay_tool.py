@@ -16,7 +16,7 @@ from modelfaucet.cli.replay import ReplayUsageError, check_target, replay, resol
 from modelfaucet.config import Settings
 from modelfaucet.services.context import ServiceContext
 from modelfaucet.services.seed import seed_demo_data
-from tests.conftest import ADMIN_TOKEN, LiveServer, start_live_server
+from tests.conftest import ADMIN_TOKEN, APP_KEY_HEADERS, LiveServer, start_live_server
 from tests.stripe_support import WEBHOOK_SECRET
 
 REPLAY_VARS = (
@@ -52,7 +52,9 @@ def run_replay(env: dict[str, str], *args: str) -> subprocess.CompletedProcess[s
 
 def pending_checkout(server: LiveServer, amount_usd: str = "5.00") -> dict[str, Any]:
     session = httpx.post(
-        f"{server.base_url}/v1/sessions", json={"public_app_id": "app_pub_demo", "external_user_id": "demo-user-1"}
+        f"{server.base_url}/v1/sessions",
+        headers=APP_KEY_HEADERS,
+        json={"public_app_id": "app_pub_demo", "external_user_id": "demo-user-1"},
     ).json()
     response = httpx.post(
         f"{server.base_url}/v1/user/stripe/checkout-sessions",

@@ -16,6 +16,7 @@ from modelfaucet.config import Settings
 from modelfaucet.domain.identity import token_hash
 from modelfaucet.http.app import create_app
 from modelfaucet.services.seed import SeedResult
+from tests.conftest import APP_KEY_HEADERS
 
 
 class Clock:
@@ -39,7 +40,9 @@ def user_client(database: Database, settings: Settings, clock: Clock) -> Iterato
 
 def open_session(client: TestClient, external_user_id: str = "demo-user-1", **extra: Any) -> dict[str, Any]:
     response = client.post(
-        "/v1/sessions", json={"public_app_id": "app_pub_demo", "external_user_id": external_user_id, **extra}
+        "/v1/sessions",
+        headers=APP_KEY_HEADERS,
+        json={"public_app_id": "app_pub_demo", "external_user_id": external_user_id, **extra},
     )
     assert response.status_code == 201, response.text
     body: dict[str, Any] = response.json()
@@ -150,7 +153,7 @@ def test_user_routes_answer_401_invalid_session_for(
 @pytest.mark.parametrize(
     ("case", "body", "status"),
     [
-        ("an unknown app", {"public_app_id": "app_pub_nope", "external_user_id": "u"}, 404),
+        ("an unknown app", {"public_app_id": "app_pub_nope", "external_user_id": "u"}, 401),
         ("an unknown feature", {"public_app_id": "app_pub_demo", "external_user_id": "u", "feature_key": "x"}, 404),
         ("an empty external id", {"public_app_id": "app_pub_demo", "external_user_id": ""}, 400),
         ("a numeric external id", {"public_app_id": "app_pub_demo", "external_user_id": 42}, 400),
@@ -161,12 +164,106 @@ def test_user_routes_answer_401_invalid_session_for(
 def test_a_session_request_is_refused_and_writes_nothing_for(
     *, user_client: TestClient, seeded: SeedResult, database: Database, case: str, body: dict[str, Any], status: int
 ) -> None:
-    response = user_client.post("/v1/sessions", json=body)
+    response = user_client.post("/v1/sessions", headers=APP_KEY_HEADERS, json=body)
     assert response.status_code == status
     assert "error" in response.json()
+    assert_nothing_written(database)
+
+
+def assert_nothing_written(database: Database) -> None:
     with database.read() as conn:
         assert conn.execute(select(func.count()).select_from(user_sessions)).scalar_one() == 0
         assert conn.execute(select(func.count()).select_from(end_users)).scalar_one() == 1
+
+
+# --- the app's secret key (issue 18 item 5) ----------------------------------------------
+
+
+def other_app_key(client: TestClient, admin_headers: dict[str, str]) -> str:
+    """A second app, with a key of its own."""
+    developer = client.post(
+        "/v1/admin/developers", headers=admin_headers, json={"name": "Other", "email": "other@example.com"}
+    ).json()
+    app = client.post(
+        "/v1/admin/apps",
+        headers=admin_headers,
+        json={
+            "developer_id": developer["id"],
+            "public_app_id": "app_pub_other",
+            "name": "Other",
+            "default_revenue_share_bps": 4000,
+        },
+    )
+    assert app.status_code == 201, app.text
+    issued = client.post("/v1/admin/apps/app_pub_other/secret-keys", headers=admin_headers, json={"name": "backend"})
+    assert issued.status_code == 201, issued.text
+    return str(issued.json()["secret_key"])
+
+
+def revoked_demo_key(client: TestClient, admin_headers: dict[str, str]) -> str:
+    issued = client.post("/v1/admin/apps/app_pub_demo/secret-keys", headers=admin_headers, json={"name": "old"}).json()
+    revoked = client.delete(f"/v1/admin/apps/app_pub_demo/secret-keys/{issued['id']}", headers=admin_headers)
+    assert revoked.status_code == 204
+    return str(issued["secret_key"])
+
+
+KEY_CASES = {
+    "no header": lambda client, admin: None,
+    "an empty bearer": lambda client, admin: "",
+    "a malformed key": lambda client, admin: "not-a-key",
+    "an unknown key": lambda client, admin: "mf_app_sk_" + "x" * 43,
+    "a session token": lambda client, admin: open_session(client)["session_token"],
+    "the admin token": lambda client, admin: admin["Authorization"].removeprefix("Bearer "),
+    "a revoked key of the app": revoked_demo_key,
+    "another app's key": other_app_key,
+}
+
+
+@pytest.mark.parametrize("case", list(KEY_CASES))
+def test_without_a_valid_key_of_that_app_a_session_is_refused_401_all_alike(
+    user_client: TestClient, seeded: SeedResult, database: Database, admin_headers: dict[str, str], case: str
+) -> None:
+    presented = KEY_CASES[case](user_client, admin_headers)
+    with database.read() as conn:
+        sessions_before = conn.execute(select(func.count()).select_from(user_sessions)).scalar_one()
+    headers = {} if presented is None else {"Authorization": f"Bearer {presented}"}
+    response = user_client.post(
+        "/v1/sessions", headers=headers, json={"public_app_id": "app_pub_demo", "external_user_id": "mallory-target"}
+    )
+    assert response.status_code == 401
+    error = response.json()["error"]
+    # The same answer whatever was wrong: nothing says whether the key exists, was revoked or is another app's.
+    assert (error["code"], error["message"], error["details"]) == (
+        "invalid_session",
+        "A valid secret key of this app is required.",
+        {},
+    )
+    with database.read() as conn:
+        assert conn.execute(select(func.count()).select_from(user_sessions)).scalar_one() == sessions_before
+        assert conn.execute(select(func.count()).select_from(end_users)).scalar_one() == 1
+
+
+def test_a_key_opens_sessions_only_for_its_own_app(
+    user_client: TestClient, seeded: SeedResult, admin_headers: dict[str, str]
+) -> None:
+    other_key = other_app_key(user_client, admin_headers)
+    body = {"public_app_id": "app_pub_other", "external_user_id": "u"}
+    own = user_client.post("/v1/sessions", headers=auth(other_key), json=body)
+    assert own.status_code == 201, own.text
+    assert own.json()["public_app_id"] == "app_pub_other"
+    demo_key_on_other = user_client.post("/v1/sessions", headers=APP_KEY_HEADERS, json=body)
+    assert demo_key_on_other.status_code == 401
+
+
+def test_a_valid_key_opens_a_session_and_marks_the_key_used(
+    user_client: TestClient, seeded: SeedResult, admin_headers: dict[str, str]
+) -> None:
+    [demo_key] = user_client.get("/v1/admin/apps/app_pub_demo/secret-keys", headers=admin_headers).json()["items"]
+    assert demo_key["last_used_at"] is None
+    session = open_session(user_client)
+    assert session["session_token"].startswith("mf_sess_")
+    [used] = user_client.get("/v1/admin/apps/app_pub_demo/secret-keys", headers=admin_headers).json()["items"]
+    assert used["last_used_at"] is not None and used["revoked_at"] is None
 
 
 def test_an_inactive_app_cannot_open_sessions_and_its_sessions_stop_working(
@@ -176,5 +273,7 @@ def test_an_inactive_app_cannot_open_sessions_and_its_sessions_stop_working(
     with database.transaction() as conn:
         conn.execute(update(apps).values(status="suspended"))
     assert user_client.get("/v1/user/wallet", headers=auth(session["session_token"])).status_code == 401
-    response = user_client.post("/v1/sessions", json={"public_app_id": "app_pub_demo", "external_user_id": "u"})
+    response = user_client.post(
+        "/v1/sessions", headers=APP_KEY_HEADERS, json={"public_app_id": "app_pub_demo", "external_user_id": "u"}
+    )
     assert response.status_code == 404

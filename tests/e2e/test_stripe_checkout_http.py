@@ -20,7 +20,7 @@ from modelfaucet.adapters.db.tables import stripe_topups
 from modelfaucet.config import Settings
 from modelfaucet.http.app import create_app
 from modelfaucet.services.seed import SeedResult
-from tests.conftest import with_settings
+from tests.conftest import APP_KEY_HEADERS, with_settings
 
 FAKE_KEY = "sk_test_fake_0123456789_not_a_secret"
 CHECKOUT_BODY = {"amount_usd": "5.00", "success_url": "https://app.example/ok", "cancel_url": "https://app.example/no"}
@@ -92,7 +92,11 @@ def stripe_client(database: Database, settings: Settings, fake_stripe: FakeStrip
 
 
 def session_headers(client: TestClient, external_user_id: str = "demo-user-1") -> dict[str, str]:
-    response = client.post("/v1/sessions", json={"public_app_id": "app_pub_demo", "external_user_id": external_user_id})
+    response = client.post(
+        "/v1/sessions",
+        headers=APP_KEY_HEADERS,
+        json={"public_app_id": "app_pub_demo", "external_user_id": external_user_id},
+    )
     assert response.status_code == 201, response.text
     return {"Authorization": f"Bearer {response.json()['session_token']}"}
 

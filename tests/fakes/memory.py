@@ -30,6 +30,7 @@ from modelfaucet.domain.ledger import (
 from modelfaucet.domain.money import format_usd
 from modelfaucet.domain.outcomes import InsufficientBalance, InvalidRequest, LedgerInvariantViolation, NotFound
 from modelfaucet.services.repositories import AdjustmentRecord, PostingLine, StoredKey
+from tests.fakes.catalog import CatalogState, MemoryCatalog, MemorySessions
 
 
 @dataclass
@@ -40,6 +41,7 @@ class MemoryState:
     audit: list[tuple[datetime, AuditEntry]] = field(default_factory=list)
     keys: dict[tuple[str, str], StoredKey] = field(default_factory=dict)
     adjustments: dict[str, AdjustmentRecord] = field(default_factory=dict)
+    catalog: CatalogState = field(default_factory=CatalogState)
 
 
 class MemoryStore:
@@ -255,13 +257,12 @@ class MemoryUnitOfWork:
         self.audit = MemoryAuditLog(state, self.now)
         self.idempotency = MemoryIdempotencyKeys(state, self.now)
         self.adjustments = MemoryAdjustments(state, self.now)
+        self.catalog, self.sessions = MemoryCatalog(state.catalog, self.now), MemorySessions(state.catalog, self.now)
         for name in (
             "payouts",
             "topups",
             "stripe_events",
             "usage",
-            "catalog",
-            "sessions",
             "provider_keys",
             "reports",
             "provenance",

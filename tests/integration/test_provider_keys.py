@@ -12,10 +12,12 @@ from modelfaucet.adapters.db.tables import audit_log, provider_keys
 from modelfaucet.adapters.egress import EgressPolicy, UnsafeUrl
 from modelfaucet.adapters.netpolicy import IPAddress
 from modelfaucet.adapters.secretbox import SecretBox, SecretBoxError, generate_key, key_id_of
+from modelfaucet.domain.ledger import PLATFORM_OWNER_ID, OwnerScope
 from modelfaucet.domain.outcomes import Forbidden, InvalidRequest, NotFound
 from modelfaucet.services import provider_keys as vault
 from modelfaucet.services.context import Actor, ServiceContext
 from modelfaucet.services.provider_keys import KeyOwner
+from modelfaucet.services.repositories import ProviderKeyRecord
 from modelfaucet.services.rotate_secrets import count_needing_rotation, rotate_secrets
 from modelfaucet.services.seed import SeedResult
 from modelfaucet.services.verify_audit import verify_audit_chain
@@ -23,7 +25,7 @@ from modelfaucet.services.verify_audit import verify_audit_chain
 OPENAI_KEY = "sk-FAKEproj0123456789abcdefWXYZ"
 ANTHROPIC_KEY = "sk-ant-FAKE-api03-0123456789abcdefghijklmnopqrstuv"
 OPERATOR = Actor(name="alice", request_id="req_test")
-PLATFORM = KeyOwner("platform", "platform")
+PLATFORM = KeyOwner(OwnerScope.PLATFORM, PLATFORM_OWNER_ID)
 
 
 def public_dns(host: str, port: int) -> list[IPAddress]:
@@ -46,7 +48,7 @@ def add(
     provider: str = "openai",
     base_url: str | None = None,
     models: list[str] | None = None,
-) -> dict[str, object]:
+) -> ProviderKeyRecord:
     return vault.add_provider_key(
         ctx,
         owner=owner,
@@ -71,17 +73,17 @@ def audit_rows(ctx: ServiceContext) -> list[dict[str, object]]:
 
 def test_a_key_is_stored_encrypted_and_shown_only_masked(keyed_ctx: ServiceContext) -> None:
     created = add(keyed_ctx, base_url="https://api.openai.com/v1", models=["gpt-4o-mini"])
-    assert created["masked_key"] == "sk-…WXYZ"
+    assert created.masked == "sk-…WXYZ"
     assert OPENAI_KEY not in repr(created)
     (row,) = stored(keyed_ctx)
     assert OPENAI_KEY not in repr(row)
     assert str(row["ciphertext"]).startswith(f"v1:{row['key_id']}:")
     assert row["key_id"] == SecretBox.from_settings(keyed_ctx.settings).key_id
-    assert vault.open_provider_key(keyed_ctx, str(created["id"])) == OPENAI_KEY
+    assert vault.open_provider_key(keyed_ctx, created.id) == OPENAI_KEY
 
 
 def test_the_anthropic_mask_keeps_its_longer_prefix(keyed_ctx: ServiceContext) -> None:
-    assert add(keyed_ctx, ANTHROPIC_KEY, provider="anthropic")["masked_key"] == "sk-ant-…stuv"
+    assert add(keyed_ctx, ANTHROPIC_KEY, provider="anthropic").masked == "sk-ant-…stuv"
 
 
 BAD_KEYS = [
@@ -120,35 +122,35 @@ def test_a_base_url_on_a_private_network_is_refused_and_nothing_is_written(keyed
 def test_a_developer_key_needs_an_existing_developer(keyed_ctx: ServiceContext, seeded: SeedResult) -> None:
     before = audit_rows(keyed_ctx)
     with pytest.raises(NotFound):
-        add(keyed_ctx, owner=KeyOwner("developer", "00000000-0000-0000-0000-000000000000"))
+        add(keyed_ctx, owner=KeyOwner(OwnerScope.DEVELOPER, "00000000-0000-0000-0000-000000000000"))
     assert stored(keyed_ctx) == [] and audit_rows(keyed_ctx) == before
-    created = add(keyed_ctx, owner=KeyOwner("developer", seeded.developer_id))
-    assert created["owner_id"] == seeded.developer_id
+    created = add(keyed_ctx, owner=KeyOwner(OwnerScope.DEVELOPER, seeded.developer_id))
+    assert created.owner_id == seeded.developer_id
 
 
 def test_deleting_a_key_really_removes_its_ciphertext(keyed_ctx: ServiceContext) -> None:
     created = add(keyed_ctx)
-    vault.delete_provider_key(keyed_ctx, key_row_id=str(created["id"]), owner=None, actor=OPERATOR)
+    vault.delete_provider_key(keyed_ctx, key_row_id=created.id, owner=None, actor=OPERATOR)
     with keyed_ctx.db.read() as conn:
         assert conn.execute(select(func.count()).select_from(provider_keys)).scalar_one() == 0
     with pytest.raises(NotFound):
-        vault.open_provider_key(keyed_ctx, str(created["id"]))
+        vault.open_provider_key(keyed_ctx, created.id)
     with pytest.raises(NotFound):
-        vault.delete_provider_key(keyed_ctx, key_row_id=str(created["id"]), owner=None, actor=OPERATOR)
+        vault.delete_provider_key(keyed_ctx, key_row_id=created.id, owner=None, actor=OPERATOR)
 
 
 def test_an_end_user_cannot_delete_someone_elses_key(keyed_ctx: ServiceContext) -> None:
-    mine = add(keyed_ctx, owner=KeyOwner("end_user", "user-a"))
+    mine = add(keyed_ctx, owner=KeyOwner(OwnerScope.END_USER, "user-a"))
     with pytest.raises(Forbidden):
         vault.delete_provider_key(
-            keyed_ctx, key_row_id=str(mine["id"]), owner=KeyOwner("end_user", "user-b"), actor=OPERATOR
+            keyed_ctx, key_row_id=mine.id, owner=KeyOwner(OwnerScope.END_USER, "user-b"), actor=OPERATOR
         )
     assert len(stored(keyed_ctx)) == 1
 
 
 def test_adds_and_deletes_are_audited_with_the_operator_and_never_the_key(keyed_ctx: ServiceContext) -> None:
     created = add(keyed_ctx)
-    vault.delete_provider_key(keyed_ctx, key_row_id=str(created["id"]), owner=None, actor=OPERATOR)
+    vault.delete_provider_key(keyed_ctx, key_row_id=created.id, owner=None, actor=OPERATOR)
     rows = audit_rows(keyed_ctx)
     assert [(r["actor"], r["action"]) for r in rows] == [
         ("alice", "provider_key.create"),
@@ -161,12 +163,12 @@ def test_adds_and_deletes_are_audited_with_the_operator_and_never_the_key(keyed_
 
 def test_listing_filters_by_owner_and_shows_no_secret(keyed_ctx: ServiceContext) -> None:
     add(keyed_ctx)
-    add(keyed_ctx, ANTHROPIC_KEY, provider="anthropic", owner=KeyOwner("end_user", "user-a"))
-    assert [k["provider"] for k in vault.list_provider_keys(keyed_ctx, owner_scope="end_user")] == ["anthropic"]
+    add(keyed_ctx, ANTHROPIC_KEY, provider="anthropic", owner=KeyOwner(OwnerScope.END_USER, "user-a"))
+    assert [k.provider for k in vault.list_provider_keys(keyed_ctx, owner_scope=OwnerScope.END_USER)] == ["anthropic"]
     everything = vault.list_provider_keys(keyed_ctx)
     assert len(everything) == 2
     assert OPENAI_KEY not in repr(everything) and ANTHROPIC_KEY not in repr(everything)
-    assert all("ciphertext" not in item for item in everything)
+    assert all(not hasattr(item, "ciphertext") for item in everything)
 
 
 def test_rotation_reencrypts_every_key_batch_by_batch_while_both_keys_read(keyed_ctx: ServiceContext) -> None:
@@ -178,7 +180,7 @@ def test_rotation_reencrypts_every_key_batch_by_batch_while_both_keys_read(keyed
     )
     assert count_needing_rotation(rotated_ctx) == 7
     # Mid-rotation, readers with both keys open every row.
-    assert vault.open_provider_key(rotated_ctx, str(created[0]["id"])) == "sk-FAKE00000123456789abcdefgh"
+    assert vault.open_provider_key(rotated_ctx, created[0].id) == "sk-FAKE00000123456789abcdefgh"
     batches: list[int] = []
     result = rotate_secrets(rotated_ctx, actor=OPERATOR, batch_size=3, on_batch=batches.append)
     assert (result.rotated_count, result.remaining_count, batches) == (7, 0, [3, 3, 1])
@@ -187,10 +189,10 @@ def test_rotation_reencrypts_every_key_batch_by_batch_while_both_keys_read(keyed
     # With the old key removed, everything still opens.
     only_new = replace(rotated_ctx, settings=replace(rotated_ctx.settings, secret_key_previous=()))
     for i, item in enumerate(created):
-        assert vault.open_provider_key(only_new, str(item["id"])) == f"sk-FAKE{i:04d}0123456789abcdefgh"
+        assert vault.open_provider_key(only_new, item.id) == f"sk-FAKE{i:04d}0123456789abcdefgh"
     # The old key alone can no longer open them.
     with pytest.raises(SecretBoxError):
-        vault.open_provider_key(keyed_ctx, str(created[0]["id"]))
+        vault.open_provider_key(keyed_ctx, created[0].id)
     assert rotate_secrets(rotated_ctx, actor=OPERATOR).rotated_count == 0
     assert verify_audit_chain(rotated_ctx).ok
 

@@ -23,19 +23,19 @@ def test_a_batch_that_rolls_back_after_creating_an_account_leaves_no_stale_id(
     ctx: ServiceContext, seeded: SeedResult, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     # A developer whose wallet does not exist yet: the first usage batch creates it.
-    developer = catalog.create_developer(ctx, Actor("test"), name="Cache Dev", email="cache@example.com")
+    developer = catalog.create_developer(ctx, Actor("test"), name="Cache Dev", email="cache@example.com").developer
     app = catalog.create_app(
         ctx,
         Actor("test"),
-        developer_id=developer["id"],
+        developer_id=developer.id,
         public_app_id="app_pub_cache",
         name="Cache App",
         default_revenue_share_bps=4000,
-    )
+    ).app
     with ctx.db.transaction() as conn:
-        conn.execute(accounts.delete().where(accounts.c.owner_id == developer["id"]))
-        assert conn.execute(select(developers.c.id).where(developers.c.id == developer["id"])).first()
-    fund_end_user(ctx, replace(seeded, app_id=app["id"]), "cache-user", parse_usd("1"))
+        conn.execute(accounts.delete().where(accounts.c.owner_id == developer.id))
+        assert conn.execute(select(developers.c.id).where(developers.c.id == developer.id)).first()
+    fund_end_user(ctx, replace(seeded, app_id=app.id), "cache-user", parse_usd("1"))
     cache = record_usage.AccountIds()
     real_insert_many = record_usage.insert_many
     calls = {"n": 0}
@@ -59,7 +59,7 @@ def test_a_batch_that_rolls_back_after_creating_an_account_leaves_no_stale_id(
     remembered = {
         cache.get((scope.value, owner))
         for scope, owner in [
-            (OwnerScope.DEVELOPER, developer["id"]),
+            (OwnerScope.DEVELOPER, developer.id),
             (OwnerScope.PLATFORM, "platform"),
             (OwnerScope.PROVIDER_COST, "provider_cost"),
         ]

@@ -7,7 +7,7 @@ from typing import Any
 from sqlalchemy import func, select
 
 from modelfaucet.adapters.db import ledger
-from modelfaucet.adapters.db.end_users import ensure_end_user
+from modelfaucet.adapters.db.repositories.catalog import SqlCatalog
 from modelfaucet.adapters.db.tables import accounts, ledger_postings, usage_events
 from modelfaucet.domain.ledger import OwnerScope, Posting, Reason, SystemAccount, Transaction
 from modelfaucet.domain.rating import RouteMode
@@ -37,7 +37,7 @@ def fund_end_user(ctx: ServiceContext, seeded: SeedResult, external_user_id: str
     """Create an end user of the demo app with ``units`` of opening balance; return its wallet."""
     now = ctx.clock()
     with ctx.db.transaction() as conn:
-        user_id = ensure_end_user(conn, seeded.app_id, external_user_id, now=now)
+        user_id = SqlCatalog(conn, now).ensure_end_user(seeded.app_id, external_user_id)
         wallet = ledger.ensure_account(conn, ctx.db.insert, OwnerScope.END_USER, user_id, now=now)
         equity = ledger.ensure_account(conn, ctx.db.insert, OwnerScope.SYSTEM, SystemAccount.SEED_EQUITY, now=now)
         if units:

@@ -38,7 +38,7 @@ from modelfaucet.http.app import create_app
 from modelfaucet.services.context import ServiceContext
 from modelfaucet.services.seed import SeedResult
 from modelfaucet.services.sessions import create_session
-from tests.conftest import ADMIN_TOKEN, GATEWAY_TOKEN
+from tests.conftest import ADMIN_TOKEN, APP_KEY_HEADERS, GATEWAY_TOKEN
 from tests.reliability.support import invariant_violations, scaled
 
 ADMIN = {"Authorization": f"Bearer {ADMIN_TOKEN}"}
@@ -54,13 +54,17 @@ def app(database: Database, settings: Settings, seeded: SeedResult) -> FastAPI:
 
 @pytest.fixture
 def session_headers(ctx: ServiceContext, seeded: SeedResult) -> dict[str, str]:
-    created = create_session(ctx, public_app_id="app_pub_demo", external_user_id="demo-user-1", feature_key=None)
+    created = create_session(
+        ctx, secret_key=seeded.app_secret_key, public_app_id="app_pub_demo", external_user_id="demo-user-1"
+    )
     return {"Authorization": f"Bearer {created.token}"}
 
 
 def credentials_for(path: str, session: dict[str, str]) -> dict[str, str]:
     if path.startswith("/v1/user/"):
         return session
+    if path == "/v1/sessions":
+        return APP_KEY_HEADERS
     if path.startswith("/v1/usage/"):
         return GATEWAY
     if path.startswith(("/v1/admin/", "/v1/apps/")):
@@ -224,7 +228,9 @@ def corpus() -> list[Row]:
         ("checkout javascript url", "checkout", {**CHECKOUT, "success_url": "javascript:alert(1)"}, None, 400, "invalid_request"),
         ("checkout no session", "checkout", CHECKOUT, {"Authorization": ""}, 401, "invalid_session"),
         ("checkout forged session", "checkout", CHECKOUT, {"Authorization": "Bearer mf_sess_" + "A" * 43}, 401, "invalid_session"),
-        ("session unknown app", "session", {"public_app_id": "nope", "external_user_id": "x"}, None, 404, "not_found"),
+        ("session unknown app", "session", {"public_app_id": "nope", "external_user_id": "x"}, None, 401, "invalid_session"),
+        ("session no app key", "session", {"public_app_id": "app_pub_demo", "external_user_id": "x"}, {"Authorization": ""}, 401, "invalid_session"),
+        ("session forged app key", "session", {"public_app_id": "app_pub_demo", "external_user_id": "x"}, {"Authorization": "Bearer mf_app_sk_" + "A" * 43}, 401, "invalid_session"),
         ("session empty user", "session", {"public_app_id": "app_pub_demo", "external_user_id": ""}, None, 400, "invalid_request"),
         ("session user 257 chars", "session", {"public_app_id": "app_pub_demo", "external_user_id": "u" * 257}, None, 400, "invalid_request"),
         ("webhook no signature", "webhook", b'{"id":"evt_1"}', {"Stripe-Signature": ""}, 400, "invalid_request"),
@@ -260,7 +266,7 @@ def test_a_corpus_of_bad_inputs_gets_the_spec_error_and_writes_nothing(
         "adjust-unknown-wallet": ("/v1/admin/wallets/00000000-0000-4000-8000-000000000000/adjustments", ADMIN),
         "usage": ("/v1/usage/events", GATEWAY),
         "checkout": ("/v1/user/stripe/checkout-sessions", session_headers),
-        "session": ("/v1/sessions", {}),
+        "session": ("/v1/sessions", APP_KEY_HEADERS),
         "webhook": ("/v1/stripe/webhook", {}),
         "payout-approve-bad-uuid": ("/v1/admin/payouts/123/approve", ADMIN),
         "payout-approve-unknown": ("/v1/admin/payouts/00000000-0000-4000-8000-000000000000/approve", ADMIN),

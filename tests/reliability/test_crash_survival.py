@@ -33,7 +33,7 @@ from modelfaucet.config import Settings
 from modelfaucet.domain.ledger import Reason
 from modelfaucet.services.context import ServiceContext
 from modelfaucet.services.seed import SeedResult
-from tests.conftest import ADMIN_TOKEN, GATEWAY_TOKEN, start_live_server
+from tests.conftest import ADMIN_TOKEN, APP_KEY_HEADERS, GATEWAY_TOKEN, start_live_server
 from tests.integration.usage_support import fund_end_user
 from tests.reliability.support import LIVE_ENV, invariant_violations, scaled, signed_headers, usage_body, webhook_event
 
@@ -130,6 +130,7 @@ def test_acknowledged_work_survives_sigkill_and_nothing_is_half_written(
         server = start_live_server(settings, tmp_path, LIVE_ENV)
         token = httpx.post(
             f"{server.base_url}/v1/sessions",
+            headers=APP_KEY_HEADERS,
             json={"public_app_id": "app_pub_demo", "external_user_id": "crash-topup"},
             timeout=10,
         ).json()["session_token"]

@@ -56,7 +56,7 @@ from modelfaucet.services.payouts import (
     run_mock_payouts,
 )
 from modelfaucet.services.record_usage import UsageEvent, record_usage, record_usage_batch
-from modelfaucet.services.seed import seed_demo_data
+from modelfaucet.services.seed import DEMO_APP_SECRET_KEY, seed_demo_data
 from modelfaucet.services.sessions import SessionUser, create_session
 from modelfaucet.services.stripe_webhook import handle_stripe_webhook
 from tests.reliability.support import FreshDatabases, invariant_violations, scaled
@@ -185,7 +185,9 @@ class LedgerMachine(RuleBasedStateMachine):
 
     @rule(user=st.sampled_from(USERS))
     def open_session(self, user: str) -> None:
-        created = create_session(self.ctx, public_app_id="app_pub_demo", external_user_id=user, feature_key=None)
+        created = create_session(
+            self.ctx, secret_key=DEMO_APP_SECRET_KEY, public_app_id="app_pub_demo", external_user_id=user
+        )
         self.sessions[user] = created.user
         known = self.model.wallets.setdefault(user, created.user.account_id)
         assert known == created.user.account_id, "one wallet per end user"

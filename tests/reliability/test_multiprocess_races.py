@@ -26,7 +26,7 @@ from modelfaucet.config import Settings
 from modelfaucet.domain.ledger import Reason
 from modelfaucet.services.context import ServiceContext
 from modelfaucet.services.seed import SeedResult
-from tests.conftest import ADMIN_TOKEN, GATEWAY_TOKEN, LiveServer, start_live_server
+from tests.conftest import ADMIN_TOKEN, APP_KEY_HEADERS, GATEWAY_TOKEN, LiveServer, start_live_server
 from tests.integration.usage_support import balance, fund_end_user
 from tests.reliability.support import LIVE_ENV, invariant_violations, signed_headers, usage_body, webhook_event
 
@@ -115,9 +115,9 @@ def test_a_duplicate_webhook_storm_credits_each_top_up_once(
     two_servers: list[LiveServer], ctx: ServiceContext, seeded: SeedResult
 ) -> None:
     first = httpx.Client(base_url=two_servers[0].base_url, timeout=30)
-    token = first.post("/v1/sessions", json={"public_app_id": "app_pub_demo", "external_user_id": "storm"}).json()[
-        "session_token"
-    ]
+    token = first.post(
+        "/v1/sessions", headers=APP_KEY_HEADERS, json={"public_app_id": "app_pub_demo", "external_user_id": "storm"}
+    ).json()["session_token"]
     sessions: list[tuple[str, int]] = []
     for cents in (500, 750, 1000, 1250):
         created = first.post(

@@ -27,6 +27,7 @@ def _routers() -> list[APIRouter]:
     """Every resource's router, in the order the OpenAPI document lists them."""
     from .routers import (
         admin_adjustments,
+        admin_app_secret_keys,
         admin_audit,
         admin_catalog,
         admin_payouts,
@@ -53,6 +54,7 @@ def _routers() -> list[APIRouter]:
         admin_adjustments.router,
         admin_payouts.router,
         admin_catalog.router,
+        admin_app_secret_keys.router,
         admin_reports.router,
         admin_audit.router,
     ]

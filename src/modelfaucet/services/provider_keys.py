@@ -3,7 +3,7 @@
 Three kinds of owner: the platform's own keys and developer keys (managed by operators),
 and end users' BYOK keys (managed by the end user through their session). Keys are sealed
 with :class:`~modelfaucet.adapters.secretbox.SecretBox` (AES-256-GCM, associated data
-``provider_key:<id>``) and only a masked form (``sk-…abcd``) ever leaves this module,
+:func:`associated_data`, ``provider_key:<id>``) and only a masked form (``sk-…abcd``) ever leaves this module,
 except through :func:`open_provider_key`, which exists for server-side upstream calls and
 is never wired to a response.
 
@@ -17,21 +17,20 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
-from typing import Any
 
-from sqlalchemy import delete, select
-
-from ..adapters.db import audit
-from ..adapters.db.tables import developers, provider_keys
 from ..adapters.egress import EgressPolicy, validate_base_url
 from ..adapters.secretbox import SecretBox
+from ..domain.audit import AuditEntry
 from ..domain.identity import new_id
+from ..domain.ledger import PLATFORM_OWNER_ID, OwnerScope
 from ..domain.outcomes import Forbidden, InvalidRequest, NotFound
+from .catalog import require_developer
 from .context import Actor, ServiceContext
-from .formatting import iso
+from .repositories import ProviderKeyRecord, SealedSecret
 
-PLATFORM_OWNER_ID = "platform"
-OWNER_SCOPES = ("platform", "developer", "end_user")
+OWNER_SCOPES = frozenset({OwnerScope.PLATFORM, OwnerScope.DEVELOPER, OwnerScope.END_USER})
+PROVIDER_KEY_NOT_FOUND = "Provider key was not found."
+RESOURCE_TYPE = "provider_key"
 MAX_MODELS_ALLOWED = 100
 _MODEL_NAME = re.compile(r"^[A-Za-z0-9._:/@+\-]{1,128}$")
 _KEY_CHARACTERS = re.compile(r"^[A-Za-z0-9_\-.]+$")
@@ -66,7 +65,7 @@ PROVIDER_RULES: dict[str, ProviderRule] = {
 
 @dataclass(frozen=True)
 class KeyOwner:
-    scope: str
+    scope: OwnerScope
     owner_id: str
 
 
@@ -140,22 +139,10 @@ def _validate_models(models_allowed: list[str] | None) -> list[str] | None:
     return list(dict.fromkeys(models_allowed))
 
 
-def _aad(key_id: str) -> str:
-    return f"provider_key:{key_id}"
-
-
-def summary(row: Any) -> dict[str, Any]:
-    return {
-        "id": row.id,
-        "owner_scope": row.owner_scope,
-        "owner_id": row.owner_id,
-        "provider": row.provider,
-        "masked_key": row.masked,
-        "base_url": row.base_url,
-        "models_allowed": row.models_allowed,
-        "active": bool(row.active),
-        "created_at": iso(row.created_at),
-    }
+def associated_data(key_row_id: str) -> str:
+    """What a key's ciphertext is bound to: its own row, so a ciphertext copied onto another
+    row does not open."""
+    return f"provider_key:{key_row_id}"
 
 
 def add_provider_key(
@@ -168,102 +155,84 @@ def add_provider_key(
     models_allowed: list[str] | None,
     actor: Actor,
     egress_policy: EgressPolicy | None = None,
-) -> dict[str, Any]:
+) -> ProviderKeyRecord:
     if owner.scope not in OWNER_SCOPES:
         raise InvalidRequest("owner_scope is not valid.", details={"field": "owner_scope"})
-    if owner.scope == "platform" and owner.owner_id != PLATFORM_OWNER_ID:
-        raise InvalidRequest("platform keys have owner_id 'platform'.", details={"field": "owner_id"})
+    scope = OwnerScope(owner.scope)
+    if scope is OwnerScope.PLATFORM and owner.owner_id != PLATFORM_OWNER_ID:
+        raise InvalidRequest(f"platform keys have owner_id '{PLATFORM_OWNER_ID}'.", details={"field": "owner_id"})
     rule = validate_api_key(provider, api_key)
     if base_url is not None:
         validate_base_url(base_url, policy=egress_policy, field_name="base_url")
     models = _validate_models(models_allowed)
     box = SecretBox.from_settings(ctx.settings)
     key_row_id = new_id()
-    now = ctx.clock()
-    with ctx.db.transaction() as conn:
-        if owner.scope == "developer":
-            found = conn.execute(select(developers.c.id).where(developers.c.id == owner.owner_id)).first()
-            if found is None:
-                raise NotFound("Developer was not found.", details={"field": "owner_id"})
-        conn.execute(
-            provider_keys.insert().values(
-                id=key_row_id,
-                owner_scope=owner.scope,
-                owner_id=owner.owner_id,
-                provider=provider,
-                key_id=box.key_id,
-                ciphertext=box.encrypt(api_key, aad=_aad(key_row_id)),
-                masked=mask_key(rule, api_key),
-                base_url=base_url,
-                models_allowed=models,
-                active=True,
-                created_at=now,
-                updated_at=now,
+    sealed = SealedSecret(box.key_id, box.encrypt(api_key, aad=associated_data(key_row_id)))
+    with ctx.unit_of_work() as uow:
+        if scope is OwnerScope.DEVELOPER:
+            require_developer(uow, owner.owner_id, details={"field": "owner_id"})
+        key = ProviderKeyRecord(
+            id=key_row_id,
+            owner_scope=scope,
+            owner_id=owner.owner_id,
+            provider=provider,
+            masked=mask_key(rule, api_key),
+            base_url=base_url,
+            models_allowed=None if models is None else tuple(models),
+            active=True,
+            created_at=uow.now,
+        )
+        uow.provider_keys.add(key, sealed)
+        uow.audit.add(
+            AuditEntry(
+                actor=actor.name,
+                action="provider_key.create",
+                resource_type=RESOURCE_TYPE,
+                resource_id=key_row_id,
+                after_status="active",
+                request_id=actor.request_id,
+                details={"owner_scope": str(scope), "owner_id": owner.owner_id, "provider": provider},
             )
         )
-        audit.record(
-            conn,
-            now=now,
-            actor=actor.name,
-            action="provider_key.create",
-            resource_type="provider_key",
-            resource_id=key_row_id,
-            after_status="active",
-            request_id=actor.request_id,
-            details={"owner_scope": owner.scope, "owner_id": owner.owner_id, "provider": provider},
-        )
-        row = conn.execute(select(provider_keys).where(provider_keys.c.id == key_row_id)).one()
-    return summary(row)
+        uow.commit()
+    return key
 
 
 def list_provider_keys(
-    ctx: ServiceContext, *, owner_scope: str | None = None, owner_id: str | None = None, limit: int = 500
-) -> list[dict[str, Any]]:
-    stmt = (
-        select(provider_keys)
-        .order_by(provider_keys.c.owner_scope, provider_keys.c.owner_id, provider_keys.c.created_at)
-        .limit(limit)
-    )
-    if owner_scope is not None:
-        stmt = stmt.where(provider_keys.c.owner_scope == owner_scope)
-    if owner_id is not None:
-        stmt = stmt.where(provider_keys.c.owner_id == owner_id)
-    with ctx.db.read() as conn:
-        return [summary(row) for row in conn.execute(stmt)]
+    ctx: ServiceContext, *, owner_scope: OwnerScope | None = None, owner_id: str | None = None, limit: int = 500
+) -> list[ProviderKeyRecord]:
+    with ctx.reader() as uow:
+        return uow.provider_keys.find(owner_scope=owner_scope, owner_id=owner_id, limit=limit)
 
 
 def delete_provider_key(ctx: ServiceContext, *, key_row_id: str, owner: KeyOwner | None, actor: Actor) -> None:
     """Hard delete: the row and its ciphertext are gone. ``owner`` None means an operator."""
-    now = ctx.clock()
-    with ctx.db.transaction() as conn:
-        row = conn.execute(
-            select(provider_keys.c.owner_scope, provider_keys.c.owner_id, provider_keys.c.provider).where(
-                provider_keys.c.id == key_row_id
-            )
-        ).first()
-        if row is None:
-            raise NotFound("Provider key was not found.", details={"field": "id"})
-        if owner is not None and (row.owner_scope, row.owner_id) != (owner.scope, owner.owner_id):
+    with ctx.unit_of_work() as uow:
+        key = uow.provider_keys.get(key_row_id)
+        if key is None:
+            raise NotFound(PROVIDER_KEY_NOT_FOUND, details={"field": "id"})
+        if owner is not None and (key.owner_scope, key.owner_id) != (owner.scope, owner.owner_id):
             raise Forbidden("This provider key belongs to someone else.")
-        conn.execute(delete(provider_keys).where(provider_keys.c.id == key_row_id))
-        audit.record(
-            conn,
-            now=now,
-            actor=actor.name,
-            action="provider_key.delete",
-            resource_type="provider_key",
-            resource_id=key_row_id,
-            before_status="active",
-            after_status="deleted",
-            request_id=actor.request_id,
-            details={"owner_scope": row.owner_scope, "owner_id": row.owner_id, "provider": row.provider},
+        uow.provider_keys.delete(key_row_id)
+        uow.audit.add(
+            AuditEntry(
+                actor=actor.name,
+                action="provider_key.delete",
+                resource_type=RESOURCE_TYPE,
+                resource_id=key_row_id,
+                before_status="active",
+                after_status="deleted",
+                request_id=actor.request_id,
+                details={"owner_scope": str(key.owner_scope), "owner_id": key.owner_id, "provider": key.provider},
+            )
         )
+        uow.commit()
 
 
 def open_provider_key(ctx: ServiceContext, key_row_id: str) -> str:
     """The plaintext key, for a server-side upstream call only. Never put it in a response."""
-    with ctx.db.read() as conn:
-        row = conn.execute(select(provider_keys.c.ciphertext).where(provider_keys.c.id == key_row_id)).first()
-    if row is None:
-        raise NotFound("Provider key was not found.", details={"field": "id"})
-    return SecretBox.from_settings(ctx.settings).decrypt(str(row.ciphertext), aad=_aad(key_row_id))
+    with ctx.reader() as uow:
+        sealed = uow.provider_keys.sealed(key_row_id)
+    if sealed is None:
+        raise NotFound(PROVIDER_KEY_NOT_FOUND, details={"field": "id"})
+    return SecretBox.from_settings(ctx.settings).decrypt(sealed.ciphertext, aad=associated_data(key_row_id))

@@ -45,7 +45,7 @@ from sqlalchemy.exc import DBAPIError, IntegrityError
 
 from ..adapters.db import ledger
 from ..adapters.db.bulk import insert_many
-from ..adapters.db.end_users import ensure_end_user
+from ..adapters.db.repositories.catalog import SqlCatalog
 from ..adapters.db.tables import accounts, app_features, apps, end_users, model_prices, usage_events
 from ..domain.identity import external_user_hash, new_id
 from ..domain.ledger import (
@@ -445,7 +445,7 @@ class _Batch:
         conn, now, db = self.conn, self.now, self.ctx.db
         for p in accepted:
             if p.end_user_id is None:  # a free call of a new end user: create the user and wallet
-                p.end_user_id = ensure_end_user(conn, p.app.id, p.event.external_user_id, now=now)
+                p.end_user_id = SqlCatalog(conn, now).ensure_end_user(p.app.id, p.event.external_user_id)
             if p.wallet_id is None:
                 p.wallet_id = ledger.ensure_account(conn, db.insert, OwnerScope.END_USER, p.end_user_id, now=now)
         if accepted:

@@ -17,6 +17,7 @@ from datetime import datetime
 from typing import Any, Protocol
 
 from ..domain.audit import AuditEntry
+from ..domain.catalog import CatalogStatus
 from ..domain.ledger import AccountState, OwnerScope, Transaction
 
 # --- ledger: accounts, postings and the one balance mover -------------------------------
@@ -166,21 +167,242 @@ class UsageRepository(Protocol):
     """Usage events: the rated model calls."""
 
 
+# --- catalog: developers, apps and their secret keys, features, model prices, end users ---
+
+
+@dataclass(frozen=True, slots=True)
+class DeveloperRecord:
+    id: str
+    name: str
+    email: str
+    status: CatalogStatus
+    created_at: datetime
+
+
+@dataclass(frozen=True, slots=True)
+class AppRecord:
+    id: str
+    public_app_id: str
+    developer_id: str
+    name: str
+    status: CatalogStatus
+    default_revenue_share_bps: int
+    default_markup_bps: int
+    created_at: datetime
+
+
+@dataclass(frozen=True, slots=True)
+class FeatureRecord:
+    """A feature and its pricing; ``None`` markup or share means "the app's default"."""
+
+    id: str
+    app_id: str
+    feature_key: str
+    display_name: str
+    markup_bps: int | None
+    channel_share_bps: int | None
+    explicit_gateway_fee_units: int
+    pricing_version: int
+    updated_at: datetime
+
+
+@dataclass(frozen=True, slots=True)
+class ModelPriceRecord:
+    id: str
+    provider: str
+    model: str
+    input_per_1m_units: int
+    output_per_1m_units: int
+    cached_per_1m_units: int
+    version: int
+    updated_at: datetime
+
+
+@dataclass(frozen=True, slots=True)
+class AppSecretKeyRecord:
+    """An app's secret key as stored: never the key itself (only its hash is kept)."""
+
+    id: str
+    app_id: str
+    name: str
+    created_at: datetime
+    last_used_at: datetime | None = None
+    revoked_at: datetime | None = None
+
+
 class CatalogRepository(Protocol):
-    """Developers, apps, features, model prices and end users."""
+    """Developers, apps and their secret keys, features, model prices and end users.
+
+    The ``ensure_*`` methods insert the proposed row unless one with the same natural key
+    exists (race-safe: a concurrent insert is never an error) and return the stored row;
+    the caller compares ids to learn whether it was its own."""
+
+    def get_developer(self, developer_id: str) -> DeveloperRecord | None: ...
+
+    def ensure_developer(self, proposed: DeveloperRecord) -> DeveloperRecord:
+        """The developer with ``proposed.email``, created from ``proposed`` if none."""
+        ...
+
+    def get_app(self, public_app_id: str) -> AppRecord | None: ...
+
+    def ensure_app(self, proposed: AppRecord) -> AppRecord:
+        """The app with ``proposed.public_app_id``, created from ``proposed`` if none."""
+        ...
+
+    def ensure_feature(self, proposed: FeatureRecord) -> FeatureRecord:
+        """The app's feature ``proposed.feature_key``, created from ``proposed`` if none."""
+        ...
+
+    def put_feature(
+        self,
+        app_id: str,
+        feature_key: str,
+        *,
+        display_name: str,
+        markup_bps: int | None,
+        channel_share_bps: int | None,
+        explicit_gateway_fee_units: int,
+    ) -> FeatureRecord:
+        """Create the feature at pricing version 1, or replace its pricing and bump the version."""
+        ...
+
+    def has_feature(self, app_id: str, feature_key: str) -> bool: ...
+
+    def ensure_model_price(self, proposed: ModelPriceRecord) -> ModelPriceRecord:
+        """The price of ``proposed.provider``/``proposed.model``, created from ``proposed`` if none."""
+        ...
+
+    def put_model_price(
+        self,
+        provider: str,
+        model: str,
+        *,
+        input_per_1m_units: int,
+        output_per_1m_units: int,
+        cached_per_1m_units: int,
+    ) -> ModelPriceRecord:
+        """Create the price at version 1, or replace it and bump the version."""
+        ...
 
     def ensure_end_user(self, app_id: str, external_user_id: str) -> str:
         """The id of the app's end user ``external_user_id`` (stored only as a per-app hash),
         created if new (race-safe)."""
         ...
 
+    def add_end_user(self, app_id: str, external_user_id: str) -> str | None:
+        """Create the app's end user ``external_user_id``; its id, or None if it already existed
+        (exactly one of concurrent callers gets the id)."""
+        ...
+
+    def add_secret_key(self, key: AppSecretKeyRecord, *, key_hash: str) -> bool:
+        """Store a key by its hash; False (and nothing written) if that hash is already stored."""
+        ...
+
+    def secret_keys(self, app_id: str) -> list[AppSecretKeyRecord]:
+        """The app's keys, revoked ones included, oldest first."""
+        ...
+
+    def get_secret_key(self, app_id: str, key_id: str) -> AppSecretKeyRecord | None: ...
+
+    def live_secret_key(self, key_hash: str) -> AppSecretKeyRecord | None:
+        """The unrevoked key stored under ``key_hash``, of whichever app."""
+        ...
+
+    def revoke_secret_key(self, key_id: str) -> bool:
+        """Revoke the key now; False if it was already revoked."""
+        ...
+
+    def mark_secret_key_used(self, key_id: str, *, unless_used_since: datetime) -> None:
+        """Set ``last_used_at`` to now, unless the key was already used at or after ``unless_used_since``."""
+        ...
+
+
+# --- sessions -----------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class SessionRecord:
+    """An end-user session as stored: the token only as its hash."""
+
+    id: str
+    token_hash: str
+    end_user_id: str
+    app_id: str
+    feature_key: str | None
+    expires_at: datetime
+
+
+@dataclass(frozen=True, slots=True)
+class StoredSession:
+    """A session with the public id and status of its app, as authentication needs it."""
+
+    session: SessionRecord
+    public_app_id: str
+    app_status: CatalogStatus
+
 
 class SessionRepository(Protocol):
     """End-user sessions (stored as token hashes)."""
 
+    def add(self, session: SessionRecord) -> None: ...
+
+    def by_token_hash(self, token_hash: str) -> StoredSession | None: ...
+
+
+# --- provider keys ------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class SealedSecret:
+    """A ciphertext and the id of the secret key that sealed it."""
+
+    key_id: str
+    ciphertext: str
+
+
+@dataclass(frozen=True, slots=True)
+class ProviderKeyRecord:
+    """A provider key as anyone may see it: ``masked`` (``sk-…abcd``), never the key."""
+
+    id: str
+    owner_scope: OwnerScope
+    owner_id: str
+    provider: str
+    masked: str
+    base_url: str | None
+    models_allowed: tuple[str, ...] | None
+    active: bool
+    created_at: datetime
+
 
 class ProviderKeyRepository(Protocol):
     """Encrypted provider keys."""
+
+    def add(self, key: ProviderKeyRecord, sealed: SealedSecret) -> None: ...
+
+    def get(self, key_row_id: str) -> ProviderKeyRecord | None: ...
+
+    def find(
+        self, *, owner_scope: OwnerScope | None = None, owner_id: str | None = None, limit: int
+    ) -> list[ProviderKeyRecord]:
+        """Ordered by owner, then age."""
+        ...
+
+    def delete(self, key_row_id: str) -> None:
+        """Remove the row and its ciphertext."""
+        ...
+
+    def sealed(self, key_row_id: str) -> SealedSecret | None: ...
+
+    def count_not_sealed_with(self, key_id: str) -> int: ...
+
+    def not_sealed_with(self, key_id: str, *, skip: Collection[str], limit: int) -> list[tuple[str, SealedSecret]]:
+        """Up to ``limit`` (row id, sealed) pairs sealed by another key, by row id, except ``skip``."""
+        ...
+
+    def reseal(self, key_row_id: str, *, was: SealedSecret, sealed: SealedSecret) -> bool:
+        """Replace the ciphertext only if it is still ``was``; False if the row changed or went."""
+        ...
 
 
 class ReportRepository(Protocol):

@@ -12,17 +12,16 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from sqlalchemy import and_, func, select, update
-
-from ..adapters.db import audit
-from ..adapters.db.tables import provider_keys
 from ..adapters.secretbox import SecretBox
+from ..domain.audit import AuditEntry
 from .context import Actor, ServiceContext
+from .provider_keys import RESOURCE_TYPE, associated_data
+from .repositories import SealedSecret
 
 DEFAULT_BATCH_SIZE = 200
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class RotationResult:
     key_id: str
     rotated_count: int
@@ -31,12 +30,8 @@ class RotationResult:
 
 def count_needing_rotation(ctx: ServiceContext) -> int:
     box = SecretBox.from_settings(ctx.settings)
-    with ctx.db.read() as conn:
-        return int(
-            conn.execute(
-                select(func.count()).select_from(provider_keys).where(provider_keys.c.key_id != box.key_id)
-            ).scalar_one()
-        )
+    with ctx.reader() as uow:
+        return uow.provider_keys.count_not_sealed_with(box.key_id)
 
 
 def rotate_secrets(
@@ -50,40 +45,28 @@ def rotate_secrets(
     rotated = 0
     skipped: set[str] = set()
     while True:
-        with ctx.db.transaction() as conn:
-            rows = conn.execute(
-                select(provider_keys.c.id, provider_keys.c.ciphertext)
-                .where(provider_keys.c.key_id != box.key_id)
-                .where(provider_keys.c.id.not_in(skipped) if skipped else provider_keys.c.id.is_not(None))
-                .order_by(provider_keys.c.id)
-                .limit(batch_size)
-            ).all()
-            if not rows:
+        with ctx.unit_of_work() as uow:
+            batch = uow.provider_keys.not_sealed_with(box.key_id, skip=skipped, limit=batch_size)
+            if not batch:
                 break
-            now = ctx.clock()
             batch_rotated = 0
-            for row in rows:
-                aad = f"provider_key:{row.id}"
-                sealed = box.encrypt(box.decrypt(str(row.ciphertext), aad=aad), aad=aad)
-                changed = conn.execute(
-                    update(provider_keys)
-                    .where(and_(provider_keys.c.id == row.id, provider_keys.c.ciphertext == row.ciphertext))
-                    .values(ciphertext=sealed, key_id=box.key_id, updated_at=now)
-                ).rowcount
-                if changed:
+            for key_row_id, was in batch:
+                aad = associated_data(key_row_id)
+                sealed = SealedSecret(box.key_id, box.encrypt(box.decrypt(was.ciphertext, aad=aad), aad=aad))
+                if uow.provider_keys.reseal(key_row_id, was=was, sealed=sealed):
                     batch_rotated += 1
-                else:
-                    skipped.add(str(row.id))
-            audit.record(
-                conn,
-                now=now,
-                actor=actor.name,
-                action="secrets.rotate_batch",
-                resource_type="provider_key",
-                amount_units=None,
-                request_id=actor.request_id,
-                details={"key_id": box.key_id, "rotated_count": batch_rotated},
+                else:  # deleted or re-added meanwhile: left alone
+                    skipped.add(key_row_id)
+            uow.audit.add(
+                AuditEntry(
+                    actor=actor.name,
+                    action="secrets.rotate_batch",
+                    resource_type=RESOURCE_TYPE,
+                    request_id=actor.request_id,
+                    details={"key_id": box.key_id, "rotated_count": batch_rotated},
+                )
             )
+            uow.commit()
         rotated += batch_rotated
         if on_batch is not None:
             on_batch(batch_rotated)

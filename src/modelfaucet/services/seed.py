@@ -1,19 +1,23 @@
-"""seed_demo_data: the demo developer, app, feature, end user and wallets (SPEC §11).
+"""seed_demo_data: the demo developer, app (and its secret key), feature, end user and wallets (SPEC §11).
 
-Idempotent: every row is looked up before it is created, and the opening balance is one
-ledger transaction keyed by a fixed reference, so running it twice adds nothing.
+Idempotent, in one unit of work: every row is ensured (created only when absent, by its
+natural key), and the demo end user's opening balance is posted by the run that creates
+that end user — exactly one run, even when two seed at once — so running it twice adds
+nothing.
+
+The demo app's secret key is fixed and obviously fake (:data:`DEMO_APP_SECRET_KEY`), so
+every run can print it; like any key it is stored only as its hash. It exists for the demo
+data only: revoke it (``DELETE /v1/admin/apps/app_pub_demo/secret-keys/{id}``) on any
+database that is not a demo.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 
-from sqlalchemy import ColumnElement, Connection, Table, select
-
-from ..adapters.db import audit, ledger
-from ..adapters.db.database import Database
-from ..adapters.db.tables import app_features, apps, developers, end_users, ledger_transactions, model_prices
-from ..domain.identity import external_user_hash, new_id
+from ..domain.audit import AuditEntry
+from ..domain.catalog import DEFAULT_APP_MARKUP_BPS, CatalogStatus
+from ..domain.identity import new_id, token_hash
 from ..domain.ledger import (
     PLATFORM_OWNER_ID,
     PROVIDER_COST_OWNER_ID,
@@ -25,13 +29,20 @@ from ..domain.ledger import (
 )
 from ..domain.money import UNITS_PER_USD
 from .context import ServiceContext
+from .repositories import AppRecord, AppSecretKeyRecord, DeveloperRecord, FeatureRecord, ModelPriceRecord
+from .unit_of_work import UnitOfWork
 
 DEMO_DEVELOPER_EMAIL = "dev@example.com"
 DEMO_PUBLIC_APP_ID = "app_pub_demo"
 DEMO_FEATURE_KEY = "customer_reply"
 DEMO_EXTERNAL_USER_ID = "demo-user-1"
 DEMO_OPENING_UNITS = 10 * UNITS_PER_USD
-_OPENING_REFERENCE = ("seed", "demo_end_user_opening_balance")
+DEMO_REVENUE_SHARE_BPS = 4000
+# Fixed so that every seed run can print it; shaped like a real key so it authenticates.
+DEMO_APP_SECRET_KEY = "mf_app_sk_demo_00000000000000000000000000000000"  # noqa: S105 - public, fake
+DEMO_APP_KEY_NAME = "demo (seed)"
+OPENING_REFERENCE_TYPE = "seed"
+OPENING_REFERENCE_ID = "demo_end_user_opening_balance"
 
 
 @dataclass(frozen=True)
@@ -39,6 +50,7 @@ class SeedResult:
     developer_id: str
     app_id: str
     public_app_id: str
+    app_secret_key: str
     feature_key: str
     end_user_id: str
     external_user_id: str
@@ -50,124 +62,76 @@ class SeedResult:
 
 
 def seed_demo_data(ctx: ServiceContext) -> SeedResult:
-    now = ctx.clock()
-    db = ctx.db
-    with db.transaction() as conn:
-        developer_id = _get_or_create(
-            conn,
-            db,
-            developers,
-            developers.c.email == DEMO_DEVELOPER_EMAIL,
-            {"name": "Demo Developer", "email": DEMO_DEVELOPER_EMAIL, "status": "active", "created_at": now},
-            conflict=["email"],
-        )
-        app_id = _get_or_create(
-            conn,
-            db,
-            apps,
-            apps.c.public_app_id == DEMO_PUBLIC_APP_ID,
-            {
-                "public_app_id": DEMO_PUBLIC_APP_ID,
-                "developer_id": developer_id,
-                "name": "CRM Demo",
-                "status": "active",
-                "default_revenue_share_bps": 4000,
-                "default_markup_bps": 3000,
-                "created_at": now,
-            },
-            conflict=["public_app_id"],
-        )
-        _get_or_create(
-            conn,
-            db,
-            app_features,
-            (app_features.c.app_id == app_id) & (app_features.c.feature_key == DEMO_FEATURE_KEY),
-            {
-                "app_id": app_id,
-                "feature_key": DEMO_FEATURE_KEY,
-                "display_name": "Customer reply",
-                "markup_bps": 3000,
-                "channel_share_bps": 4000,
-                "explicit_gateway_fee_units": 0,
-                "pricing_version": 1,
-                "created_at": now,
-                "updated_at": now,
-            },
-            conflict=["app_id", "feature_key"],
-        )
-        _get_or_create(
-            conn,
-            db,
-            model_prices,
-            (model_prices.c.provider == "mock") & (model_prices.c.model == "mock-small"),
-            {
-                "provider": "mock",
-                "model": "mock-small",
-                "input_per_1m_units": 50_000_000,  # 0.50 USD per million input tokens
-                "output_per_1m_units": 150_000_000,  # 1.50 USD per million output tokens
-                "cached_per_1m_units": 5_000_000,
-                "version": 1,
-                "created_at": now,
-                "updated_at": now,
-            },
-            conflict=["provider", "model"],
-        )
-        user_hash = external_user_hash(app_id, DEMO_EXTERNAL_USER_ID)
-        end_user_id = _get_or_create(
-            conn,
-            db,
-            end_users,
-            (end_users.c.app_id == app_id) & (end_users.c.external_user_hash == user_hash),
-            {"app_id": app_id, "external_user_hash": user_hash, "created_at": now},
-            conflict=["app_id", "external_user_hash"],
-        )
+    with ctx.unit_of_work() as uow:
+        result = _seed(uow)
+        uow.commit()
+    return result
 
-        def account(scope: OwnerScope, owner_id: str) -> str:
-            return ledger.ensure_account(conn, db.insert, scope, owner_id, now=now)
 
-        platform = account(OwnerScope.PLATFORM, PLATFORM_OWNER_ID)
-        provider_cost = account(OwnerScope.PROVIDER_COST, PROVIDER_COST_OWNER_ID)
-        developer_wallet = account(OwnerScope.DEVELOPER, developer_id)
-        end_user_wallet = account(OwnerScope.END_USER, end_user_id)
-        for system in SystemAccount:
-            account(OwnerScope.SYSTEM, system.value)
-        equity = account(OwnerScope.SYSTEM, SystemAccount.SEED_EQUITY.value)
+def _seed(uow: UnitOfWork) -> SeedResult:
+    now = uow.now
+    catalog = uow.catalog
+    developer = catalog.ensure_developer(
+        DeveloperRecord(new_id(), "Demo Developer", DEMO_DEVELOPER_EMAIL, CatalogStatus.ACTIVE, now)
+    )
+    app = catalog.ensure_app(
+        AppRecord(
+            id=new_id(),
+            public_app_id=DEMO_PUBLIC_APP_ID,
+            developer_id=developer.id,
+            name="CRM Demo",
+            status=CatalogStatus.ACTIVE,
+            default_revenue_share_bps=DEMO_REVENUE_SHARE_BPS,
+            default_markup_bps=DEFAULT_APP_MARKUP_BPS,
+            created_at=now,
+        )
+    )
+    catalog.add_secret_key(
+        AppSecretKeyRecord(new_id(), app.id, DEMO_APP_KEY_NAME, now), key_hash=token_hash(DEMO_APP_SECRET_KEY)
+    )
+    catalog.ensure_feature(
+        FeatureRecord(
+            id=new_id(),
+            app_id=app.id,
+            feature_key=DEMO_FEATURE_KEY,
+            display_name="Customer reply",
+            markup_bps=DEFAULT_APP_MARKUP_BPS,
+            channel_share_bps=DEMO_REVENUE_SHARE_BPS,
+            explicit_gateway_fee_units=0,
+            pricing_version=1,
+            updated_at=now,
+        )
+    )
+    catalog.ensure_model_price(
+        ModelPriceRecord(
+            id=new_id(),
+            provider="mock",
+            model="mock-small",
+            input_per_1m_units=50_000_000,  # 0.50 USD per million input tokens
+            output_per_1m_units=150_000_000,  # 1.50 USD per million output tokens
+            cached_per_1m_units=5_000_000,
+            version=1,
+            updated_at=now,
+        )
+    )
+    new_end_user_id = catalog.add_end_user(app.id, DEMO_EXTERNAL_USER_ID)
+    end_user_id = new_end_user_id or catalog.ensure_end_user(app.id, DEMO_EXTERNAL_USER_ID)
 
-        opened = conn.execute(
-            select(ledger_transactions.c.id).where(
-                (ledger_transactions.c.reference_type == _OPENING_REFERENCE[0])
-                & (ledger_transactions.c.reference_id == _OPENING_REFERENCE[1])
-            )
-        ).first()
-        if opened is None:
-            reason = Reason.SEED_OPENING_BALANCE.value
-            ledger.post(
-                conn,
-                Transaction.of(
-                    reason,
-                    [
-                        Posting.credit(end_user_wallet, DEMO_OPENING_UNITS, reason),
-                        Posting.debit(equity, DEMO_OPENING_UNITS, reason),
-                    ],
-                    reference_type=_OPENING_REFERENCE[0],
-                    reference_id=_OPENING_REFERENCE[1],
-                ),
-                now=now,
-            )
-            audit.record(
-                conn,
-                now=now,
-                actor="seed",
-                action="seed.opening_balance",
-                resource_type="wallet",
-                resource_id=end_user_wallet,
-                amount_units=DEMO_OPENING_UNITS,
-                note="demo end-user test credits",
-            )
+    ledger = uow.ledger
+    platform = ledger.ensure(OwnerScope.PLATFORM, PLATFORM_OWNER_ID)
+    provider_cost = ledger.ensure(OwnerScope.PROVIDER_COST, PROVIDER_COST_OWNER_ID)
+    developer_wallet = ledger.ensure(OwnerScope.DEVELOPER, developer.id)
+    end_user_wallet = ledger.ensure(OwnerScope.END_USER, end_user_id)
+    for system in SystemAccount:
+        ledger.ensure(OwnerScope.SYSTEM, system.value)
+    opening = new_end_user_id is not None
+    if opening:
+        _post_opening_balance(uow, end_user_wallet)
     return SeedResult(
-        developer_id=developer_id,
-        app_id=app_id,
+        developer_id=developer.id,
+        app_id=app.id,
         public_app_id=DEMO_PUBLIC_APP_ID,
+        app_secret_key=DEMO_APP_SECRET_KEY,
         feature_key=DEMO_FEATURE_KEY,
         end_user_id=end_user_id,
         external_user_id=DEMO_EXTERNAL_USER_ID,
@@ -175,21 +139,32 @@ def seed_demo_data(ctx: ServiceContext) -> SeedResult:
         developer_wallet_id=developer_wallet,
         platform_wallet_id=platform,
         provider_cost_wallet_id=provider_cost,
-        created_opening_balance=opened is None,
+        created_opening_balance=opening,
     )
 
 
-def _get_or_create(
-    conn: Connection,
-    db: Database,
-    table: Table,
-    where: ColumnElement[bool],
-    values: dict[str, object],
-    *,
-    conflict: list[str],
-) -> str:
-    existing = conn.execute(select(table.c.id).where(where)).scalar_one_or_none()
-    if existing is not None:
-        return str(existing)
-    conn.execute(db.insert(table).values(id=new_id(), **values).on_conflict_do_nothing(index_elements=conflict))
-    return str(conn.execute(select(table.c.id).where(where)).scalar_one())
+def _post_opening_balance(uow: UnitOfWork, end_user_wallet: str) -> None:
+    """The demo end user's test credits: a credit of the wallet against seed equity."""
+    equity = uow.ledger.ensure(OwnerScope.SYSTEM, SystemAccount.SEED_EQUITY.value)
+    reason = Reason.SEED_OPENING_BALANCE.value
+    uow.ledger.post(
+        Transaction.of(
+            reason,
+            [
+                Posting.credit(end_user_wallet, DEMO_OPENING_UNITS, reason),
+                Posting.debit(equity, DEMO_OPENING_UNITS, reason),
+            ],
+            reference_type=OPENING_REFERENCE_TYPE,
+            reference_id=OPENING_REFERENCE_ID,
+        )
+    )
+    uow.audit.add(
+        AuditEntry(
+            actor="seed",
+            action="seed.opening_balance",
+            resource_type="wallet",
+            resource_id=end_user_wallet,
+            amount_units=DEMO_OPENING_UNITS,
+            note="demo end-user test credits",
+        )
+    )

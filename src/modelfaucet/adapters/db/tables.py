@@ -357,3 +357,18 @@ Index("ix_provider_keys_owner", provider_keys.c.owner_scope, provider_keys.c.own
 
 # Tables whose rows are never updated or deleted (invariant 5).
 APPEND_ONLY_TABLES = ("ledger_transactions", "ledger_postings")
+
+# An app's secret keys (SPEC §4): its backend mints end-user sessions with one. Only the
+# SHA-256 of the key is stored; a revoked key keeps its row (and its revoked_at) for the record.
+app_secret_keys = Table(
+    "app_secret_keys",
+    metadata,
+    Column("id", String(36), primary_key=True),
+    Column("app_id", String(36), ForeignKey("apps.id"), nullable=False),
+    Column("name", String(200), nullable=False),
+    Column("key_hash", String(64), nullable=False, unique=True),
+    _ts("created_at"),
+    _ts("last_used_at", nullable=True),
+    _ts("revoked_at", nullable=True),
+)
+Index("ix_app_secret_keys_app", app_secret_keys.c.app_id, app_secret_keys.c.created_at)

@@ -2,13 +2,17 @@
 
 from __future__ import annotations
 
-from typing import Annotated, Any
+from typing import Annotated
 
 from fastapi import APIRouter, Path
 from pydantic import BaseModel, Field
 
-from ...domain.rating import parse_markup_percent
+from ...domain.catalog import DEFAULT_APP_MARKUP_BPS
+from ...domain.money import format_usd
+from ...domain.rating import format_markup_percent, parse_markup_percent
 from ...services import catalog
+from ...services.formatting import iso
+from ...services.repositories import ModelPriceRecord
 from ..deps import AdminActor, Context
 from ..schemas import StrictModel, UsdString, UsdUnits, error_responses, parse_uuid
 
@@ -96,21 +100,77 @@ class ModelPriceOut(BaseModel):
     updated_at: str
 
 
+def _developer_out(created: catalog.DeveloperCreated) -> DeveloperOut:
+    developer = created.developer
+    return DeveloperOut(
+        id=developer.id,
+        name=developer.name,
+        email=developer.email,
+        status=str(developer.status),
+        wallet_id=created.wallet_id,
+        created_at=iso(developer.created_at),
+    )
+
+
+def _app_out(created: catalog.AppCreated) -> AppOut:
+    app = created.app
+    return AppOut(
+        id=app.id,
+        public_app_id=app.public_app_id,
+        developer_id=app.developer_id,
+        name=app.name,
+        status=str(app.status),
+        default_revenue_share_bps=app.default_revenue_share_bps,
+        default_markup_percent=format_markup_percent(app.default_markup_bps),
+        developer_wallet_id=created.developer_wallet_id,
+        created_at=iso(app.created_at),
+    )
+
+
+def _feature_out(put: catalog.FeaturePut) -> FeatureOut:
+    feature = put.feature
+    markup_bps = feature.markup_bps
+    return FeatureOut(
+        public_app_id=put.public_app_id,
+        feature_key=feature.feature_key,
+        display_name=feature.display_name,
+        pricing=PricingOut(
+            markup_percent=None if markup_bps is None else format_markup_percent(markup_bps),
+            channel_share_bps=feature.channel_share_bps,
+            explicit_gateway_fee_usd=format_usd(feature.explicit_gateway_fee_units),
+        ),
+        pricing_version=feature.pricing_version,
+        updated_at=iso(feature.updated_at),
+    )
+
+
+def _model_price_out(price: ModelPriceRecord) -> ModelPriceOut:
+    return ModelPriceOut(
+        provider=price.provider,
+        model=price.model,
+        input_per_1m_usd=format_usd(price.input_per_1m_units),
+        output_per_1m_usd=format_usd(price.output_per_1m_units),
+        cached_per_1m_usd=format_usd(price.cached_per_1m_units),
+        version=price.version,
+        updated_at=iso(price.updated_at),
+    )
+
+
 @router.post(
     "/v1/admin/developers", status_code=201, response_model=DeveloperOut, responses=error_responses(400, 401, 409)
 )
-def create_developer(ctx: Context, actor: AdminActor, body: DeveloperIn) -> dict[str, Any]:
-    return catalog.create_developer(ctx, actor, name=body.name, email=body.email)
+def create_developer(ctx: Context, actor: AdminActor, body: DeveloperIn) -> DeveloperOut:
+    return _developer_out(catalog.create_developer(ctx, actor, name=body.name, email=body.email))
 
 
 @router.post("/v1/admin/apps", status_code=201, response_model=AppOut, responses=error_responses(400, 401, 404, 409))
-def create_app(ctx: Context, actor: AdminActor, body: AppIn) -> dict[str, Any]:
+def create_app(ctx: Context, actor: AdminActor, body: AppIn) -> AppOut:
     markup_bps = (
-        catalog.DEFAULT_APP_MARKUP_BPS
+        DEFAULT_APP_MARKUP_BPS
         if body.default_markup_percent is None
         else parse_markup_percent(body.default_markup_percent, field="default_markup_percent")
     )
-    return catalog.create_app(
+    created = catalog.create_app(
         ctx,
         actor,
         developer_id=parse_uuid(body.developer_id, field="developer_id"),
@@ -119,6 +179,7 @@ def create_app(ctx: Context, actor: AdminActor, body: AppIn) -> dict[str, Any]:
         default_revenue_share_bps=body.default_revenue_share_bps,
         default_markup_bps=markup_bps,
     )
+    return _app_out(created)
 
 
 @router.put(
@@ -132,10 +193,10 @@ def put_feature(
     public_app_id: Annotated[str, Path(max_length=64)],
     feature_key: Annotated[str, Path(max_length=64)],
     body: FeatureIn,
-) -> dict[str, Any]:
+) -> FeatureOut:
     pricing = body.pricing
     markup_bps = None if pricing.markup_percent is None else parse_markup_percent(pricing.markup_percent)
-    return catalog.put_feature(
+    put = catalog.put_feature(
         ctx,
         actor,
         public_app_id=public_app_id,
@@ -147,6 +208,7 @@ def put_feature(
             explicit_gateway_fee_units=pricing.explicit_gateway_fee_usd,
         ),
     )
+    return _feature_out(put)
 
 
 @router.put(
@@ -160,8 +222,8 @@ def put_model_price(
     provider: Annotated[str, Path(max_length=64)],
     model: Annotated[str, Path(max_length=128)],
     body: ModelPriceIn,
-) -> dict[str, Any]:
-    return catalog.put_model_price(
+) -> ModelPriceOut:
+    price = catalog.put_model_price(
         ctx,
         actor,
         provider=provider,
@@ -170,3 +232,4 @@ def put_model_price(
         output_per_1m_units=body.output_per_1m_usd,
         cached_per_1m_units=body.cached_per_1m_usd,
     )
+    return _model_price_out(price)

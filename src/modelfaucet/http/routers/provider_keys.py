@@ -5,14 +5,18 @@ Responses carry the masked key only (``sk-…abcd``); the plaintext never leaves
 
 from __future__ import annotations
 
-from typing import Annotated, Any, Literal
+from typing import Annotated, Literal
 
 from fastapi import APIRouter, Query
 from pydantic import BaseModel, Field
 
+from ...domain.ledger import PLATFORM_OWNER_ID, OwnerScope
 from ...services import provider_keys
 from ...services.context import Actor
-from ...services.provider_keys import PLATFORM_OWNER_ID, KeyOwner
+from ...services.formatting import iso
+from ...services.provider_keys import KeyOwner
+from ...services.repositories import ProviderKeyRecord
+from ...services.sessions import SessionUser as SessionUserModel
 from ..deps import AdminActor, Context, SessionUser
 from ..schemas import StrictModel, error_responses, parse_uuid
 
@@ -34,9 +38,27 @@ class ProviderKeyOut(BaseModel):
     active: bool
     created_at: str
 
+    @classmethod
+    def of(cls, key: ProviderKeyRecord) -> ProviderKeyOut:
+        return cls(
+            id=key.id,
+            owner_scope=str(key.owner_scope),
+            owner_id=key.owner_id,
+            provider=key.provider,
+            masked_key=key.masked,
+            base_url=key.base_url,
+            models_allowed=None if key.models_allowed is None else list(key.models_allowed),
+            active=key.active,
+            created_at=iso(key.created_at),
+        )
+
 
 class ProviderKeyList(BaseModel):
     items: list[ProviderKeyOut]
+
+    @classmethod
+    def of(cls, keys: list[ProviderKeyRecord]) -> ProviderKeyList:
+        return cls(items=[ProviderKeyOut.of(key) for key in keys])
 
 
 class ProviderKeyDeleted(BaseModel):
@@ -66,12 +88,12 @@ class UserProviderKeyIn(StrictModel):
     response_model=ProviderKeyOut,
     responses=error_responses(400, 401, 404),
 )
-def admin_add_provider_key(ctx: Context, actor: AdminActor, body: AdminProviderKeyIn) -> dict[str, Any]:
+def admin_add_provider_key(ctx: Context, actor: AdminActor, body: AdminProviderKeyIn) -> ProviderKeyOut:
     if body.owner_scope == "platform":
-        owner = KeyOwner("platform", body.owner_id or PLATFORM_OWNER_ID)
+        owner = KeyOwner(OwnerScope.PLATFORM, body.owner_id or PLATFORM_OWNER_ID)
     else:
-        owner = KeyOwner("developer", parse_uuid(body.owner_id or "", field="owner_id"))
-    return provider_keys.add_provider_key(
+        owner = KeyOwner(OwnerScope.DEVELOPER, parse_uuid(body.owner_id or "", field="owner_id"))
+    created = provider_keys.add_provider_key(
         ctx,
         owner=owner,
         provider=body.provider,
@@ -80,6 +102,7 @@ def admin_add_provider_key(ctx: Context, actor: AdminActor, body: AdminProviderK
         models_allowed=body.models_allowed,
         actor=actor,
     )
+    return ProviderKeyOut.of(created)
 
 
 @router.get("/v1/admin/provider-keys", response_model=ProviderKeyList, responses=error_responses(400, 401))
@@ -88,8 +111,9 @@ def admin_list_provider_keys(
     _actor: AdminActor,
     owner_scope: Annotated[Literal["platform", "developer", "end_user"] | None, Query()] = None,
     owner_id: Annotated[str | None, Query(max_length=64)] = None,
-) -> dict[str, Any]:
-    return {"items": provider_keys.list_provider_keys(ctx, owner_scope=owner_scope, owner_id=owner_id)}
+) -> ProviderKeyList:
+    scope = None if owner_scope is None else OwnerScope(owner_scope)
+    return ProviderKeyList.of(provider_keys.list_provider_keys(ctx, owner_scope=scope, owner_id=owner_id))
 
 
 @router.delete(
@@ -97,14 +121,14 @@ def admin_list_provider_keys(
     response_model=ProviderKeyDeleted,
     responses=error_responses(400, 401, 404),
 )
-def admin_delete_provider_key(ctx: Context, actor: AdminActor, key_id: str) -> dict[str, Any]:
+def admin_delete_provider_key(ctx: Context, actor: AdminActor, key_id: str) -> ProviderKeyDeleted:
     key_row_id = parse_uuid(key_id, field="key_id")
     provider_keys.delete_provider_key(ctx, key_row_id=key_row_id, owner=None, actor=actor)
-    return {"id": key_row_id, "deleted": True}
+    return ProviderKeyDeleted(id=key_row_id, deleted=True)
 
 
-def _end_user(user: Any) -> tuple[KeyOwner, Actor]:
-    return KeyOwner("end_user", user.end_user_id), Actor(name=f"end_user:{user.end_user_id}")
+def _end_user(user: SessionUserModel) -> tuple[KeyOwner, Actor]:
+    return KeyOwner(OwnerScope.END_USER, user.end_user_id), Actor(name=f"end_user:{user.end_user_id}")
 
 
 @router.post(
@@ -113,9 +137,9 @@ def _end_user(user: Any) -> tuple[KeyOwner, Actor]:
     response_model=ProviderKeyOut,
     responses=error_responses(400, 401),
 )
-def user_add_provider_key(ctx: Context, user: SessionUser, body: UserProviderKeyIn) -> dict[str, Any]:
+def user_add_provider_key(ctx: Context, user: SessionUser, body: UserProviderKeyIn) -> ProviderKeyOut:
     owner, actor = _end_user(user)
-    return provider_keys.add_provider_key(
+    created = provider_keys.add_provider_key(
         ctx,
         owner=owner,
         provider=body.provider,
@@ -124,11 +148,13 @@ def user_add_provider_key(ctx: Context, user: SessionUser, body: UserProviderKey
         models_allowed=body.models_allowed,
         actor=actor,
     )
+    return ProviderKeyOut.of(created)
 
 
 @router.get("/v1/user/provider-keys", response_model=ProviderKeyList, responses=error_responses(401))
-def user_list_provider_keys(ctx: Context, user: SessionUser) -> dict[str, Any]:
-    return {"items": provider_keys.list_provider_keys(ctx, owner_scope="end_user", owner_id=user.end_user_id)}
+def user_list_provider_keys(ctx: Context, user: SessionUser) -> ProviderKeyList:
+    keys = provider_keys.list_provider_keys(ctx, owner_scope=OwnerScope.END_USER, owner_id=user.end_user_id)
+    return ProviderKeyList.of(keys)
 
 
 @router.delete(
@@ -136,8 +162,8 @@ def user_list_provider_keys(ctx: Context, user: SessionUser) -> dict[str, Any]:
     response_model=ProviderKeyDeleted,
     responses=error_responses(400, 401, 403, 404),
 )
-def user_delete_provider_key(ctx: Context, user: SessionUser, key_id: str) -> dict[str, Any]:
+def user_delete_provider_key(ctx: Context, user: SessionUser, key_id: str) -> ProviderKeyDeleted:
     owner, actor = _end_user(user)
     key_row_id = parse_uuid(key_id, field="key_id")
     provider_keys.delete_provider_key(ctx, key_row_id=key_row_id, owner=owner, actor=actor)
-    return {"id": key_row_id, "deleted": True}
+    return ProviderKeyDeleted(id=key_row_id, deleted=True)
