@@ -35,6 +35,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any, Generic, Protocol, TypeVar
 
+from ..domain.idempotency import KeyState
 from ..domain.outcomes import IdempotencyConflict, InvalidRequest
 from .context import ServiceContext
 from .formatting import as_utc
@@ -53,8 +54,8 @@ KEY_MAX_LENGTH = 128
 # Visible ASCII only: a key is an opaque token, never whitespace or control characters.
 _KEY_PATTERN = re.compile(rf"^[\x21-\x7e]{{{KEY_MIN_LENGTH},{KEY_MAX_LENGTH}}}$")
 
-IN_FLIGHT = "in_flight"
-DONE = "done"
+IN_FLIGHT = KeyState.IN_FLIGHT
+DONE = KeyState.DONE
 
 
 @dataclass(frozen=True, slots=True)
