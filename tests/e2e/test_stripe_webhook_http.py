@@ -14,6 +14,7 @@ from fastapi.testclient import TestClient
 from modelfaucet.adapters.db.database import Database
 from modelfaucet.config import Settings
 from modelfaucet.http.app import create_app
+from modelfaucet.services.checkout import CheckoutCreated
 from modelfaucet.services.context import ServiceContext
 from modelfaucet.services.seed import SeedResult
 from tests.conftest import ADMIN_TOKEN, with_settings
@@ -30,7 +31,7 @@ def signed_client(database: Database, settings: Settings) -> Iterator[TestClient
 
 
 @pytest.fixture
-def topup(ctx: ServiceContext, seeded: SeedResult) -> dict[str, Any]:
+def topup(ctx: ServiceContext, seeded: SeedResult) -> CheckoutCreated:
     return pending_topup(ctx, session_user(ctx, seeded))
 
 
@@ -42,9 +43,9 @@ def post(client: TestClient, payload: bytes, header: str | None) -> Any:
 
 
 def test_a_signed_paid_completion_credits_and_reconciliation_stays_balanced(
-    signed_client: TestClient, seeded: SeedResult, topup: dict[str, Any]
+    signed_client: TestClient, seeded: SeedResult, topup: CheckoutCreated
 ) -> None:
-    payload = event_bytes(session_id=topup["checkout_session_id"])
+    payload = event_bytes(session_id=topup.checkout_session_id)
     response = post(signed_client, payload, signature_for(payload))
     assert response.status_code == 200, response.text
     assert response.json()["outcome"] == "credited"
@@ -81,9 +82,9 @@ CASES = [
 
 @pytest.mark.parametrize("case", CASES)
 def test_a_bad_signature_answers_400_and_writes_nothing(
-    signed_client: TestClient, ctx: ServiceContext, seeded: SeedResult, topup: dict[str, Any], case: str
+    signed_client: TestClient, ctx: ServiceContext, seeded: SeedResult, topup: CheckoutCreated, case: str
 ) -> None:
-    payload = event_bytes(session_id=topup["checkout_session_id"])
+    payload = event_bytes(session_id=topup.checkout_session_id)
     _, body, header = next(row for row in refused_cases(payload) if row[0] == case)
     before = counts(ctx)
     response = post(signed_client, body, header)
@@ -94,9 +95,9 @@ def test_a_bad_signature_answers_400_and_writes_nothing(
 
 
 def test_rotated_signatures_with_several_v1_values_are_accepted(
-    signed_client: TestClient, seeded: SeedResult, topup: dict[str, Any]
+    signed_client: TestClient, seeded: SeedResult, topup: CheckoutCreated
 ) -> None:
-    payload = event_bytes(session_id=topup["checkout_session_id"])
+    payload = event_bytes(session_id=topup.checkout_session_id)
     now = int(time.time())
     good = signature_for(payload, timestamp=now).split("v1=")[1]
     old = signature_for(payload, "whsec_old_rolled", timestamp=now).split("v1=")[1]
@@ -106,9 +107,9 @@ def test_rotated_signatures_with_several_v1_values_are_accepted(
 
 
 def test_without_a_secret_unsigned_events_are_accepted(
-    client: TestClient, seeded: SeedResult, topup: dict[str, Any]
+    client: TestClient, seeded: SeedResult, topup: CheckoutCreated
 ) -> None:
-    response = post(client, event_bytes(session_id=topup["checkout_session_id"]), None)
+    response = post(client, event_bytes(session_id=topup.checkout_session_id), None)
     assert response.status_code == 200
     assert response.json()["outcome"] == "credited"
 
@@ -121,8 +122,8 @@ def test_an_unknown_session_answers_404_with_the_exact_message(signed_client: Te
     assert response.json()["error"]["message"] == "Stripe checkout top-up was not found."
 
 
-def test_an_amount_mismatch_answers_400(signed_client: TestClient, seeded: SeedResult, topup: dict[str, Any]) -> None:
-    payload = event_bytes(session_id=topup["checkout_session_id"], amount_cents=5000)
+def test_an_amount_mismatch_answers_400(signed_client: TestClient, seeded: SeedResult, topup: CheckoutCreated) -> None:
+    payload = event_bytes(session_id=topup.checkout_session_id, amount_cents=5000)
     response = post(signed_client, payload, signature_for(payload))
     assert response.status_code == 400
     assert response.json()["error"]["details"]["expected_amount_cents"] == 500
@@ -137,9 +138,9 @@ def test_other_event_types_answer_received_and_ignored(signed_client: TestClient
 
 
 def test_twenty_concurrent_http_deliveries_of_one_event_credit_once(
-    signed_client: TestClient, ctx: ServiceContext, seeded: SeedResult, topup: dict[str, Any]
+    signed_client: TestClient, ctx: ServiceContext, seeded: SeedResult, topup: CheckoutCreated
 ) -> None:
-    payload = event_bytes(session_id=topup["checkout_session_id"], event_id="evt_http_concurrent")
+    payload = event_bytes(session_id=topup.checkout_session_id, event_id="evt_http_concurrent")
     header = signature_for(payload)
     with ThreadPoolExecutor(max_workers=20) as pool:
         responses = list(pool.map(lambda _: post(signed_client, payload, header), range(20)))
