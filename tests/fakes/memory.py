@@ -23,6 +23,7 @@ from modelfaucet.domain.ledger import AccountState, OwnerScope, Posting, Transac
 from modelfaucet.domain.money import format_usd
 from modelfaucet.domain.outcomes import InsufficientBalance, LedgerInvariantViolation, NotFound
 from modelfaucet.services.repositories import AdjustmentRecord, PostingLine, StoredKey
+from tests.fakes.stripe import StripeState, stripe_repositories
 
 
 @dataclass
@@ -33,6 +34,7 @@ class MemoryState:
     audit: list[tuple[datetime, AuditEntry]] = field(default_factory=list)
     keys: dict[tuple[str, str], StoredKey] = field(default_factory=dict)
     adjustments: dict[str, AdjustmentRecord] = field(default_factory=dict)
+    stripe: StripeState = field(default_factory=StripeState)
 
 
 class MemoryStore:
@@ -256,6 +258,7 @@ class MemoryUnitOfWork:
             "reports",
         ):
             setattr(self, name, _NotFaked(name))
+        self.topups, self.stripe_events = stripe_repositories(state.stripe, self.now)
         return self
 
     def __exit__(
