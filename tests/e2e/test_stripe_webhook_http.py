@@ -6,12 +6,15 @@ import json
 import time
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
+from datetime import UTC, datetime
 from typing import Any
 
 import pytest
 from fastapi.testclient import TestClient
+from sqlalchemy import insert, select
 
 from modelfaucet.adapters.db.database import Database
+from modelfaucet.adapters.db.tables import stripe_events
 from modelfaucet.config import Settings
 from modelfaucet.http.app import create_app
 from modelfaucet.services.checkout import CheckoutCreated
@@ -151,3 +154,71 @@ def test_twenty_concurrent_http_deliveries_of_one_event_credit_once(
         f"/v1/admin/wallets/{seeded.end_user_wallet_id}", headers={"Authorization": f"Bearer {ADMIN_TOKEN}"}
     ).json()
     assert wallet["balance_usd"] == "15.00000000"
+
+
+def store_event_as_the_first_release_did(ctx: ServiceContext, event_id: str, status: str, response_body: str) -> None:
+    with ctx.db.transaction() as conn:
+        conn.execute(
+            insert(stripe_events).values(
+                id=event_id,
+                type="checkout.session.completed",
+                payload="{}",
+                status=status,
+                response_status=200,
+                response_body=response_body,
+                received_at=datetime.now(UTC),
+                processed_at=datetime.now(UTC),
+            )
+        )
+
+
+def test_a_duplicate_of_an_event_the_first_release_stored_gets_its_stored_answer_byte_for_byte(
+    signed_client: TestClient, ctx: ServiceContext, seeded: SeedResult, topup: CheckoutCreated
+) -> None:
+    # Exactly what the first release wrote: json.dumps of its answer, default separators.
+    stored = (
+        '{"received": true, "event_id": "evt_first_release", "outcome": "credited", '
+        f'"topup_id": "{topup.topup_id}", "checkout_session_id": "{topup.checkout_session_id}", '
+        '"status": "credited", "transaction_id": "00000000-0000-4000-8000-000000000001"}'
+    )
+    store_event_as_the_first_release_did(ctx, "evt_first_release", "processed", stored)
+    before = counts(ctx)
+
+    payload = event_bytes(session_id=topup.checkout_session_id, event_id="evt_first_release")
+    response = post(signed_client, payload, signature_for(payload))
+
+    assert response.status_code == 200
+    assert response.content == (
+        b'{"received":true,"event_id":"evt_first_release","outcome":"credited",'
+        + f'"topup_id":"{topup.topup_id}","checkout_session_id":"{topup.checkout_session_id}",'.encode()
+        + b'"status":"credited","transaction_id":"00000000-0000-4000-8000-000000000001","duplicate":true}'
+    )
+    assert counts(ctx) == before, "a duplicate credits nothing and writes nothing"
+
+
+def test_a_duplicate_of_an_ignored_event_the_first_release_stored_answers_ignored(
+    signed_client: TestClient, ctx: ServiceContext, seeded: SeedResult
+) -> None:
+    stored = '{"received": true, "ignored": true, "event_id": "evt_old_ping"}'
+    store_event_as_the_first_release_did(ctx, "evt_old_ping", "ignored", stored)
+    payload = event_bytes(session_id="cs_test_x", event_id="evt_old_ping", event_type="payment_intent.created")
+    response = post(signed_client, payload, signature_for(payload))
+    assert (response.status_code, response.content) == (
+        200,
+        b'{"received":true,"ignored":true,"event_id":"evt_old_ping","duplicate":true}',
+    )
+
+
+def test_an_event_is_stored_in_the_first_release_format(
+    signed_client: TestClient, ctx: ServiceContext, seeded: SeedResult, topup: CheckoutCreated
+) -> None:
+    payload = event_bytes(session_id=topup.checkout_session_id, event_id="evt_format")
+    answer = post(signed_client, payload, signature_for(payload)).json()
+    with ctx.db.read() as conn:
+        row = conn.execute(select(stripe_events).where(stripe_events.c.id == "evt_format")).one()
+    assert (row.status, row.response_status) == ("processed", 200)
+    assert row.response_body == (
+        '{"received": true, "event_id": "evt_format", "outcome": "credited", '
+        f'"topup_id": "{topup.topup_id}", "checkout_session_id": "{topup.checkout_session_id}", '
+        f'"status": "credited", "transaction_id": "{answer["transaction_id"]}"}}'
+    )
