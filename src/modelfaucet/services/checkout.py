@@ -181,8 +181,8 @@ def _record_pending(
     )
     topup = uow.topups.by_session(session.id)
     if topup is None or topup.end_user_id != user.end_user_id or topup.amount_units != command.amount_units:
-        # Stripe answered with a session recorded for another request (only possible when
-        # the client key was retaken after it expired, or for another user's session).
+        # Stripe answered with a session already recorded for another request: a key reused
+        # after its stored answer expired (24 h), with another amount.
         raise IdempotencyConflict("This idempotency key was already used for a different checkout request.")
     if inserted:
         uow.audit.add(
