@@ -11,7 +11,7 @@ from sqlalchemy import func, select
 from modelfaucet.adapters.db.tables import audit_log, ledger_transactions, stripe_events, stripe_topups
 from modelfaucet.adapters.stripe.signature import sign
 from modelfaucet.domain.ledger import Reason
-from modelfaucet.services.checkout import CheckoutCommand, create_checkout_session
+from modelfaucet.services.checkout import CheckoutCommand, CheckoutCreated, create_checkout_session
 from modelfaucet.services.context import ServiceContext
 from modelfaucet.services.seed import SeedResult
 from modelfaucet.services.sessions import SessionUser, create_session
@@ -25,8 +25,8 @@ def session_user(ctx: ServiceContext, seeded: SeedResult, external_user_id: str 
     ).user
 
 
-def pending_topup(ctx: ServiceContext, user: SessionUser, amount_usd_units: int = 500_000_000) -> dict[str, Any]:
-    return create_checkout_session(
+def pending_topup(ctx: ServiceContext, user: SessionUser, amount_usd_units: int = 500_000_000) -> CheckoutCreated:
+    created = create_checkout_session(
         ctx,
         user,
         CheckoutCommand(
@@ -35,6 +35,7 @@ def pending_topup(ctx: ServiceContext, user: SessionUser, amount_usd_units: int 
             cancel_url="https://app.example/cancel",
         ),
     )
+    return created.result
 
 
 def event_bytes(

@@ -251,3 +251,111 @@ def test_checkout_needs_a_session(client: TestClient, seeded: SeedResult) -> Non
     response = client.post("/v1/user/stripe/checkout-sessions", json=CHECKOUT_BODY)
     assert response.status_code == 401
     assert response.json()["error"]["code"] == "invalid_session"
+
+
+# --- Idempotency-Key: the one key rule, and a reused key must mean the same request (issue 18.11)
+
+CHANGED_REQUESTS = [
+    ("another success_url", {"success_url": "https://app.example/elsewhere"}, ["success_url"]),
+    ("another cancel_url", {"cancel_url": "https://app.example/elsewhere"}, ["cancel_url"]),
+    ("another amount", {"amount_usd": "6.00"}, ["amount_usd"]),
+    (
+        "another amount and URL",
+        {"amount_usd": "6.00", "success_url": "https://b.example/"},
+        ["amount_usd", "success_url"],
+    ),
+]
+
+
+@pytest.mark.parametrize(
+    ("case", "changes", "differing"), CHANGED_REQUESTS, ids=[case for case, _, _ in CHANGED_REQUESTS]
+)
+def test_a_reused_key_with_a_changed_request_is_a_409_naming_the_fields_and_opens_nothing(
+    *,
+    stripe_client: TestClient,
+    seeded: SeedResult,
+    fake_stripe: FakeStripe,
+    database: Database,
+    case: str,
+    changes: dict[str, Any],
+    differing: list[str],
+) -> None:
+    headers = {**session_headers(stripe_client), "Idempotency-Key": "checkout-reuse-0001"}
+    first = stripe_client.post("/v1/user/stripe/checkout-sessions", headers=headers, json=CHECKOUT_BODY)
+    assert first.status_code == 201, first.text
+
+    changed = stripe_client.post(
+        "/v1/user/stripe/checkout-sessions", headers=headers, json={**CHECKOUT_BODY, **changes}
+    )
+    assert changed.status_code == 409, changed.text
+    error = changed.json()["error"]
+    assert error["code"] == "idempotency_conflict"
+    assert error["details"]["differing_fields"] == differing
+    for field_name in differing:
+        assert field_name in error["message"]
+    assert len(fake_stripe.requests) == 1, "a conflicting request never reaches Stripe"
+    assert pending_rows(database) == 1
+
+    replayed = stripe_client.post("/v1/user/stripe/checkout-sessions", headers=headers, json=CHECKOUT_BODY)
+    assert (replayed.status_code, replayed.json()) == (201, first.json())
+    assert replayed.headers["idempotent-replayed"] == "true"
+
+
+def test_the_offline_provider_refuses_a_reused_key_with_another_success_url(
+    client: TestClient, seeded: SeedResult, database: Database
+) -> None:
+    headers = {**session_headers(client), "Idempotency-Key": "offline-reuse-0001"}
+    first = client.post("/v1/user/stripe/checkout-sessions", headers=headers, json=CHECKOUT_BODY)
+    assert first.status_code == 201, first.text
+    changed = client.post(
+        "/v1/user/stripe/checkout-sessions",
+        headers=headers,
+        json={**CHECKOUT_BODY, "success_url": "https://evil.example/ok"},
+    )
+    assert changed.status_code == 409, changed.text
+    assert changed.json()["error"]["details"]["differing_fields"] == ["success_url"]
+    assert pending_rows(database) == 1
+
+
+def test_the_same_key_of_two_end_users_opens_two_sessions(
+    client: TestClient, seeded: SeedResult, database: Database
+) -> None:
+    key = {"Idempotency-Key": "shared-key-0001"}
+    mine = client.post(
+        "/v1/user/stripe/checkout-sessions", headers={**session_headers(client), **key}, json=CHECKOUT_BODY
+    )
+    theirs = client.post(
+        "/v1/user/stripe/checkout-sessions",
+        headers={**session_headers(client, "demo-user-2"), **key},
+        json={**CHECKOUT_BODY, "amount_usd": "7.00"},
+    )
+    assert (mine.status_code, theirs.status_code) == (201, 201)
+    assert mine.json()["checkout_session_id"] != theirs.json()["checkout_session_id"]
+    assert pending_rows(database) == 2
+
+
+@pytest.mark.parametrize(
+    ("case", "key"),
+    [("seven characters", "abcdefg"), ("129 characters", "k" * 129), ("a space", "checkout key 0001")],
+    ids=["seven characters", "129 characters", "a space"],
+)
+def test_an_idempotency_key_outside_the_one_key_rule_is_a_400_and_reaches_nothing(
+    *,
+    stripe_client: TestClient,
+    seeded: SeedResult,
+    fake_stripe: FakeStripe,
+    database: Database,
+    case: str,
+    key: str,
+) -> None:
+    response = stripe_client.post(
+        "/v1/user/stripe/checkout-sessions",
+        headers={**session_headers(stripe_client), "Idempotency-Key": key},
+        json=CHECKOUT_BODY,
+    )
+    assert response.status_code == 400, response.text
+    error = response.json()["error"]
+    assert (error["code"], error["details"]["field"]) == ("invalid_request", "idempotency_key")
+    assert "visible ASCII" in error["message"]
+    assert fake_stripe.requests == []
+    assert pending_rows(database) == 0

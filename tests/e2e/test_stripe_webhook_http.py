@@ -6,14 +6,18 @@ import json
 import time
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
+from datetime import UTC, datetime
 from typing import Any
 
 import pytest
 from fastapi.testclient import TestClient
+from sqlalchemy import insert, select
 
 from modelfaucet.adapters.db.database import Database
+from modelfaucet.adapters.db.tables import stripe_events
 from modelfaucet.config import Settings
 from modelfaucet.http.app import create_app
+from modelfaucet.services.checkout import CheckoutCreated
 from modelfaucet.services.context import ServiceContext
 from modelfaucet.services.seed import SeedResult
 from tests.conftest import ADMIN_TOKEN, with_settings
@@ -30,7 +34,7 @@ def signed_client(database: Database, settings: Settings) -> Iterator[TestClient
 
 
 @pytest.fixture
-def topup(ctx: ServiceContext, seeded: SeedResult) -> dict[str, Any]:
+def topup(ctx: ServiceContext, seeded: SeedResult) -> CheckoutCreated:
     return pending_topup(ctx, session_user(ctx, seeded))
 
 
@@ -42,9 +46,9 @@ def post(client: TestClient, payload: bytes, header: str | None) -> Any:
 
 
 def test_a_signed_paid_completion_credits_and_reconciliation_stays_balanced(
-    signed_client: TestClient, seeded: SeedResult, topup: dict[str, Any]
+    signed_client: TestClient, seeded: SeedResult, topup: CheckoutCreated
 ) -> None:
-    payload = event_bytes(session_id=topup["checkout_session_id"])
+    payload = event_bytes(session_id=topup.checkout_session_id)
     response = post(signed_client, payload, signature_for(payload))
     assert response.status_code == 200, response.text
     assert response.json()["outcome"] == "credited"
@@ -81,9 +85,9 @@ CASES = [
 
 @pytest.mark.parametrize("case", CASES)
 def test_a_bad_signature_answers_400_and_writes_nothing(
-    signed_client: TestClient, ctx: ServiceContext, seeded: SeedResult, topup: dict[str, Any], case: str
+    signed_client: TestClient, ctx: ServiceContext, seeded: SeedResult, topup: CheckoutCreated, case: str
 ) -> None:
-    payload = event_bytes(session_id=topup["checkout_session_id"])
+    payload = event_bytes(session_id=topup.checkout_session_id)
     _, body, header = next(row for row in refused_cases(payload) if row[0] == case)
     before = counts(ctx)
     response = post(signed_client, body, header)
@@ -94,9 +98,9 @@ def test_a_bad_signature_answers_400_and_writes_nothing(
 
 
 def test_rotated_signatures_with_several_v1_values_are_accepted(
-    signed_client: TestClient, seeded: SeedResult, topup: dict[str, Any]
+    signed_client: TestClient, seeded: SeedResult, topup: CheckoutCreated
 ) -> None:
-    payload = event_bytes(session_id=topup["checkout_session_id"])
+    payload = event_bytes(session_id=topup.checkout_session_id)
     now = int(time.time())
     good = signature_for(payload, timestamp=now).split("v1=")[1]
     old = signature_for(payload, "whsec_old_rolled", timestamp=now).split("v1=")[1]
@@ -106,9 +110,9 @@ def test_rotated_signatures_with_several_v1_values_are_accepted(
 
 
 def test_without_a_secret_unsigned_events_are_accepted(
-    client: TestClient, seeded: SeedResult, topup: dict[str, Any]
+    client: TestClient, seeded: SeedResult, topup: CheckoutCreated
 ) -> None:
-    response = post(client, event_bytes(session_id=topup["checkout_session_id"]), None)
+    response = post(client, event_bytes(session_id=topup.checkout_session_id), None)
     assert response.status_code == 200
     assert response.json()["outcome"] == "credited"
 
@@ -121,8 +125,8 @@ def test_an_unknown_session_answers_404_with_the_exact_message(signed_client: Te
     assert response.json()["error"]["message"] == "Stripe checkout top-up was not found."
 
 
-def test_an_amount_mismatch_answers_400(signed_client: TestClient, seeded: SeedResult, topup: dict[str, Any]) -> None:
-    payload = event_bytes(session_id=topup["checkout_session_id"], amount_cents=5000)
+def test_an_amount_mismatch_answers_400(signed_client: TestClient, seeded: SeedResult, topup: CheckoutCreated) -> None:
+    payload = event_bytes(session_id=topup.checkout_session_id, amount_cents=5000)
     response = post(signed_client, payload, signature_for(payload))
     assert response.status_code == 400
     assert response.json()["error"]["details"]["expected_amount_cents"] == 500
@@ -137,9 +141,9 @@ def test_other_event_types_answer_received_and_ignored(signed_client: TestClient
 
 
 def test_twenty_concurrent_http_deliveries_of_one_event_credit_once(
-    signed_client: TestClient, ctx: ServiceContext, seeded: SeedResult, topup: dict[str, Any]
+    signed_client: TestClient, ctx: ServiceContext, seeded: SeedResult, topup: CheckoutCreated
 ) -> None:
-    payload = event_bytes(session_id=topup["checkout_session_id"], event_id="evt_http_concurrent")
+    payload = event_bytes(session_id=topup.checkout_session_id, event_id="evt_http_concurrent")
     header = signature_for(payload)
     with ThreadPoolExecutor(max_workers=20) as pool:
         responses = list(pool.map(lambda _: post(signed_client, payload, header), range(20)))
@@ -150,3 +154,71 @@ def test_twenty_concurrent_http_deliveries_of_one_event_credit_once(
         f"/v1/admin/wallets/{seeded.end_user_wallet_id}", headers={"Authorization": f"Bearer {ADMIN_TOKEN}"}
     ).json()
     assert wallet["balance_usd"] == "15.00000000"
+
+
+def store_event_as_the_first_release_did(ctx: ServiceContext, event_id: str, status: str, response_body: str) -> None:
+    with ctx.db.transaction() as conn:
+        conn.execute(
+            insert(stripe_events).values(
+                id=event_id,
+                type="checkout.session.completed",
+                payload="{}",
+                status=status,
+                response_status=200,
+                response_body=response_body,
+                received_at=datetime.now(UTC),
+                processed_at=datetime.now(UTC),
+            )
+        )
+
+
+def test_a_duplicate_of_an_event_the_first_release_stored_gets_its_stored_answer_byte_for_byte(
+    signed_client: TestClient, ctx: ServiceContext, seeded: SeedResult, topup: CheckoutCreated
+) -> None:
+    # Exactly what the first release wrote: json.dumps of its answer, default separators.
+    stored = (
+        '{"received": true, "event_id": "evt_first_release", "outcome": "credited", '
+        f'"topup_id": "{topup.topup_id}", "checkout_session_id": "{topup.checkout_session_id}", '
+        '"status": "credited", "transaction_id": "00000000-0000-4000-8000-000000000001"}'
+    )
+    store_event_as_the_first_release_did(ctx, "evt_first_release", "processed", stored)
+    before = counts(ctx)
+
+    payload = event_bytes(session_id=topup.checkout_session_id, event_id="evt_first_release")
+    response = post(signed_client, payload, signature_for(payload))
+
+    assert response.status_code == 200
+    assert response.content == (
+        b'{"received":true,"event_id":"evt_first_release","outcome":"credited",'
+        + f'"topup_id":"{topup.topup_id}","checkout_session_id":"{topup.checkout_session_id}",'.encode()
+        + b'"status":"credited","transaction_id":"00000000-0000-4000-8000-000000000001","duplicate":true}'
+    )
+    assert counts(ctx) == before, "a duplicate credits nothing and writes nothing"
+
+
+def test_a_duplicate_of_an_ignored_event_the_first_release_stored_answers_ignored(
+    signed_client: TestClient, ctx: ServiceContext, seeded: SeedResult
+) -> None:
+    stored = '{"received": true, "ignored": true, "event_id": "evt_old_ping"}'
+    store_event_as_the_first_release_did(ctx, "evt_old_ping", "ignored", stored)
+    payload = event_bytes(session_id="cs_test_x", event_id="evt_old_ping", event_type="payment_intent.created")
+    response = post(signed_client, payload, signature_for(payload))
+    assert (response.status_code, response.content) == (
+        200,
+        b'{"received":true,"ignored":true,"event_id":"evt_old_ping","duplicate":true}',
+    )
+
+
+def test_an_event_is_stored_in_the_first_release_format(
+    signed_client: TestClient, ctx: ServiceContext, seeded: SeedResult, topup: CheckoutCreated
+) -> None:
+    payload = event_bytes(session_id=topup.checkout_session_id, event_id="evt_format")
+    answer = post(signed_client, payload, signature_for(payload)).json()
+    with ctx.db.read() as conn:
+        row = conn.execute(select(stripe_events).where(stripe_events.c.id == "evt_format")).one()
+    assert (row.status, row.response_status) == ("processed", 200)
+    assert row.response_body == (
+        '{"received": true, "event_id": "evt_format", "outcome": "credited", '
+        f'"topup_id": "{topup.topup_id}", "checkout_session_id": "{topup.checkout_session_id}", '
+        f'"status": "credited", "transaction_id": "{answer["transaction_id"]}"}}'
+    )

@@ -31,6 +31,7 @@ from modelfaucet.domain.money import format_usd
 from modelfaucet.domain.outcomes import InsufficientBalance, InvalidRequest, LedgerInvariantViolation, NotFound
 from modelfaucet.services.repositories import AdjustmentRecord, PostingLine, StoredKey
 from tests.fakes.catalog import CatalogState, MemoryCatalog, MemorySessions
+from tests.fakes.stripe import StripeState, stripe_repositories
 
 
 @dataclass
@@ -42,6 +43,7 @@ class MemoryState:
     keys: dict[tuple[str, str], StoredKey] = field(default_factory=dict)
     adjustments: dict[str, AdjustmentRecord] = field(default_factory=dict)
     catalog: CatalogState = field(default_factory=CatalogState)
+    stripe: StripeState = field(default_factory=StripeState)
 
 
 class MemoryStore:
@@ -260,14 +262,13 @@ class MemoryUnitOfWork:
         self.catalog, self.sessions = MemoryCatalog(state.catalog, self.now), MemorySessions(state.catalog, self.now)
         for name in (
             "payouts",
-            "topups",
-            "stripe_events",
             "usage",
             "provider_keys",
             "reports",
             "provenance",
         ):
             setattr(self, name, _NotFaked(name))
+        self.topups, self.stripe_events = stripe_repositories(state.stripe, self.now)
         return self
 
     def __exit__(

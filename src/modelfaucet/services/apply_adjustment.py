@@ -17,9 +17,12 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass
-from enum import StrEnum
 from typing import Any
 
+# The enums live in the domain (the schema's CHECKs are built from them) and are
+# re-exported here, where callers of this operation have always found them.
+from ..domain.adjustments import AdjustmentKind as AdjustmentKind  # noqa: PLC0414
+from ..domain.adjustments import Direction as Direction  # noqa: PLC0414
 from ..domain.audit import AuditEntry
 from ..domain.identity import new_id
 from ..domain.ledger import WALLET_SCOPES, OwnerScope, Posting, Reason, SystemAccount, Transaction
@@ -29,18 +32,6 @@ from .context import Actor, ServiceContext
 from .idempotency import Idempotent, IdempotentRequest, run_idempotent
 from .repositories import AdjustmentRecord
 from .unit_of_work import UnitOfWork
-
-
-class AdjustmentKind(StrEnum):
-    ADJUSTMENT = "adjustment"
-    REFUND = "refund"
-    CHARGEBACK = "chargeback"
-
-
-class Direction(StrEnum):
-    CREDIT = "credit"
-    DEBIT = "debit"
-
 
 # kind -> (contra account, ledger reason)
 CONTRA_BY_KIND: dict[AdjustmentKind, tuple[SystemAccount, Reason]] = {

@@ -35,6 +35,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any, Generic, Protocol, TypeVar
 
+from ..domain.idempotency import KeyState
 from ..domain.outcomes import IdempotencyConflict, InvalidRequest
 from .context import ServiceContext
 from .formatting import as_utc
@@ -53,8 +54,8 @@ KEY_MAX_LENGTH = 128
 # Visible ASCII only: a key is an opaque token, never whitespace or control characters.
 _KEY_PATTERN = re.compile(rf"^[\x21-\x7e]{{{KEY_MIN_LENGTH},{KEY_MAX_LENGTH}}}$")
 
-IN_FLIGHT = "in_flight"
-DONE = "done"
+IN_FLIGHT = KeyState.IN_FLIGHT
+DONE = KeyState.DONE
 
 
 @dataclass(frozen=True, slots=True)
@@ -81,6 +82,7 @@ class Recordable(Protocol):
 
 
 R = TypeVar("R", bound=Recordable)
+P = TypeVar("P")
 
 
 @dataclass(frozen=True, slots=True)
@@ -178,9 +180,27 @@ def run_idempotent(
     committing; the result is stored in that same unit of work, then it commits. Without
     a key (``request`` is None) the operation simply runs in its own unit of work.
     """
+    return run_idempotent_after(ctx, request, _nothing, lambda uow, _: operation(uow), restore)
+
+
+def run_idempotent_after(
+    ctx: ServiceContext,
+    request: IdempotentRequest | None,
+    first: Callable[[], P],
+    operation: Callable[[UnitOfWork, P], R],
+    restore: Callable[[Mapping[str, Any]], R],
+) -> Idempotent[R]:
+    """:func:`run_idempotent` with a step ``first`` that runs once the key is claimed, outside
+    any transaction, and whose result ``operation`` receives.
+
+    For a call to another system (Stripe) that must not hold the write lock while it waits,
+    and must not run at all for a replay or a conflicting request. If it fails, the claim is
+    released like after any failure.
+    """
     if request is None:
+        prepared = first()
         with ctx.unit_of_work() as uow:
-            result = operation(uow)
+            result = operation(uow, prepared)
             uow.commit()
         return Idempotent(result)
     held = claim(ctx, request)
@@ -189,8 +209,9 @@ def run_idempotent(
             raise _in_progress(request)
         return Idempotent(restore(held.result), replayed=True)
     try:
+        prepared = first()
         with ctx.unit_of_work() as uow:
-            result = operation(uow)
+            result = operation(uow, prepared)
             stored = uow.idempotency.complete(
                 scope=request.scope,
                 key=request.key,
@@ -214,6 +235,10 @@ def run_idempotent(
 def differing_fields(stored: Mapping[str, str] | None, current: Mapping[str, str]) -> list[str]:
     stored = stored or {}
     return sorted(name for name in set(stored) | set(current) if stored.get(name) != current.get(name))
+
+
+def _nothing() -> None:
+    return None
 
 
 def _reclaimable(found: StoredKey, now: datetime) -> bool:

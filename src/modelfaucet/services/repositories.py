@@ -19,6 +19,7 @@ from typing import Any, Protocol
 from ..domain.audit import AuditEntry
 from ..domain.catalog import CatalogStatus
 from ..domain.ledger import AccountState, OwnerScope, Transaction
+from ..domain.topups import StripeEventStatus, TopupStatus
 
 # --- ledger: accounts, postings and the one balance mover -------------------------------
 
@@ -155,12 +156,85 @@ class PayoutRepository(Protocol):
     """Payouts: the reviewable records of money owed to developers."""
 
 
+@dataclass(frozen=True, slots=True)
+class NewTopup:
+    """A top-up to record as pending, for the Checkout session Stripe just opened."""
+
+    id: str
+    checkout_session_id: str
+    account_id: str
+    end_user_id: str
+    amount_units: int
+    amount_cents: int
+    currency: str
+    checkout_url: str
+
+
+@dataclass(frozen=True, slots=True)
+class TopupRecord:
+    """A top-up as stored."""
+
+    id: str
+    checkout_session_id: str
+    account_id: str
+    end_user_id: str
+    amount_units: int
+    amount_cents: int
+    currency: str
+    status: TopupStatus
+    checkout_url: str
+    created_at: datetime
+    credited_at: datetime | None = None
+    transaction_id: str | None = None
+    last_event_id: str | None = None
+
+
 class TopupRepository(Protocol):
     """Stripe Checkout top-ups."""
 
+    def add_pending(self, topup: NewTopup) -> bool:
+        """Record ``topup`` as pending unless its session already has a top-up (a retried
+        checkout); True if this call recorded it."""
+        ...
+
+    def by_session(self, checkout_session_id: str, *, for_update: bool = False) -> TopupRecord | None:
+        """The session's top-up; ``for_update`` holds it until the unit of work ends, so two
+        events for one session are decided one after the other."""
+        ...
+
+    def for_end_user(self, end_user_id: str, *, limit: int) -> list[TopupRecord]:
+        """The end user's top-ups, newest first."""
+        ...
+
+    def move(
+        self,
+        topup_id: str,
+        *,
+        before: TopupStatus,
+        after: TopupStatus,
+        event_id: str,
+        transaction_id: str | None = None,
+    ) -> None:
+        """Move the top-up from ``before`` to ``after`` (stamping the event that did it, and
+        ``credited_at`` on a credit). Not in ``before`` any more is a bug: callers hold the row."""
+        ...
+
 
 class StripeEventRepository(Protocol):
-    """Received Stripe events, each stored once with its outcome."""
+    """Received Stripe events, each stored once with its answer."""
+
+    def add_received(self, *, event_id: str, event_type: str, payload: str) -> bool:
+        """Store the event (``processing``) unless its id is stored; True if this call stored
+        it. A concurrent delivery of the same id waits here until the first one commits."""
+        ...
+
+    def answer_of(self, event_id: str) -> Mapping[str, Any] | None:
+        """The answer stored with the event when it was handled."""
+        ...
+
+    def record_answer(self, event_id: str, *, status: StripeEventStatus, answer: Mapping[str, Any]) -> None:
+        """Mark the event handled (or ignored) and store the answer a duplicate receives."""
+        ...
 
 
 class UsageRepository(Protocol):

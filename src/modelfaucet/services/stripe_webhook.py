@@ -4,39 +4,50 @@ Order of decisions (each a named outcome, idempotency first):
 
 1. The signature over the raw bytes (when a secret is configured) — else 400, nothing written.
 2. The payload shape — else 400.
-3. The event id: the event row is inserted with ``ON CONFLICT DO NOTHING`` in the same
-   database transaction as its effects. A duplicate (replayed, or delivered concurrently
-   and waiting on the first one's row lock) finds the stored outcome and answers it.
+3. The event id: the event is stored (``uow.stripe_events.add_received``) in the same unit
+   of work as its effects. A duplicate (replayed, or delivered concurrently and waiting
+   on the first one's row) gets the answer stored with the first, marked ``duplicate``.
 4. The event type, through :data:`HANDLERS`; other types are stored and ignored.
-5. The top-up: unknown → 404 (the replay tool relies on the exact message); amount or
-   currency mismatch → 400; already credited → 200, nothing more.
-6. The credit: a conditional ``UPDATE … WHERE status = 'pending'`` claims the top-up, so
-   of two different events for one session only one can credit; then one balanced
-   transaction (wallet credit, Stripe clearing debit), the top-up's transaction id and an
-   audit row — all committed with the event row, or none of it.
+5. The top-up of the event's session, held until the unit of work ends (so two events
+   for one session are decided one after the other): unknown → 404 (the replay tool
+   relies on the exact message); for a completion, an amount or currency other than the
+   pending top-up's → 400.
+6. The decision, :func:`modelfaucet.domain.topups.decide`, on the top-up's status and
+   what the event says of the payment: credit it, fail it, or leave it as it is; a
+   payment for a failed top-up → 409.
+7. The writes: for a credit one balanced transaction (wallet credit, Stripe clearing
+   debit) through ``uow.ledger.post``; the status move; the audit entry; the stored answer
+   — all committed with the event row, or none of it.
 
-A refused event (4xx) writes nothing, so it can be retried or replayed once fixed.
+A refused event (4xx) writes nothing, so it can be retried or replayed once fixed. The
+result is a :class:`WebhookOutcome`; ``http/`` answers it with a 200.
 """
 
 from __future__ import annotations
 
 import json
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Connection, select, update
-
-from ..adapters.db import audit, ledger
-from ..adapters.db.database import Database
-from ..adapters.db.tables import stripe_events, stripe_topups
 from ..adapters.stripe.signature import SignatureError, secrets_from_setting, verify
+from ..domain.audit import AuditEntry
 from ..domain.ledger import OwnerScope, Posting, Reason, SystemAccount, Transaction
-from ..domain.outcomes import InvalidRequest, InvalidState, NotFound
+from ..domain.outcomes import InvalidRequest, InvalidState, LedgerInvariantViolation, NotFound
+from ..domain.topups import (
+    TOPUP_REFERENCE_TYPE,
+    Decision,
+    Payment,
+    StripeEventStatus,
+    TopupOutcome,
+    TopupStatus,
+    decide,
+    refusal_message,
+)
 from .context import ServiceContext
-from .topups import TOPUP_REFERENCE_TYPE
+from .repositories import TopupRecord
+from .unit_of_work import UnitOfWork
 
 log = logging.getLogger("modelfaucet.stripe")
 
@@ -44,75 +55,98 @@ TOPUP_NOT_FOUND_MESSAGE = "Stripe checkout top-up was not found."
 STRIPE_ACTOR = "stripe"
 
 
-@dataclass(frozen=True)
-class WebhookResult:
-    status_code: int
-    body: dict[str, Any]
-
-
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class StripeEvent:
     id: str
     type: str
     object: dict[str, Any]
 
 
-Handler = Callable[[Connection, Database, StripeEvent, datetime], dict[str, Any]]
+@dataclass(frozen=True, slots=True)
+class WebhookOutcome:
+    """What a delivery of an event did — for a duplicate, what its first delivery did.
+
+    ``outcome`` is None for an event type this service ignores. ``status`` is the top-up's
+    status after the event; ``transaction_id`` the credit's ledger transaction.
+    """
+
+    event_id: str
+    outcome: TopupOutcome | None = None
+    topup_id: str | None = None
+    checkout_session_id: str | None = None
+    status: TopupStatus | None = None
+    transaction_id: str | None = None
+    duplicate: bool = False
+
+    def to_record(self) -> dict[str, Any]:
+        """The answer as stored with the event: the first release's body, key order included,
+        so rows it stored and rows stored now answer a duplicate alike."""
+        if self.outcome is None:
+            return {"received": True, "ignored": True, "event_id": self.event_id}
+        record: dict[str, Any] = {
+            "received": True,
+            "event_id": self.event_id,
+            "outcome": str(self.outcome),
+            "topup_id": self.topup_id,
+            "checkout_session_id": self.checkout_session_id,
+            "status": str(self.status),
+        }
+        if self.transaction_id is not None:
+            record["transaction_id"] = self.transaction_id
+        return record
+
+    @classmethod
+    def from_record(cls, record: Mapping[str, Any], *, duplicate: bool = False) -> WebhookOutcome:
+        if record.get("ignored"):
+            return cls(event_id=record["event_id"], duplicate=duplicate)
+        return cls(
+            event_id=record["event_id"],
+            outcome=TopupOutcome(record["outcome"]),
+            topup_id=record["topup_id"],
+            checkout_session_id=record["checkout_session_id"],
+            status=TopupStatus(record["status"]),
+            transaction_id=record.get("transaction_id"),
+            duplicate=duplicate,
+        )
 
 
-def handle_stripe_webhook(ctx: ServiceContext, *, payload: bytes, signature_header: str | None) -> WebhookResult:
+Handler = Callable[[UnitOfWork, StripeEvent], WebhookOutcome]
+
+
+def handle_stripe_webhook(ctx: ServiceContext, *, payload: bytes, signature_header: str | None) -> WebhookOutcome:
     secrets = secrets_from_setting(ctx.settings.stripe_webhook_secret)
-    now = ctx.clock()
     if secrets:
         try:
             verify(
                 payload,
                 signature_header,
                 secrets,
-                now=int(now.timestamp()),
+                now=int(ctx.clock().timestamp()),
                 tolerance_seconds=ctx.settings.stripe_webhook_tolerance_seconds,
             )
         except SignatureError as exc:
             raise InvalidRequest(f"Stripe webhook signature verification failed: {exc}") from None
     event = _parse(payload)
 
-    with ctx.db.transaction() as conn:
-        inserted = conn.execute(
-            ctx.db.insert(stripe_events)
-            .values(
-                id=event.id,
-                type=event.type,
-                payload=payload.decode("utf-8"),
-                status="processing",
-                received_at=now,
-            )
-            .on_conflict_do_nothing(index_elements=["id"])
-            .returning(stripe_events.c.id)
-        ).first()
-        # rowcount is not reliable for INSERT … ON CONFLICT on every driver; RETURNING is.
-        if inserted is None:
-            return _stored_outcome(conn, event.id)
-
+    with ctx.unit_of_work() as uow:
+        if not uow.stripe_events.add_received(event_id=event.id, event_type=event.type, payload=payload.decode()):
+            return _stored_outcome(uow, event.id)
         handler = HANDLERS.get(event.type)
         if handler is None:
-            status, body = "ignored", {"received": True, "ignored": True, "event_id": event.id}
+            outcome, status = WebhookOutcome(event_id=event.id), StripeEventStatus.IGNORED
         else:
-            status, body = "processed", handler(conn, ctx.db, event, now)
-        conn.execute(
-            update(stripe_events)
-            .where(stripe_events.c.id == event.id)
-            .values(status=status, response_status=200, response_body=json.dumps(body), processed_at=now)
-        )
-    return WebhookResult(200, body)
+            outcome, status = handler(uow, event), StripeEventStatus.PROCESSED
+        uow.stripe_events.record_answer(event.id, status=status, answer=outcome.to_record())
+        uow.commit()
+    return outcome
 
 
-def _stored_outcome(conn: Connection, event_id: str) -> WebhookResult:
-    row = conn.execute(
-        select(stripe_events.c.response_status, stripe_events.c.response_body).where(stripe_events.c.id == event_id)
-    ).one()
-    body: dict[str, Any] = json.loads(row.response_body) if row.response_body else {"received": True}
-    body["duplicate"] = True
-    return WebhookResult(int(row.response_status or 200), body)
+def _stored_outcome(uow: UnitOfWork, event_id: str) -> WebhookOutcome:
+    answer = uow.stripe_events.answer_of(event_id)
+    if answer is None:
+        # The event row and its answer are committed together; one without the other is a bug.
+        raise LedgerInvariantViolation(f"stored Stripe event {event_id} has no answer")
+    return WebhookOutcome.from_record(answer, duplicate=True)
 
 
 def _parse(payload: bytes) -> StripeEvent:
@@ -134,47 +168,22 @@ def _parse(payload: bytes) -> StripeEvent:
     return StripeEvent(id=event_id, type=event_type, object=obj)
 
 
-# --- handlers -------------------------------------------------------------------------
+# --- handlers: what each event type says of the payment -------------------------------
 
 
-def _on_completed(conn: Connection, db: Database, event: StripeEvent, now: datetime) -> dict[str, Any]:
-    topup = _matching_topup(conn, event)
-    if event.object.get("payment_status") != "paid":
-        # Delayed payment methods: completed now, paid (or failed) by a later async event.
-        return _body(event, topup, outcome="awaiting_payment")
-    return _credit(conn, db, event, topup, now)
+def _on_completed(uow: UnitOfWork, event: StripeEvent) -> WebhookOutcome:
+    topup = _paid_topup(uow, event)
+    # Delayed payment methods: completed now, paid (or failed) by a later async event.
+    payment = Payment.PAID if event.object.get("payment_status") == "paid" else Payment.AWAITED
+    return _apply(uow, event, topup, payment)
 
 
-def _on_async_succeeded(conn: Connection, db: Database, event: StripeEvent, now: datetime) -> dict[str, Any]:
-    return _credit(conn, db, event, _matching_topup(conn, event), now)
+def _on_async_succeeded(uow: UnitOfWork, event: StripeEvent) -> WebhookOutcome:
+    return _apply(uow, event, _paid_topup(uow, event), Payment.PAID)
 
 
-def _on_failed(conn: Connection, _db: Database, event: StripeEvent, now: datetime) -> dict[str, Any]:
-    topup = conn.execute(select(stripe_topups).where(stripe_topups.c.checkout_session_id == _session_id(event))).first()
-    if topup is None:
-        raise NotFound(TOPUP_NOT_FOUND_MESSAGE, details={"checkout_session_id": _session_id(event)})
-    claimed = conn.execute(
-        update(stripe_topups)
-        .where((stripe_topups.c.id == topup.id) & (stripe_topups.c.status == "pending"))
-        .values(status="failed", last_event_id=event.id, updated_at=now)
-    )
-    if claimed.rowcount != 1:
-        # Already credited or already failed: a late or repeated event changes nothing.
-        return _body(event, topup, outcome="unchanged", status=_status_of(conn, topup.id))
-    audit.record(
-        conn,
-        now=now,
-        actor=STRIPE_ACTOR,
-        action="stripe.topup_failed",
-        resource_type=TOPUP_REFERENCE_TYPE,
-        resource_id=topup.id,
-        before_status="pending",
-        after_status="failed",
-        amount_units=int(topup.amount_units),
-        note=event.type,
-        details={"event_id": event.id, "checkout_session_id": topup.checkout_session_id},
-    )
-    return _body(event, topup, outcome="failed", status="failed")
+def _on_failed(uow: UnitOfWork, event: StripeEvent) -> WebhookOutcome:
+    return _apply(uow, event, _topup(uow, event), Payment.FAILED)
 
 
 HANDLERS: dict[str, Handler] = {
@@ -185,112 +194,100 @@ HANDLERS: dict[str, Handler] = {
 }
 
 
-# --- the credit -----------------------------------------------------------------------
+# --- load, decide, write ----------------------------------------------------------------
 
 
-def _credit(conn: Connection, db: Database, event: StripeEvent, topup: Any, now: datetime) -> dict[str, Any]:
-    if topup.status == "credited":
-        return _body(event, topup, outcome="already_credited", status="credited")
-    if topup.status != "pending":
-        raise InvalidState(
-            f"The checkout top-up is {topup.status}; it cannot be credited.",
-            details={"checkout_session_id": topup.checkout_session_id, "status": topup.status},
-        )
-    claimed = conn.execute(
-        update(stripe_topups)
-        .where((stripe_topups.c.id == topup.id) & (stripe_topups.c.status == "pending"))
-        .values(status="credited", last_event_id=event.id, credited_at=now, updated_at=now)
-    )
-    if claimed.rowcount != 1:
-        # Another event for this session claimed it first (and committed); never twice.
-        current = _status_of(conn, topup.id)
-        if current == "credited":
-            return _body(event, topup, outcome="already_credited", status="credited")
-        raise InvalidState(
-            f"The checkout top-up is {current}; it cannot be credited.",
-            details={"checkout_session_id": topup.checkout_session_id, "status": current},
-        )
-
-    amount = int(topup.amount_units)
-    clearing = ledger.ensure_account(conn, db.insert, OwnerScope.SYSTEM, SystemAccount.STRIPE_CLEARING.value, now=now)
-    reason = Reason.STRIPE_CHECKOUT_TOPUP.value
-    transaction_id = ledger.post(
-        conn,
-        Transaction.of(
-            reason,
-            [Posting.credit(topup.account_id, amount, reason), Posting.debit(clearing, amount, reason)],
-            reference_type=TOPUP_REFERENCE_TYPE,
-            reference_id=topup.id,
-        ),
-        now=now,
-    )
-    conn.execute(update(stripe_topups).where(stripe_topups.c.id == topup.id).values(transaction_id=transaction_id))
-    audit.record(
-        conn,
-        now=now,
-        actor=STRIPE_ACTOR,
-        action="stripe.topup_credited",
-        resource_type=TOPUP_REFERENCE_TYPE,
-        resource_id=topup.id,
-        before_status="pending",
-        after_status="credited",
-        amount_units=amount,
-        note=event.type,
-        details={
-            "event_id": event.id,
-            "checkout_session_id": topup.checkout_session_id,
-            "wallet_id": topup.account_id,
-            "transaction_id": transaction_id,
-        },
-    )
-    log.info("stripe top-up %s credited by %s", topup.id, event.id)
-    body = _body(event, topup, outcome="credited", status="credited")
-    body["transaction_id"] = transaction_id
-    return body
-
-
-def _matching_topup(conn: Connection, event: StripeEvent) -> Any:
-    """The top-up of the event's session, checked against what Stripe says was paid."""
-    session_id = _session_id(event)
-    topup = conn.execute(select(stripe_topups).where(stripe_topups.c.checkout_session_id == session_id)).first()
+def _topup(uow: UnitOfWork, event: StripeEvent) -> TopupRecord:
+    """The top-up of the event's session, held until the unit of work ends."""
+    session_id = event.object.get("id")
+    if not isinstance(session_id, str) or not 1 <= len(session_id) <= 255:
+        raise InvalidRequest("The event's checkout session has no valid id.", details={"field": "data.object.id"})
+    topup = uow.topups.by_session(session_id, for_update=True)
     if topup is None:
         raise NotFound(TOPUP_NOT_FOUND_MESSAGE, details={"checkout_session_id": session_id})
+    return topup
+
+
+def _paid_topup(uow: UnitOfWork, event: StripeEvent) -> TopupRecord:
+    """The top-up of the event's session, checked against what Stripe says was paid."""
+    topup = _topup(uow, event)
     amount_total = event.object.get("amount_total")
     currency = event.object.get("currency")
     if isinstance(amount_total, bool) or not isinstance(amount_total, int) or amount_total != topup.amount_cents:
         raise InvalidRequest(
             "The event's amount_total does not match the pending top-up; nothing was credited.",
             details={
-                "checkout_session_id": session_id,
-                "expected_amount_cents": int(topup.amount_cents),
+                "checkout_session_id": topup.checkout_session_id,
+                "expected_amount_cents": topup.amount_cents,
                 "received_amount_cents": amount_total if isinstance(amount_total, int) else None,
             },
         )
     if not isinstance(currency, str) or currency.lower() != topup.currency:
         raise InvalidRequest(
             "The event's currency does not match the pending top-up; nothing was credited.",
-            details={"checkout_session_id": session_id, "expected_currency": topup.currency},
+            details={"checkout_session_id": topup.checkout_session_id, "expected_currency": topup.currency},
         )
     return topup
 
 
-def _session_id(event: StripeEvent) -> str:
-    session_id = event.object.get("id")
-    if not isinstance(session_id, str) or not 1 <= len(session_id) <= 255:
-        raise InvalidRequest("The event's checkout session has no valid id.", details={"field": "data.object.id"})
-    return session_id
+def _apply(uow: UnitOfWork, event: StripeEvent, topup: TopupRecord, payment: Payment) -> WebhookOutcome:
+    decision = decide(topup.status, payment)
+    if decision.outcome is None:
+        raise InvalidState(
+            refusal_message(topup.status),
+            details={"checkout_session_id": topup.checkout_session_id, "status": str(topup.status)},
+        )
+    transaction_id = _post_credit(uow, topup) if decision.credits else None
+    if decision.changes_status:
+        uow.topups.move(
+            topup.id,
+            before=decision.status_before,
+            after=decision.status_after,
+            event_id=event.id,
+            transaction_id=transaction_id,
+        )
+        uow.audit.add(_audit_entry(event, topup, decision, transaction_id))
+    if transaction_id is not None:
+        log.info("stripe top-up %s credited by %s", topup.id, event.id)
+    return WebhookOutcome(
+        event_id=event.id,
+        outcome=decision.outcome,
+        topup_id=topup.id,
+        checkout_session_id=topup.checkout_session_id,
+        status=decision.status_after,
+        transaction_id=transaction_id,
+    )
 
 
-def _status_of(conn: Connection, topup_id: str) -> str:
-    return str(conn.execute(select(stripe_topups.c.status).where(stripe_topups.c.id == topup_id)).scalar_one())
+def _post_credit(uow: UnitOfWork, topup: TopupRecord) -> str:
+    """The wallet is credited, Stripe clearing debited, by the top-up's amount."""
+    clearing = uow.ledger.ensure(OwnerScope.SYSTEM, SystemAccount.STRIPE_CLEARING.value)
+    reason = Reason.STRIPE_CHECKOUT_TOPUP.value
+    return uow.ledger.post(
+        Transaction.of(
+            reason,
+            [
+                Posting.credit(topup.account_id, topup.amount_units, reason),
+                Posting.debit(clearing, topup.amount_units, reason),
+            ],
+            reference_type=TOPUP_REFERENCE_TYPE,
+            reference_id=topup.id,
+        )
+    )
 
 
-def _body(event: StripeEvent, topup: Any, *, outcome: str, status: str | None = None) -> dict[str, Any]:
-    return {
-        "received": True,
-        "event_id": event.id,
-        "outcome": outcome,
-        "topup_id": topup.id,
-        "checkout_session_id": topup.checkout_session_id,
-        "status": status or topup.status,
-    }
+def _audit_entry(event: StripeEvent, topup: TopupRecord, decision: Decision, transaction_id: str | None) -> AuditEntry:
+    details: dict[str, Any] = {"event_id": event.id, "checkout_session_id": topup.checkout_session_id}
+    if transaction_id is not None:
+        details.update(wallet_id=topup.account_id, transaction_id=transaction_id)
+    return AuditEntry(
+        actor=STRIPE_ACTOR,
+        action=f"stripe.topup_{decision.status_after}",
+        resource_type=TOPUP_REFERENCE_TYPE,
+        resource_id=topup.id,
+        before_status=str(decision.status_before),
+        after_status=str(decision.status_after),
+        amount_units=topup.amount_units,
+        note=event.type,
+        details=details,
+    )

@@ -13,47 +13,23 @@ from sqlalchemy import Connection, select
 
 from ..adapters.db import ledger
 from ..adapters.db.tables import ledger_postings, ledger_transactions, stripe_topups
-from ..domain.ledger import OwnerScope, Reason, SystemAccount
-from ..domain.money import format_usd
+from ..domain.ledger import AccountState, OwnerScope, Reason, SystemAccount
 from .context import ServiceContext
-from .formatting import iso
 from .reconcile import MAX_LISTED, CheckResult
+from .repositories import TopupRecord
 from .sessions import SessionUser
-from .wallets import wallet_summary
-
-TOPUP_REFERENCE_TYPE = "stripe_topup"
 
 
-def topup_summary(row: Any) -> dict[str, Any]:
-    return {
-        "id": row.id,
-        "checkout_session_id": row.checkout_session_id,
-        "checkout_url": row.checkout_url or "",
-        "wallet_id": row.account_id,
-        "amount_usd": format_usd(int(row.amount_units)),
-        "currency": row.currency,
-        "status": row.status,
-        "created_at": iso(row.created_at),
-        "credited_at": iso(row.credited_at) or None,
-    }
-
-
-def user_wallet(ctx: ServiceContext, user: SessionUser) -> dict[str, Any]:
+def user_wallet(ctx: ServiceContext, user: SessionUser) -> AccountState:
     """The session user's own wallet — never anyone else's: the id comes from the session."""
-    with ctx.db.read() as conn:
-        row = ledger.get_account(conn, user.account_id)
-    return wallet_summary(row)
+    with ctx.reader() as uow:
+        return uow.ledger.require(user.account_id)
 
 
-def list_user_topups(ctx: ServiceContext, user: SessionUser, *, limit: int = 50) -> list[dict[str, Any]]:
-    with ctx.db.read() as conn:
-        rows = conn.execute(
-            select(stripe_topups)
-            .where(stripe_topups.c.end_user_id == user.end_user_id)
-            .order_by(stripe_topups.c.created_at.desc(), stripe_topups.c.id)
-            .limit(limit)
-        ).all()
-    return [topup_summary(row) for row in rows]
+def list_user_topups(ctx: ServiceContext, user: SessionUser, *, limit: int = 50) -> list[TopupRecord]:
+    """The session user's own top-ups, newest first."""
+    with ctx.reader() as uow:
+        return uow.topups.for_end_user(user.end_user_id, limit=limit)
 
 
 def credited_topups_have_their_postings(conn: Connection) -> CheckResult:

@@ -3,9 +3,16 @@
 Money columns are BIGINT counts of 1e-8 USD (suffix ``_units``). Ids are UUID strings,
 except postings and audit rows, which use integer keys for append speed. The migrations
 under ``migrations/versions`` create exactly these tables; a test checks they agree.
+
+Every list of statuses or kinds that a CHECK constraint or a partial index spells out is
+built from its domain enum (:func:`one_of`), so a new status is added in one place; a
+test checks that the migrated database lists exactly the enum's values.
 """
 
 from __future__ import annotations
+
+from collections.abc import Iterable
+from enum import StrEnum
 
 from sqlalchemy import (
     JSON,
@@ -25,6 +32,13 @@ from sqlalchemy import (
     text,
 )
 
+from ...domain.adjustments import AdjustmentKind, Direction
+from ...domain.idempotency import KeyState
+from ...domain.ledger import CONSTRAINED_SCOPES, OwnerScope
+from ...domain.payouts import OPEN_STATUSES, PayoutStatus
+from ...domain.rating import RouteMode
+from ...domain.topups import TopupStatus
+
 # SQLite only auto-increments an INTEGER PRIMARY KEY, so big integer keys use that there.
 BigId = BigInteger().with_variant(Integer(), "sqlite")
 
@@ -41,6 +55,15 @@ metadata = MetaData(
 
 def _ts(name: str, *, nullable: bool = False) -> Column[object]:
     return Column(name, DateTime(timezone=True), nullable=nullable)
+
+
+def one_of(column: str, values: Iterable[StrEnum], *, negate: bool = False) -> str:
+    """``column IN ('a','b')`` (or ``NOT IN``) for enum values, in the enum's own order."""
+    members = list(values)
+    if not members or any("'" in str(member) for member in members):
+        raise ValueError(f"no SQL list can be built for {column} from {members!r}")
+    listed = ",".join(f"'{member}'" for member in sorted(members, key=list(type(members[0])).index))
+    return f"{column} {'NOT IN' if negate else 'IN'} ({listed})"
 
 
 developers = Table(
@@ -142,11 +165,11 @@ accounts = Table(
     _ts("created_at"),
     _ts("updated_at"),
     UniqueConstraint("owner_scope", "owner_id", name="uq_accounts_owner"),
-    CheckConstraint("owner_scope IN ('end_user','developer','platform','provider_cost','system')", name="owner_scope"),
+    CheckConstraint(one_of("owner_scope", OwnerScope), name="owner_scope"),
     CheckConstraint("reserved_units >= 0", name="reserved_non_negative"),
     # Invariant 4, enforced by the database as well as by the posting engine.
     CheckConstraint(
-        "owner_scope NOT IN ('end_user','developer') OR balance_units >= reserved_units",
+        one_of("owner_scope", CONSTRAINED_SCOPES, negate=True) + " OR balance_units >= reserved_units",
         name="constrained_balance",
     ),
 )
@@ -221,7 +244,7 @@ stripe_topups = Table(
     _ts("updated_at"),
     _ts("credited_at", nullable=True),
     CheckConstraint("amount_units > 0 AND amount_cents > 0", name="positive"),
-    CheckConstraint("status IN ('pending','credited','failed','expired')", name="status"),
+    CheckConstraint(one_of("status", TopupStatus), name="status"),
 )
 Index("ix_stripe_topups_end_user", stripe_topups.c.end_user_id, stripe_topups.c.created_at)
 
@@ -267,7 +290,7 @@ usage_events = Table(
         "retail_price_units = upstream_cost_units + channel_revenue_units + platform_revenue_units",
         name="parts_sum",
     ),
-    CheckConstraint("route_mode IN ('platform','developer_key','byok','local')", name="route_mode"),
+    CheckConstraint(one_of("route_mode", RouteMode), name="route_mode"),
 )
 Index("ix_usage_events_created", usage_events.c.created_at)
 Index("ix_usage_events_app_created", usage_events.c.app_id, usage_events.c.created_at)
@@ -287,8 +310,8 @@ adjustments = Table(
     Column("transaction_id", String(36), ForeignKey("ledger_transactions.id"), nullable=True),
     _ts("created_at"),
     CheckConstraint("amount_units > 0", name="positive"),
-    CheckConstraint("kind IN ('adjustment','refund','chargeback')", name="kind"),
-    CheckConstraint("direction IN ('credit','debit')", name="direction"),
+    CheckConstraint(one_of("kind", AdjustmentKind), name="kind"),
+    CheckConstraint(one_of("direction", Direction), name="direction"),
 )
 Index("ix_adjustments_account", adjustments.c.account_id, adjustments.c.created_at)
 
@@ -305,7 +328,7 @@ idempotency_keys = Table(
     Column("response_body", Text, nullable=True),
     _ts("created_at"),
     _ts("expires_at"),
-    CheckConstraint("state IN ('in_flight','done')", name="state"),
+    CheckConstraint(one_of("state", KeyState), name="state"),
 )
 
 payouts = Table(
@@ -325,15 +348,15 @@ payouts = Table(
     _ts("created_at"),
     _ts("updated_at"),
     CheckConstraint("amount_units > 0", name="positive"),
-    CheckConstraint("status IN ('pending','processing','paid','failed','cancelled')", name="status"),
+    CheckConstraint(one_of("status", PayoutStatus), name="status"),
 )
 # At most one open payout per developer, enforced by the database.
 Index(
     "uq_payouts_open_per_developer",
     payouts.c.developer_id,
     unique=True,
-    postgresql_where=text("status IN ('pending','processing')"),
-    sqlite_where=text("status IN ('pending','processing')"),
+    postgresql_where=text(one_of("status", OPEN_STATUSES)),
+    sqlite_where=text(one_of("status", OPEN_STATUSES)),
 )
 Index("ix_payouts_status_created", payouts.c.status, payouts.c.created_at)
 

@@ -37,4 +37,7 @@ async def stripe_webhook(request: Request, ctx: Context) -> Any:
         payload=payload,
         signature_header=request.headers.get("stripe-signature"),
     )
-    return JSONResponse(result.body, status_code=result.status_code)
+    body = result.to_record()
+    if result.duplicate:
+        body["duplicate"] = True
+    return JSONResponse(body, status_code=200)

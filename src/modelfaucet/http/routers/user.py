@@ -2,14 +2,20 @@
 
 from __future__ import annotations
 
-from typing import Annotated, Any
+from typing import Annotated
 
 from fastapi import APIRouter, Header, Query
+from fastapi.responses import JSONResponse
 from pydantic import BaseModel, Field
 
+from ...domain.ledger import AccountState
+from ...domain.money import format_usd
 from ...services import topups
-from ...services.checkout import CheckoutCommand, create_checkout_session
+from ...services.checkout import CheckoutCommand, CheckoutCreated, create_checkout_session
+from ...services.formatting import iso
+from ...services.repositories import TopupRecord
 from ..deps import Context, SessionUser
+from ..idempotent import idempotent_response
 from ..schemas import PositiveUsdUnits, StrictModel, UsdString, WalletSummary, error_responses
 
 router = APIRouter(tags=["end user"])
@@ -25,6 +31,20 @@ class Topup(BaseModel):
     status: str
     created_at: str
     credited_at: str | None
+
+    @classmethod
+    def of(cls, topup: TopupRecord) -> Topup:
+        return cls(
+            id=topup.id,
+            checkout_session_id=topup.checkout_session_id,
+            checkout_url=topup.checkout_url,
+            wallet_id=topup.account_id,
+            amount_usd=format_usd(topup.amount_units),
+            currency=topup.currency,
+            status=str(topup.status),
+            created_at=iso(topup.created_at),
+            credited_at=iso(topup.credited_at) or None,
+        )
 
 
 class TopupList(BaseModel):
@@ -45,15 +65,37 @@ class CheckoutSessionCreated(BaseModel):
     status: str
     topup_id: str
 
+    @classmethod
+    def of(cls, created: CheckoutCreated) -> CheckoutSessionCreated:
+        return cls(
+            checkout_session_id=created.checkout_session_id,
+            checkout_url=created.checkout_url,
+            wallet_id=created.wallet_id,
+            amount_usd=format_usd(created.amount_units),
+            status=str(created.status),
+            topup_id=created.topup_id,
+        )
+
+
+def wallet_summary(wallet: AccountState) -> WalletSummary:
+    return WalletSummary(
+        id=wallet.account_id,
+        owner_scope=str(wallet.owner_scope),
+        owner_id=wallet.owner_id,
+        balance_usd=format_usd(wallet.balance_units),
+        reserved_usd=format_usd(wallet.reserved_units),
+        available_usd=format_usd(wallet.available_units),
+    )
+
 
 @router.get("/v1/user/wallet", response_model=WalletSummary, responses=error_responses(401))
-def get_wallet(ctx: Context, user: SessionUser) -> dict[str, Any]:
-    return topups.user_wallet(ctx, user)
+def get_wallet(ctx: Context, user: SessionUser) -> WalletSummary:
+    return wallet_summary(topups.user_wallet(ctx, user))
 
 
 @router.get("/v1/user/topups", response_model=TopupList, responses=error_responses(400, 401))
-def list_topups(ctx: Context, user: SessionUser, limit: Annotated[int, Query(ge=1, le=200)] = 50) -> dict[str, Any]:
-    return {"items": topups.list_user_topups(ctx, user, limit=limit)}
+def list_topups(ctx: Context, user: SessionUser, limit: Annotated[int, Query(ge=1, le=200)] = 50) -> TopupList:
+    return TopupList(items=[Topup.of(topup) for topup in topups.list_user_topups(ctx, user, limit=limit)])
 
 
 @router.post(
@@ -67,8 +109,10 @@ def create_checkout(
     user: SessionUser,
     body: CheckoutSessionRequest,
     idempotency_key: Annotated[str | None, Header(alias="Idempotency-Key")] = None,
-) -> dict[str, Any]:
-    topup = create_checkout_session(
+) -> JSONResponse:
+    """Open a Checkout session and record its top-up pending. The same Idempotency-Key and
+    body answer the first session again; the same key with another body is a 409."""
+    outcome = create_checkout_session(
         ctx,
         user,
         CheckoutCommand(
@@ -78,11 +122,4 @@ def create_checkout(
             idempotency_key=idempotency_key,
         ),
     )
-    return {
-        "checkout_session_id": topup["checkout_session_id"],
-        "checkout_url": topup["checkout_url"],
-        "wallet_id": topup["wallet_id"],
-        "amount_usd": topup["amount_usd"],
-        "status": topup["status"],
-        "topup_id": topup["id"],
-    }
+    return idempotent_response(outcome, CheckoutSessionCreated.of(outcome.result), status_code=201)

@@ -9,12 +9,13 @@ from typing import Any
 
 from sqlalchemy import Connection, and_, delete, select, update
 
+from ....domain.idempotency import KeyState
 from ....services.repositories import StoredKey
 from ..bulk import upsert_factory
 from ..tables import idempotency_keys
 
-IN_FLIGHT = "in_flight"
-DONE = "done"
+IN_FLIGHT = KeyState.IN_FLIGHT
+DONE = KeyState.DONE
 
 
 def _key_is(scope: str, key: str) -> Any:
