@@ -46,7 +46,6 @@ from ..domain.payouts import (
 )
 from .context import Actor, ServiceContext
 from .formatting import iso
-from .reconcile import CheckResult
 
 MOCK_PROVIDER = "mock"
 _OPEN = sorted(str(status) for status in OPEN_STATUSES)
@@ -415,73 +414,3 @@ def payouts_report_count(conn: Connection, start: datetime | None, end: datetime
     if window:
         stmt = stmt.where(and_(*window))
     return int(conn.execute(stmt).scalar_one())
-
-
-# --- reconciliation ---------------------------------------------------------------------
-
-
-def check_reservations_match_open_payouts(conn: Connection) -> CheckResult:
-    """Each developer wallet reserves exactly the sum of its open payouts."""
-    open_sums = (
-        select(payouts.c.account_id, func.sum(payouts.c.amount_units).label("open_units"))
-        .where(payouts.c.status.in_(_OPEN))
-        .group_by(payouts.c.account_id)
-        .subquery()
-    )
-    rows = conn.execute(
-        select(accounts.c.id, accounts.c.reserved_units, func.coalesce(open_sums.c.open_units, 0).label("open"))
-        .select_from(accounts.outerjoin(open_sums, open_sums.c.account_id == accounts.c.id))
-        .where(accounts.c.reserved_units != func.coalesce(open_sums.c.open_units, 0))
-    ).all()
-    return CheckResult(
-        name="reservations_match_open_payouts",
-        ok=not rows,
-        description="Each wallet's reserved amount equals the sum of its pending and processing payouts.",
-        offending=[
-            {
-                "wallet_id": row.id,
-                "reserved_usd": format_usd(int(row.reserved_units)),
-                "open_payouts_usd": format_usd(int(row.open)),
-            }
-            for row in rows
-        ],
-        offending_count=len(rows),
-    )
-
-
-def check_paid_payouts_posted(conn: Connection) -> CheckResult:
-    """Each paid payout has its mock_payout_paid transaction of exactly its amount."""
-    debits = (
-        select(
-            ledger_postings.c.transaction_id,
-            func.sum(ledger_postings.c.amount_units).label("debited"),
-        )
-        .where(
-            and_(
-                ledger_postings.c.amount_units < 0,
-                ledger_postings.c.reason == Reason.MOCK_PAYOUT_PAID.value,
-            )
-        )
-        .group_by(ledger_postings.c.transaction_id)
-        .subquery()
-    )
-    rows = conn.execute(
-        select(payouts.c.id, payouts.c.amount_units, debits.c.debited)
-        .select_from(payouts.outerjoin(debits, debits.c.transaction_id == payouts.c.transaction_id))
-        .where(payouts.c.status == str(PayoutStatus.PAID))
-        .where((debits.c.debited.is_(None)) | (debits.c.debited != -payouts.c.amount_units))
-    ).all()
-    return CheckResult(
-        name="paid_payouts_posted",
-        ok=not rows,
-        description="Every paid payout has one mock_payout_paid debit of exactly its amount.",
-        offending=[
-            {
-                "payout_id": row.id,
-                "amount_usd": format_usd(int(row.amount_units)),
-                "debited_usd": None if row.debited is None else format_usd(-int(row.debited)),
-            }
-            for row in rows
-        ],
-        offending_count=len(rows),
-    )
