@@ -22,7 +22,6 @@ concurrent mark-paid calls produce exactly one debit.
 from __future__ import annotations
 
 import secrets
-from collections.abc import Iterator, Sequence
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -350,67 +349,3 @@ def _load(conn: Connection, payout_id: str, *, for_update: bool = False) -> Any:
     if row is None:
         raise NotFound("Payout was not found.", details={"payout_id": payout_id})
     return row
-
-
-# --- payouts.csv ------------------------------------------------------------------------
-
-PAYOUTS_HEADER = (
-    "created_at",
-    "updated_at",
-    "payout_id",
-    "developer_id",
-    "developer_email",
-    "amount_usd",
-    "status",
-    "provider",
-    "provider_payout_id",
-)
-
-
-def _report_window(start: datetime | None, end: datetime | None) -> list[Any]:
-    conditions = []
-    if start is not None:
-        conditions.append(payouts.c.created_at >= start)
-    if end is not None:
-        conditions.append(payouts.c.created_at < end)
-    return conditions
-
-
-def payouts_report_rows(
-    conn: Connection, start: datetime | None, end: datetime | None
-) -> Iterator[Sequence[str | int | None]]:
-    """payouts.csv rows, oldest first, created_at within [start, end)."""
-    stmt = select(
-        payouts.c.created_at,
-        payouts.c.updated_at,
-        payouts.c.id,
-        payouts.c.developer_id,
-        developers.c.email,
-        payouts.c.amount_units,
-        payouts.c.status,
-        payouts.c.provider,
-        payouts.c.provider_payout_id,
-    ).select_from(payouts.join(developers, developers.c.id == payouts.c.developer_id))
-    window = _report_window(start, end)
-    if window:
-        stmt = stmt.where(and_(*window))
-    for row in conn.execute(stmt.order_by(payouts.c.created_at, payouts.c.id)):
-        yield (
-            iso(row.created_at),
-            iso(row.updated_at),
-            row.id,
-            row.developer_id,
-            row.email,
-            format_usd(int(row.amount_units)),
-            row.status,
-            row.provider,
-            row.provider_payout_id,
-        )
-
-
-def payouts_report_count(conn: Connection, start: datetime | None, end: datetime | None) -> int:
-    stmt = select(func.count()).select_from(payouts)
-    window = _report_window(start, end)
-    if window:
-        stmt = stmt.where(and_(*window))
-    return int(conn.execute(stmt).scalar_one())
