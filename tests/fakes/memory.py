@@ -23,6 +23,7 @@ from modelfaucet.domain.ledger import AccountState, OwnerScope, Posting, Transac
 from modelfaucet.domain.money import format_usd
 from modelfaucet.domain.outcomes import InsufficientBalance, LedgerInvariantViolation, NotFound
 from modelfaucet.services.repositories import AdjustmentRecord, PostingLine, StoredKey
+from tests.fakes.payouts import MemoryPayouts, PayoutBook
 
 
 @dataclass
@@ -33,6 +34,7 @@ class MemoryState:
     audit: list[tuple[datetime, AuditEntry]] = field(default_factory=list)
     keys: dict[tuple[str, str], StoredKey] = field(default_factory=dict)
     adjustments: dict[str, AdjustmentRecord] = field(default_factory=dict)
+    payouts: PayoutBook = field(default_factory=PayoutBook)
 
 
 class MemoryStore:
@@ -245,8 +247,8 @@ class MemoryUnitOfWork:
         self.audit = MemoryAuditLog(state, self.now)
         self.idempotency = MemoryIdempotencyKeys(state, self.now)
         self.adjustments = MemoryAdjustments(state, self.now)
+        self.payouts = MemoryPayouts(state, self.now)
         for name in (
-            "payouts",
             "topups",
             "stripe_events",
             "usage",
