@@ -19,6 +19,7 @@ from ....services.repositories import PayoutCandidate, PayoutRecord
 from ..bulk import upsert_factory
 from ..tables import accounts, developers, ledger_postings, payouts
 
+# The open statuses as the SQL compares them (tables.py's partial index spells the same set).
 OPEN = sorted(str(status) for status in OPEN_STATUSES)
 PAYOUT_NOT_FOUND = "Payout was not found."
 # The developers.status of a developer who can be paid.

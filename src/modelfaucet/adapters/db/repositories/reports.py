@@ -15,7 +15,7 @@ from typing import Any, cast
 from sqlalchemy import ColumnElement, Connection, and_, case, func, or_, select
 
 from ....domain.ledger import AccountState, OwnerScope, Reason
-from ....domain.payouts import OPEN_STATUSES, PayoutStatus
+from ....domain.payouts import PayoutStatus
 from ....services.repositories import (
     AccountBalance,
     AuditChainLink,
@@ -44,11 +44,10 @@ from ..tables import (
     stripe_topups,
     usage_events,
 )
-from .payouts import payout_record
+from .payouts import OPEN, payout_record
 
 # Rows fetched from the server-side cursor per round trip.
 YIELD_PER = 2000
-OPEN_PAYOUTS = sorted(str(status) for status in OPEN_STATUSES)
 USAGE_REASONS = (
     Reason.USAGE_RETAIL_PRICE,
     Reason.USAGE_PROVIDER_COST,
@@ -137,7 +136,7 @@ class SqlReports:
     def reservation_mismatches(self) -> list[ReservationMismatch]:
         open_sums = (
             select(payouts.c.account_id, func.sum(payouts.c.amount_units).label("open_units"))
-            .where(payouts.c.status.in_(OPEN_PAYOUTS))
+            .where(payouts.c.status.in_(OPEN))
             .group_by(payouts.c.account_id)
             .subquery()
         )
