@@ -31,6 +31,7 @@ from modelfaucet.domain.money import format_usd
 from modelfaucet.domain.outcomes import InsufficientBalance, InvalidRequest, LedgerInvariantViolation, NotFound
 from modelfaucet.services.repositories import AdjustmentRecord, PostingLine, StoredKey
 from tests.fakes.catalog import CatalogState, MemoryCatalog, MemorySessions
+from tests.fakes.payouts import MemoryPayouts, PayoutBook
 from tests.fakes.stripe import StripeState, stripe_repositories
 
 
@@ -44,6 +45,7 @@ class MemoryState:
     adjustments: dict[str, AdjustmentRecord] = field(default_factory=dict)
     catalog: CatalogState = field(default_factory=CatalogState)
     stripe: StripeState = field(default_factory=StripeState)
+    payouts: PayoutBook = field(default_factory=PayoutBook)
 
 
 class MemoryStore:
@@ -260,8 +262,8 @@ class MemoryUnitOfWork:
         self.idempotency = MemoryIdempotencyKeys(state, self.now)
         self.adjustments = MemoryAdjustments(state, self.now)
         self.catalog, self.sessions = MemoryCatalog(state.catalog, self.now), MemorySessions(state.catalog, self.now)
+        self.payouts = MemoryPayouts(state, self.now)
         for name in (
-            "payouts",
             "usage",
             "provider_keys",
             "reports",

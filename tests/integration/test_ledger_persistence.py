@@ -17,7 +17,18 @@ from modelfaucet.domain.money import parse_usd
 from modelfaucet.domain.outcomes import InsufficientBalance
 from modelfaucet.services.context import ServiceContext
 from modelfaucet.services.reconcile import reconcile_ledger
+from modelfaucet.services.reconciliation_provenance import PROVENANCE_CHECKS
 from modelfaucet.services.seed import SeedResult
+
+# These tests post raw transactions through the ledger adapter, with no source row (no
+# adjustment, top-up or usage event), so reconciliation's provenance checks rightly flag
+# them; what they test is that the books balance.
+_PROVENANCE = {check.__name__ for check in PROVENANCE_CHECKS}
+
+
+def books_balance(ctx: ServiceContext) -> bool:
+    report = reconcile_ledger(ctx)
+    return report.mismatch_count == 0 and all(c.ok for c in report.checks if c.name not in _PROVENANCE)
 
 
 def _count(ctx: ServiceContext, table: object) -> int:
@@ -111,7 +122,7 @@ def test_a_failed_debit_leaves_no_rows_at_all(ctx: ServiceContext, seeded: SeedR
         ledger.post(conn, _debit(seeded.end_user_wallet_id, contra, parse_usd("10.00000001")), now=ctx.clock())
     assert {t.name: _count(ctx, t) for t in (ledger_transactions, ledger_postings, audit_log)} == before
     assert _balance(ctx, seeded.end_user_wallet_id) == parse_usd("10")
-    assert reconcile_ledger(ctx).ok
+    assert books_balance(ctx)
 
 
 def test_a_debit_of_exactly_the_balance_succeeds_and_reaches_zero(ctx: ServiceContext, seeded: SeedResult) -> None:
@@ -119,7 +130,7 @@ def test_a_debit_of_exactly_the_balance_succeeds_and_reaches_zero(ctx: ServiceCo
     with ctx.db.transaction() as conn:
         ledger.post(conn, _debit(seeded.end_user_wallet_id, contra, parse_usd("10")), now=ctx.clock())
     assert _balance(ctx, seeded.end_user_wallet_id) == 0
-    assert reconcile_ledger(ctx).ok
+    assert books_balance(ctx)
 
 
 def test_reserved_funds_cannot_be_debited(ctx: ServiceContext, seeded: SeedResult) -> None:
@@ -141,7 +152,7 @@ def test_ledger_rows_are_append_only_even_for_raw_sql(ctx: ServiceContext, seede
         conn.execute(
             text(statement.replace("ledger_postings", "ledger_transactions").replace("amount_units", "reason"))
         )
-    assert reconcile_ledger(ctx).ok
+    assert books_balance(ctx)
 
 
 def test_the_database_refuses_a_negative_end_user_balance_even_without_the_engine(
@@ -168,7 +179,7 @@ def test_concurrent_debits_on_one_wallet_never_overdraw_it(ctx: ServiceContext, 
         outcomes = list(pool.map(attempt, range(40)))
     assert outcomes.count(True) == 33
     assert _balance(ctx, seeded.end_user_wallet_id) == parse_usd("10") - 33 * amount
-    assert reconcile_ledger(ctx).ok
+    assert books_balance(ctx)
 
 
 def test_concurrent_credits_to_one_hot_account_all_land(ctx: ServiceContext, seeded: SeedResult) -> None:
@@ -187,4 +198,4 @@ def test_concurrent_credits_to_one_hot_account_all_land(ctx: ServiceContext, see
     with ThreadPoolExecutor(max_workers=12) as pool:
         list(pool.map(credit, range(60)))
     assert _balance(ctx, seeded.platform_wallet_id) + _balance(ctx, seeded.developer_wallet_id) == 60 * 7
-    assert reconcile_ledger(ctx).ok
+    assert books_balance(ctx)

@@ -24,8 +24,8 @@ from modelfaucet.domain.ledger import OwnerScope, SystemAccount
 from modelfaucet.http.app import create_app
 from modelfaucet.services.apply_adjustment import AdjustmentKind, AdjustWallet, Direction, apply_adjustment
 from modelfaucet.services.context import Actor, ServiceContext
-from modelfaucet.services.payouts import run_mock_payouts
 from modelfaucet.services.reconcile import reconcile_ledger
+from modelfaucet.services.run_payouts import run_mock_payouts
 from modelfaucet.services.seed import SeedResult
 from tests.conftest import with_settings
 
@@ -327,7 +327,7 @@ def test_revenue_within_the_hold_period_is_not_payable_yet(ctx: ServiceContext, 
     assert run_mock_payouts(held, actor=Actor("op"), threshold_units=USD) == []  # all of it is held
     clock.now += timedelta(days=3)  # the first credit is 8 days old, the second 3
     created = run_mock_payouts(held, actor=Actor("op"), threshold_units=USD)
-    assert [p["amount_usd"] for p in created] == ["4.00000000"]
+    assert [p.amount_units for p in created] == [4 * USD]
     assert wallet_state(ctx, seeded.developer_wallet_id) == (6 * USD, 4 * USD)
     assert_reconciled(ctx)
 

@@ -19,11 +19,14 @@ from modelfaucet.adapters.db import ledger
 from modelfaucet.adapters.db.tables import developers, ledger_postings, payouts
 from modelfaucet.domain.identity import new_id
 from modelfaucet.domain.ledger import OwnerScope
+from modelfaucet.domain.money import format_usd
 from modelfaucet.domain.outcomes import InsufficientBalance
+from modelfaucet.domain.payouts import PayoutAction
 from modelfaucet.services.apply_adjustment import AdjustmentKind, AdjustWallet, Direction, apply_adjustment
 from modelfaucet.services.context import Actor, ServiceContext
-from modelfaucet.services.payouts import approve_payout, mark_payout_paid, run_mock_payouts
 from modelfaucet.services.reconcile import reconcile_ledger
+from modelfaucet.services.review_payout import ReviewPayout, review_payout
+from modelfaucet.services.run_payouts import run_mock_payouts
 from modelfaucet.services.seed import SeedResult
 
 USD = 100_000_000
@@ -61,6 +64,10 @@ def adjust(ctx: ServiceContext, wallet_id: str, units: int, *, kind: str, direct
         AdjustWallet(wallet_id, AdjustmentKind(kind), Direction(direction), units, f"{kind} {direction}"),
         actor=OPERATOR,
     )
+
+
+def review(ctx: ServiceContext, payout_id: str, action: PayoutAction, *, note: str | None = None) -> None:
+    review_payout(ctx, ReviewPayout(payout_id, action, note), actor=Actor("checker"))
 
 
 def wallet_state(ctx: ServiceContext, wallet_id: str) -> tuple[int, int]:
@@ -105,10 +112,10 @@ def test_eight_concurrent_mark_paid_calls_debit_the_wallet_once(
 ) -> None:
     adjust(ctx, seeded.developer_wallet_id, 5 * USD, kind="adjustment", direction="credit")
     [payout] = run_mock_payouts(ctx, actor=OPERATOR, threshold_units=USD)
-    approve_payout(ctx, payout["id"], actor=Actor("checker"), operator_note="ok")
+    review(ctx, payout.id, PayoutAction.APPROVE, note="ok")
 
     def call(_: int) -> tuple[int, Any]:
-        response = client.post(f"/v1/admin/payouts/{payout['id']}/mark-paid", headers=admin_headers)
+        response = client.post(f"/v1/admin/payouts/{payout.id}/mark-paid", headers=admin_headers)
         return response.status_code, response.json()
 
     results = in_parallel(8, call)
@@ -134,7 +141,7 @@ def test_chargebacks_racing_run_mock_never_spend_the_reserved_amount(ctx: Servic
     def work(index: int) -> str:
         if index == 0:
             created = run_mock_payouts(ctx, actor=OPERATOR, threshold_units=USD)
-            return f"payout:{created[0]['amount_usd']}" if created else "no-payout"
+            return f"payout:{format_usd(created[0].amount_units)}" if created else "no-payout"
         try:
             adjust(ctx, wallet, USD, kind="chargeback", direction="debit")
         except InsufficientBalance:
@@ -154,8 +161,8 @@ def test_chargebacks_racing_run_mock_never_spend_the_reserved_amount(ctx: Servic
     assert (balance, held) == (5 * USD - charged * USD, reserved)
     # Whatever won, the reserved payout can still be paid in full.
     for payout in open_payouts:
-        approve_payout(ctx, payout.id, actor=Actor("checker"))
-        mark_payout_paid(ctx, payout.id, actor=Actor("checker"))
+        review(ctx, payout.id, PayoutAction.APPROVE)
+        review(ctx, payout.id, PayoutAction.MARK_PAID)
     assert wallet_state(ctx, wallet) == (0, 0)
     assert_reconciled(ctx)
 
@@ -165,17 +172,17 @@ def test_cancel_racing_mark_paid_lets_exactly_one_of_them_win(
 ) -> None:
     adjust(ctx, seeded.developer_wallet_id, 5 * USD, kind="adjustment", direction="credit")
     [payout] = run_mock_payouts(ctx, actor=OPERATOR, threshold_units=USD)
-    approve_payout(ctx, payout["id"], actor=Actor("checker"))
+    review(ctx, payout.id, PayoutAction.APPROVE)
     verbs = ["mark-paid", "cancel"] * 4
 
     def call(index: int) -> tuple[str, int]:
-        response = client.post(f"/v1/admin/payouts/{payout['id']}/{verbs[index]}", headers=admin_headers)
+        response = client.post(f"/v1/admin/payouts/{payout.id}/{verbs[index]}", headers=admin_headers)
         return verbs[index], response.status_code
 
     results = Counter(in_parallel(len(verbs), call))
 
     with ctx.db.read() as conn:
-        final = conn.execute(select(payouts.c.status).where(payouts.c.id == payout["id"])).scalar_one()
+        final = conn.execute(select(payouts.c.status).where(payouts.c.id == payout.id)).scalar_one()
     if final == "paid":
         assert results == Counter({("mark-paid", 200): 4, ("cancel", 409): 4})
         assert wallet_state(ctx, seeded.developer_wallet_id) == (0, 0)

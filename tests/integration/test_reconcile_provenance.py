@@ -17,7 +17,7 @@ from sqlalchemy import Connection, insert, select, text, update
 from modelfaucet.adapters.db.tables import accounts, adjustments, audit_log, ledger_postings, ledger_transactions
 from modelfaucet.domain.identity import new_id
 from modelfaucet.services.context import ServiceContext
-from modelfaucet.services.reconcile import CheckResult
+from modelfaucet.services.reconciliation_checks import CheckResult
 from modelfaucet.services.reconciliation_provenance import PROVENANCE_CHECKS
 from modelfaucet.services.seed import SeedResult
 

@@ -4,29 +4,23 @@ from __future__ import annotations
 
 import threading
 
-from modelfaucet.adapters.db import ledger
-from modelfaucet.domain.ledger import OwnerScope, Posting, Reason, SystemAccount, Transaction
-from modelfaucet.services.context import ServiceContext
+from modelfaucet.domain.adjustments import AdjustmentKind, Direction
+from modelfaucet.services.apply_adjustment import AdjustWallet, apply_adjustment
+from modelfaucet.services.context import Actor, ServiceContext
 from modelfaucet.services.reconcile import reconcile_ledger
 from modelfaucet.services.seed import SeedResult
 
 
 def test_reports_during_concurrent_postings_are_always_consistent(ctx: ServiceContext, seeded: SeedResult) -> None:
-    with ctx.db.read() as conn:
-        contra = ledger.account_id_for(conn, OwnerScope.SYSTEM, SystemAccount.ADJUSTMENT_CONTRA.value)
-    assert contra is not None
-    reason = Reason.WALLET_ADJUSTMENT.value
     stop = threading.Event()
     posted = [0]
 
     def writer(target: str) -> None:
         while not stop.is_set() and posted[0] < 2_000:
-            with ctx.db.transaction() as conn:
-                ledger.post(
-                    conn,
-                    Transaction.of(reason, [Posting.credit(target, 3, reason), Posting.debit(contra, 3, reason)]),
-                    now=ctx.clock(),
-                )
+            # Real operations (adjustment row, transaction, audit row): every check, the
+            # provenance ones included, must see each of them whole or not at all.
+            command = AdjustWallet(target, AdjustmentKind.ADJUSTMENT, Direction.CREDIT, 3, "load")
+            apply_adjustment(ctx, command, actor=Actor("load"))
             posted[0] += 1
 
     threads = [

@@ -36,9 +36,7 @@ def deliver(ctx: ServiceContext, payload: bytes, header: str | None = None) -> W
 
 
 def balance(ctx: ServiceContext, wallet_id: str) -> int:
-    detail = wallet_detail(ctx, wallet_id)
-    whole, fraction = detail["balance_usd"].split(".")
-    return int(whole) * 100_000_000 + int(fraction)
+    return wallet_detail(ctx, wallet_id).wallet.balance_units
 
 
 def assert_reconciled(ctx: ServiceContext) -> None:
@@ -62,7 +60,7 @@ def test_a_paid_completion_credits_the_wallet_once_with_balanced_postings_and_an
     assert balance(ctx, seeded.end_user_wallet_id) == before + FIVE_USD
     assert topup_status(ctx, topup.checkout_session_id) == "credited"
     clearing = list_wallets(ctx, owner_scope=OwnerScope.SYSTEM, owner_id=SystemAccount.STRIPE_CLEARING.value, limit=1)
-    assert clearing[0]["balance_usd"] == "-5.00000000"
+    assert clearing[0].balance_units == -FIVE_USD
     with ctx.db.read() as conn:
         postings = conn.execute(
             select(ledger_postings.c.account_id, ledger_postings.c.amount_units, ledger_postings.c.reason).where(
@@ -73,7 +71,7 @@ def test_a_paid_completion_credits_the_wallet_once_with_balanced_postings_and_an
     assert sorted((p.account_id, p.amount_units, p.reason) for p in postings) == sorted(
         [
             (seeded.end_user_wallet_id, FIVE_USD, "stripe_checkout_topup"),
-            (clearing[0]["id"], -FIVE_USD, "stripe_checkout_topup"),
+            (clearing[0].account_id, -FIVE_USD, "stripe_checkout_topup"),
         ]
     )
     assert len(audit) == 1

@@ -6,12 +6,12 @@ from typing import Any
 
 from sqlalchemy import func, select
 
-from modelfaucet.adapters.db import ledger
-from modelfaucet.adapters.db.repositories.catalog import SqlCatalog
 from modelfaucet.adapters.db.tables import accounts, ledger_postings, usage_events
-from modelfaucet.domain.ledger import OwnerScope, Posting, Reason, SystemAccount, Transaction
+from modelfaucet.domain.adjustments import AdjustmentKind, Direction
+from modelfaucet.domain.ledger import OwnerScope
 from modelfaucet.domain.rating import RouteMode
-from modelfaucet.services.context import ServiceContext
+from modelfaucet.services.apply_adjustment import AdjustWallet, apply_adjustment
+from modelfaucet.services.context import Actor, ServiceContext
 from modelfaucet.services.record_usage import UsageEvent
 from modelfaucet.services.seed import SeedResult
 
@@ -34,19 +34,17 @@ def event(request_id: str, **changes: Any) -> UsageEvent:
 
 
 def fund_end_user(ctx: ServiceContext, seeded: SeedResult, external_user_id: str, units: int) -> str:
-    """Create an end user of the demo app with ``units`` of opening balance; return its wallet."""
-    now = ctx.clock()
-    with ctx.db.transaction() as conn:
-        user_id = SqlCatalog(conn, now).ensure_end_user(seeded.app_id, external_user_id)
-        wallet = ledger.ensure_account(conn, ctx.db.insert, OwnerScope.END_USER, user_id, now=now)
-        equity = ledger.ensure_account(conn, ctx.db.insert, OwnerScope.SYSTEM, SystemAccount.SEED_EQUITY, now=now)
-        if units:
-            reason = Reason.SEED_OPENING_BALANCE.value
-            ledger.post(
-                conn,
-                Transaction.of(reason, [Posting.credit(wallet, units, reason), Posting.debit(equity, units, reason)]),
-                now=now,
-            )
+    """Create an end user of the demo app with ``units`` of credit; return its wallet.
+
+    The credit is an operator's adjustment, so the funding has a source row and an audit
+    row like any real credit, and reconciliation's provenance checks hold."""
+    with ctx.unit_of_work() as uow:
+        user_id = uow.catalog.ensure_end_user(seeded.app_id, external_user_id)
+        wallet = uow.ledger.ensure(OwnerScope.END_USER, user_id)
+        uow.commit()
+    if units:
+        command = AdjustWallet(wallet, AdjustmentKind.ADJUSTMENT, Direction.CREDIT, units, "test funding")
+        apply_adjustment(ctx, command, actor=Actor("test-funding"))
     return wallet
 
 

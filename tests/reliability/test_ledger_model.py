@@ -44,18 +44,15 @@ from modelfaucet.adapters.stripe.signature import sign
 from modelfaucet.config import Settings
 from modelfaucet.domain.ledger import OwnerScope
 from modelfaucet.domain.outcomes import IdempotencyConflict, InsufficientBalance, InvalidRequest, InvalidState
+from modelfaucet.domain.payouts import PayoutAction
 from modelfaucet.domain.rating import RouteMode
 from modelfaucet.services.apply_adjustment import AdjustmentKind, AdjustWallet, Direction, apply_adjustment
 from modelfaucet.services.checkout import CheckoutCommand, create_checkout_session
 from modelfaucet.services.context import Actor, ServiceContext
-from modelfaucet.services.payouts import (
-    approve_payout,
-    cancel_payout,
-    mark_payout_failed,
-    mark_payout_paid,
-    run_mock_payouts,
-)
 from modelfaucet.services.record_usage import UsageEvent, record_usage, record_usage_batch
+from modelfaucet.services.repositories import PayoutRecord
+from modelfaucet.services.review_payout import ReviewPayout, review_payout
+from modelfaucet.services.run_payouts import run_mock_payouts
 from modelfaucet.services.seed import DEMO_APP_SECRET_KEY, seed_demo_data
 from modelfaucet.services.sessions import SessionUser, create_session
 from modelfaucet.services.stripe_webhook import handle_stripe_webhook
@@ -420,8 +417,8 @@ class LedgerMachine(RuleBasedStateMachine):
             assert created == []
             return multiple()
         assert len(created) == 1, created
-        payout = Payout(created[0]["id"], available)
-        assert created[0]["amount_usd"] == f"{available // USD}.{available % USD:08d}"
+        payout = Payout(created[0].id, available)
+        assert created[0].amount_units == available
         self.model.payouts[payout.id] = payout
         self.stats["payout_created"] += 1
         self.model.reserved[self.developer] = self.model.reserved.get(self.developer, 0) + available
@@ -430,12 +427,12 @@ class LedgerMachine(RuleBasedStateMachine):
     @rule(payout_id=payouts, action=st.sampled_from(["approve", "mark_paid", "cancel", "mark_failed"]))
     def payout_action(self, payout_id: str, action: str) -> None:
         payout = self.model.payouts[payout_id]
-        call = {
-            "approve": lambda: approve_payout(self.ctx, payout_id, actor=ADMIN, operator_note="ok"),
-            "mark_paid": lambda: mark_payout_paid(self.ctx, payout_id, actor=ADMIN),
-            "cancel": lambda: cancel_payout(self.ctx, payout_id, actor=ADMIN),
-            "mark_failed": lambda: mark_payout_failed(self.ctx, payout_id, actor=ADMIN),
-        }[action]
+        note = "ok" if action == "approve" else None
+        command = ReviewPayout(payout_id, PayoutAction(action), note)
+
+        def call() -> PayoutRecord:
+            return review_payout(self.ctx, command, actor=ADMIN).payout
+
         after = PAYOUT_TABLE.get((payout.status, action))
         if after is None:
             with pytest.raises(InvalidState):
@@ -445,9 +442,9 @@ class LedgerMachine(RuleBasedStateMachine):
         result = call()
         self.stats[f"payout_{action}_{after}"] += 1
         if after == "same":
-            assert result["status"] == payout.status
+            assert result.status == payout.status
             return
-        assert result["status"] == after
+        assert result.status == after
         if after in ("paid", "cancelled", "failed"):
             self.model.reserved[self.developer] -= payout.amount
         if after == "paid":

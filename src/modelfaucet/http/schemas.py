@@ -7,7 +7,8 @@ from typing import Annotated, Any
 
 from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field, WithJsonSchema, field_validator
 
-from ..domain.money import MoneyError, parse_usd
+from ..domain.ledger import AccountState
+from ..domain.money import MoneyError, format_usd, parse_usd
 
 USD_PATTERN = r"^(0|[1-9][0-9]{0,11})(\.[0-9]{1,8})?$"
 
@@ -80,6 +81,22 @@ class WalletSummary(BaseModel):
     balance_usd: UsdString
     reserved_usd: UsdString
     available_usd: UsdString
+
+    @classmethod
+    def of(cls, wallet: AccountState) -> WalletSummary:
+        return cls(**wallet_fields(wallet))
+
+
+def wallet_fields(wallet: AccountState) -> dict[str, Any]:
+    """A wallet's :class:`WalletSummary` fields (for the models that extend it)."""
+    return {
+        "id": wallet.account_id,
+        "owner_scope": str(wallet.owner_scope),
+        "owner_id": wallet.owner_id,
+        "balance_usd": format_usd(wallet.balance_units),
+        "reserved_usd": format_usd(wallet.reserved_units),
+        "available_usd": format_usd(wallet.available_units),
+    }
 
 
 class ErrorDetail(BaseModel):

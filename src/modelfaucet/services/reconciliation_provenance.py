@@ -28,7 +28,7 @@ from typing import Any
 
 from ..domain.ledger import OwnerScope, Reason, SystemAccount
 from ..domain.money import format_usd
-from .reconcile import MAX_LISTED, CheckResult
+from .reconciliation_checks import MAX_LISTED, CheckResult
 from .repositories import AuditTie, LedgerTransactionRecord, SourceRow
 from .unit_of_work import UnitOfWork
 
@@ -44,7 +44,7 @@ def _check(name: str, description: str, offending: list[dict[str, Any]]) -> Chec
         name=name,
         ok=not offending,
         description=description,
-        offending=offending[:MAX_LISTED],
+        offending=tuple(offending[:MAX_LISTED]),
         offending_count=len(offending),
     )
 
@@ -58,7 +58,7 @@ def transactions_have_known_reasons(uow: UnitOfWork) -> CheckResult:
         name="transactions_have_known_reasons",
         ok=unknown_count == 0,
         description="Every ledger transaction carries a reason this service writes.",
-        offending=[{"transaction_id": t.id, "reason": t.reason, "problem": "unknown reason"} for t in strangers],
+        offending=tuple({"transaction_id": t.id, "reason": t.reason, "problem": "unknown reason"} for t in strangers),
         offending_count=unknown_count,
     )
 

@@ -1,14 +1,15 @@
 """CSV reports (SPEC §10): a registry of reports, each streamed from a server-side cursor.
 
-A report is a :class:`ReportSpec`: its exact header and a function that, given a read-only
-connection and optional time bounds, yields already-formatted rows. :func:`stream_report`
-runs it inside ``ctx.db.read()`` with ``stream_results``/``yield_per`` so rows leave the
-database in pages and the CSV leaves in chunks: memory stays flat whatever the row count.
-Every report goes through the one CSV writer (:mod:`modelfaucet.adapters.csvout`).
+A report is a :class:`ReportSpec`: its exact header and a function that, given the report
+repository of an open read unit of work and optional time bounds, yields formatted rows.
+:func:`stream_report` holds the read unit of work open while the CSV streams: rows leave
+the database in pages (``uow.reports`` reads from a server-side cursor) and the CSV leaves
+in chunks, so memory stays flat whatever the row count. Every report goes through the one
+CSV writer (:mod:`modelfaucet.adapters.csvout`).
 
-Adding a report is one entry in :data:`REPORTS` (the payouts report registers itself the
-same way). Time bounds are half-open: ``from`` inclusive, ``to`` exclusive, in UTC.
-Reports never carry a provider key or any other secret: only the columns listed here.
+Adding a report is one entry in :data:`REPORTS`. Time bounds are half-open: ``from``
+inclusive, ``to`` exclusive, in UTC. Reports never carry a provider key or any other
+secret: only the columns listed here.
 """
 
 from __future__ import annotations
@@ -16,23 +17,16 @@ from __future__ import annotations
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Any
-
-from sqlalchemy import ColumnElement, Connection, Select, and_, func, select
 
 from ..adapters.csvout import Cell, stream_csv
-from ..adapters.db.tables import apps, developers, usage_events
 from ..domain.money import format_usd
 from ..domain.outcomes import InvalidRequest, NotFound
 from .context import ServiceContext
 from .formatting import iso
-from .payouts import PAYOUTS_HEADER, payouts_report_count, payouts_report_rows
+from .repositories import ReportRepository
 
-# Rows fetched from the server-side cursor per round trip.
-YIELD_PER = 2000
-
-RowsFn = Callable[[Connection, datetime | None, datetime | None], Iterator[Sequence[Cell]]]
-CountFn = Callable[[Connection, datetime | None, datetime | None], int]
+RowsFn = Callable[[ReportRepository, datetime | None, datetime | None], Iterator[Sequence[Cell]]]
+CountFn = Callable[[ReportRepository, datetime | None, datetime | None], int]
 
 
 @dataclass(frozen=True)
@@ -46,11 +40,6 @@ class ReportSpec:
     @property
     def filename(self) -> str:
         return f"{self.name}.csv"
-
-
-def streaming(conn: Connection) -> Connection:
-    """The connection set up for a server-side cursor read in pages of :data:`YIELD_PER`."""
-    return conn.execution_options(stream_results=True, yield_per=YIELD_PER)
 
 
 def parse_time_bound(value: str | None, *, field: str) -> datetime | None:
@@ -88,11 +77,11 @@ def stream_report(
     start: datetime | None = None,
     end: datetime | None = None,
 ) -> Iterator[bytes]:
-    """Yield the report's CSV bytes; the read transaction lives as long as the iterator."""
+    """Yield the report's CSV bytes; the read unit of work lives as long as the iterator."""
     spec = get_report(name)
     check_bounds(start, end)
-    with ctx.db.read() as conn:
-        yield from stream_csv(spec.header, spec.rows(streaming(conn), start, end))
+    with ctx.reader() as uow:
+        yield from stream_csv(spec.header, spec.rows(uow.reports, start, end))
 
 
 def iter_report_rows(
@@ -105,8 +94,8 @@ def iter_report_rows(
     """The report's formatted data rows (no header), streamed."""
     spec = get_report(name)
     check_bounds(start, end)
-    with ctx.db.read() as conn:
-        yield from spec.rows(streaming(conn), start, end)
+    with ctx.reader() as uow:
+        yield from spec.rows(uow.reports, start, end)
 
 
 def count_report_rows(
@@ -115,8 +104,8 @@ def count_report_rows(
     spec = get_report(name)
     if spec.count is None:
         return None
-    with ctx.db.read() as conn:
-        return spec.count(conn, start, end)
+    with ctx.reader() as uow:
+        return spec.count(uow.reports, start, end)
 
 
 # --- usage.csv -------------------------------------------------------------------------
@@ -138,40 +127,10 @@ USAGE_HEADER = (
 )
 
 
-def _usage_window(start: datetime | None, end: datetime | None) -> list[ColumnElement[bool]]:
-    conditions: list[ColumnElement[bool]] = []
-    if start is not None:
-        conditions.append(usage_events.c.created_at >= start)
-    if end is not None:
-        conditions.append(usage_events.c.created_at < end)
-    return conditions
-
-
-def _usage_rows(conn: Connection, start: datetime | None, end: datetime | None) -> Iterator[Sequence[Cell]]:
-    u = usage_events.c
-    stmt: Select[tuple[object, ...]] = select(
-        u.created_at,
-        u.request_id,
-        u.public_app_id,
-        u.feature_key,
-        u.route_mode,
-        u.provider,
-        u.model,
-        u.input_tokens,
-        u.output_tokens,
-        u.upstream_cost_units,
-        u.retail_price_units,
-        u.channel_revenue_units,
-        u.platform_revenue_units,
-    )
-    window = _usage_window(start, end)
-    if window:
-        stmt = stmt.where(and_(*window))
-    result = conn.execute(stmt.order_by(u.created_at, u.request_id))
+def _usage_rows(reports: ReportRepository, start: datetime | None, end: datetime | None) -> Iterator[Sequence[Cell]]:
     # The hot loop of a million-row export: whole pages from the server-side cursor,
     # tuples unpacked; iso() and format_usd() carry their own fast paths.
-    for page in result.partitions():
-        row: Any
+    for page in reports.usage_report_pages(start, end):
         for row in page:
             created, request_id, public_app_id, feature_key, route_mode, provider, model, tin, tout, up, re, ch, pl = (
                 row
@@ -193,12 +152,8 @@ def _usage_rows(conn: Connection, start: datetime | None, end: datetime | None) 
             )
 
 
-def _usage_count(conn: Connection, start: datetime | None, end: datetime | None) -> int:
-    stmt = select(func.count()).select_from(usage_events)
-    window = _usage_window(start, end)
-    if window:
-        stmt = stmt.where(and_(*window))
-    return int(conn.execute(stmt).scalar_one())
+def _usage_count(reports: ReportRepository, start: datetime | None, end: datetime | None) -> int:
+    return reports.usage_report_count(start, end)
 
 
 # --- revenue.csv -----------------------------------------------------------------------
@@ -215,56 +170,63 @@ REVENUE_HEADER = (
 )
 
 
-def _revenue_rows(conn: Connection, start: datetime | None, end: datetime | None) -> Iterator[Sequence[Cell]]:
+def _revenue_rows(reports: ReportRepository, start: datetime | None, end: datetime | None) -> Iterator[Sequence[Cell]]:
     """One row per app (apps without usage in the window show zeros), by public_app_id."""
-    u = usage_events.c
-    totals = select(
-        u.app_id,
-        func.count().label("calls"),
-        func.sum(u.upstream_cost_units).label("upstream"),
-        func.sum(u.retail_price_units).label("retail"),
-        func.sum(u.channel_revenue_units).label("channel"),
-        func.sum(u.platform_revenue_units).label("platform"),
-    ).group_by(u.app_id)
-    window = _usage_window(start, end)
-    if window:
-        totals = totals.where(and_(*window))
-    sums = totals.subquery()
-    stmt = (
-        select(
-            apps.c.public_app_id,
-            apps.c.developer_id,
-            developers.c.email,
-            func.coalesce(sums.c.calls, 0).label("calls"),
-            func.coalesce(sums.c.upstream, 0).label("upstream"),
-            func.coalesce(sums.c.retail, 0).label("retail"),
-            func.coalesce(sums.c.channel, 0).label("channel"),
-            func.coalesce(sums.c.platform, 0).label("platform"),
-        )
-        .select_from(
-            apps.join(developers, developers.c.id == apps.c.developer_id).outerjoin(sums, sums.c.app_id == apps.c.id)
-        )
-        .order_by(apps.c.public_app_id)
-    )
-    for row in conn.execute(stmt):
+    for row in reports.revenue_report_rows(start, end):
         yield (
             row.public_app_id,
             row.developer_id,
-            row.email,
-            int(row.calls),
-            format_usd(int(row.upstream)),
-            format_usd(int(row.retail)),
-            format_usd(int(row.channel)),
-            format_usd(int(row.platform)),
+            row.developer_email,
+            row.calls,
+            format_usd(row.upstream_cost_units),
+            format_usd(row.retail_price_units),
+            format_usd(row.channel_revenue_units),
+            format_usd(row.platform_revenue_units),
         )
 
 
-def _revenue_count(conn: Connection, _start: datetime | None, _end: datetime | None) -> int:
-    return int(conn.execute(select(func.count()).select_from(apps)).scalar_one())
+def _revenue_count(reports: ReportRepository, _start: datetime | None, _end: datetime | None) -> int:
+    return reports.app_count()
+
+
+# --- payouts.csv ------------------------------------------------------------------------
+
+PAYOUTS_HEADER = (
+    "created_at",
+    "updated_at",
+    "payout_id",
+    "developer_id",
+    "developer_email",
+    "amount_usd",
+    "status",
+    "provider",
+    "provider_payout_id",
+)
+
+
+def _payout_rows(reports: ReportRepository, start: datetime | None, end: datetime | None) -> Iterator[Sequence[Cell]]:
+    """Every payout created within [start, end), oldest first."""
+    for row in reports.payout_report_rows(start, end):
+        payout = row.payout
+        yield (
+            iso(payout.created_at),
+            iso(payout.updated_at),
+            payout.id,
+            payout.developer_id,
+            row.developer_email,
+            format_usd(payout.amount_units),
+            str(payout.status),
+            payout.provider,
+            payout.provider_payout_id,
+        )
+
+
+def _payout_count(reports: ReportRepository, start: datetime | None, end: datetime | None) -> int:
+    return reports.payout_report_count(start, end)
 
 
 REPORTS: dict[str, ReportSpec] = {
     "usage": ReportSpec("usage", USAGE_HEADER, _usage_rows, _usage_count),
     "revenue": ReportSpec("revenue", REVENUE_HEADER, _revenue_rows, _revenue_count),
-    "payouts": ReportSpec("payouts", PAYOUTS_HEADER, payouts_report_rows, payouts_report_count),
+    "payouts": ReportSpec("payouts", PAYOUTS_HEADER, _payout_rows, _payout_count),
 }

@@ -5,13 +5,12 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import Connection, select
-
-from ..adapters.db.audit import GENESIS_HASH, row_hash
-from ..adapters.db.tables import audit_log
 from .context import ServiceContext
+from .repositories import ReportRepository
 
 BATCH_SIZE = 1000
+PREV_HASH_BROKEN = "prev_hash does not match the previous row's hash (a row was deleted, inserted or reordered)"
+ROW_HASH_BROKEN = "row_hash does not match the row's content (edited)"
 
 
 @dataclass(frozen=True)
@@ -32,32 +31,25 @@ class AuditChainReport:
         }
 
 
-def verify_chain(connection: Connection, *, batch_size: int = BATCH_SIZE) -> AuditChainReport:
-    """Walk the log in id order, in batches (constant memory), stopping at the first break."""
-    expected_prev = GENESIS_HASH
+def verify_audit_chain(ctx: ServiceContext, *, batch_size: int = BATCH_SIZE) -> AuditChainReport:
+    with ctx.reader() as uow:
+        return _walk(uow.reports, batch_size)
+
+
+def _walk(reports: ReportRepository, batch_size: int) -> AuditChainReport:
+    """Follow the log in id order, in batches (constant memory), stopping at the first break."""
+    expected_prev = reports.audit_genesis_hash()
     checked = 0
     last_id = -1
     while True:
-        rows = connection.execute(
-            select(audit_log).where(audit_log.c.id > last_id).order_by(audit_log.c.id).limit(batch_size)
-        ).all()
-        if not rows:
+        links = reports.audit_chain(after_id=last_id, limit=batch_size)
+        if not links:
             return AuditChainReport(ok=True, checked_count=checked, tail_hash=expected_prev)
-        for row in rows:
-            fields = dict(row._mapping)
-            row_id = int(row.id)
-            if row.prev_hash != expected_prev:
-                problem = "prev_hash does not match the previous row's hash (a row was deleted, inserted or reordered)"
-                return AuditChainReport(False, checked, expected_prev, row_id, problem)
-            if row.row_hash != row_hash(fields, expected_prev):
-                return AuditChainReport(
-                    False, checked, expected_prev, row_id, "row_hash does not match the row's content (edited)"
-                )
-            expected_prev = str(row.row_hash)
+        for link in links:
+            if link.prev_hash != expected_prev:
+                return AuditChainReport(False, checked, expected_prev, link.id, PREV_HASH_BROKEN)
+            if link.row_hash != link.content_hash:
+                return AuditChainReport(False, checked, expected_prev, link.id, ROW_HASH_BROKEN)
+            expected_prev = str(link.row_hash)
             checked += 1
-            last_id = row_id
-
-
-def verify_audit_chain(ctx: ServiceContext) -> AuditChainReport:
-    with ctx.db.read() as conn:
-        return verify_chain(conn)
+            last_id = link.id

@@ -7,8 +7,11 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Query
 from pydantic import BaseModel
 
+from ...domain.money import format_usd
 from ...services.audit_trail import AuditQuery, list_audit_entries
+from ...services.formatting import iso
 from ...services.reports import check_bounds, parse_time_bound
+from ...services.repositories import AuditRecord
 from ..deps import AdminActor, Context
 from ..schemas import UsdString, error_responses
 
@@ -31,6 +34,23 @@ class AuditEntry(BaseModel):
     request_id: str | None
     details: dict[str, Any]
 
+    @classmethod
+    def of(cls, entry: AuditRecord) -> AuditEntry:
+        return cls(
+            id=entry.id,
+            created_at=iso(entry.created_at),
+            actor=entry.actor,
+            action=entry.action,
+            resource_type=entry.resource_type,
+            resource_id=entry.resource_id,
+            before_status=entry.before_status,
+            after_status=entry.after_status,
+            amount_usd=None if entry.amount_units is None else format_usd(entry.amount_units),
+            note=entry.note,
+            request_id=entry.request_id,
+            details=entry.details,
+        )
+
 
 class AuditPage(BaseModel):
     items: list[AuditEntry]
@@ -50,11 +70,11 @@ def audit_log(
     to: Annotated[str | None, Query(max_length=64, description=_TIME_HELP)] = None,
     before_id: Annotated[int | None, Query(ge=1, le=2**63 - 1, description="Page cursor: next_before_id.")] = None,
     limit: Annotated[int, Query(ge=1, le=500)] = 100,
-) -> dict[str, Any]:
+) -> AuditPage:
     start = parse_time_bound(from_, field="from")
     end = parse_time_bound(to, field="to")
     check_bounds(start, end)
-    return list_audit_entries(
+    page = list_audit_entries(
         ctx,
         AuditQuery(
             actor=actor,
@@ -67,3 +87,4 @@ def audit_log(
             limit=limit,
         ),
     )
+    return AuditPage(items=[AuditEntry.of(entry) for entry in page.items], next_before_id=page.next_before_id)

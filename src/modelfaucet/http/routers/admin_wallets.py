@@ -2,15 +2,18 @@
 
 from __future__ import annotations
 
-from typing import Annotated, Any
+from typing import Annotated
 
 from fastapi import APIRouter, Query
 from pydantic import BaseModel
 
 from ...domain.ledger import OwnerScope
+from ...domain.money import format_usd
 from ...services import wallets
+from ...services.formatting import iso
+from ...services.repositories import PostingLine
 from ..deps import AdminActor, Context
-from ..schemas import UsdString, WalletSummary, error_responses, parse_uuid
+from ..schemas import UsdString, WalletSummary, error_responses, parse_uuid, wallet_fields
 
 router = APIRouter(tags=["wallets"])
 
@@ -21,6 +24,16 @@ class WalletEntry(BaseModel):
     amount_usd: UsdString
     reason: str
     created_at: str
+
+    @classmethod
+    def of(cls, line: PostingLine) -> WalletEntry:
+        return cls(
+            posting_id=line.posting_id,
+            transaction_id=line.transaction_id,
+            amount_usd=format_usd(line.amount_units),
+            reason=line.reason,
+            created_at=iso(line.created_at),
+        )
 
 
 class WalletDetail(WalletSummary):
@@ -38,10 +51,15 @@ def list_wallets(
     owner_scope: Annotated[OwnerScope | None, Query()] = None,
     owner_id: Annotated[str | None, Query(max_length=64)] = None,
     limit: Annotated[int, Query(ge=1, le=500)] = 100,
-) -> dict[str, Any]:
-    return {"items": wallets.list_wallets(ctx, owner_scope=owner_scope, owner_id=owner_id, limit=limit)}
+) -> WalletList:
+    found = wallets.list_wallets(ctx, owner_scope=owner_scope, owner_id=owner_id, limit=limit)
+    return WalletList(items=[WalletSummary.of(wallet) for wallet in found])
 
 
 @router.get("/v1/admin/wallets/{wallet_id}", response_model=WalletDetail, responses=error_responses(400, 401, 404))
-def get_wallet(ctx: Context, _actor: AdminActor, wallet_id: str) -> dict[str, Any]:
-    return wallets.wallet_detail(ctx, parse_uuid(wallet_id, field="wallet_id"))
+def get_wallet(ctx: Context, _actor: AdminActor, wallet_id: str) -> WalletDetail:
+    detail = wallets.wallet_detail(ctx, parse_uuid(wallet_id, field="wallet_id"))
+    return WalletDetail(
+        **wallet_fields(detail.wallet),
+        recent_entries=[WalletEntry.of(line) for line in detail.recent_entries],
+    )
