@@ -38,7 +38,7 @@ from modelfaucet.http.app import create_app
 from modelfaucet.services.context import ServiceContext
 from modelfaucet.services.seed import SeedResult
 from modelfaucet.services.sessions import create_session
-from tests.conftest import ADMIN_TOKEN, GATEWAY_TOKEN
+from tests.conftest import ADMIN_TOKEN, GATEWAY_TOKEN, with_settings
 from tests.reliability.support import invariant_violations, scaled
 
 ADMIN = {"Authorization": f"Bearer {ADMIN_TOKEN}"}
@@ -49,7 +49,7 @@ CHECKS = [not_a_server_error, status_code_conformance, content_type_conformance,
 @pytest.fixture
 def app(database: Database, settings: Settings, seeded: SeedResult) -> FastAPI:
     # Rate limits off: the fuzzer is one client sending many requests on purpose.
-    return create_app(Settings(**{**settings.__dict__, "rate_limit_per_minute": 0}), db=database)
+    return create_app(with_settings(settings, rate_limit_per_minute=0), db=database)
 
 
 @pytest.fixture
