@@ -31,6 +31,9 @@ DEFAULT_SQLITE_FILE = "modelfaucet.sqlite3"
 MIN_SECRET_KEY_CHARS = 32  # same rule as adapters.secretbox.key_from_text
 MIN_PRODUCTION_TOKEN_CHARS = 32
 _ASCII_INTEGER = re.compile(r"-?[0-9]{1,18}")
+# Trimmed around a token: ASCII whitespace only. str.strip() would also drop U+00A0 or U+0085,
+# which are part of a token as written, never padding.
+ASCII_BLANKS = " \t\r\n"
 
 
 class ConfigError(Exception):
@@ -91,13 +94,13 @@ def _operator_tokens(value: object) -> object:
         return value
     operators: dict[str, str] = {}
     for raw_item in value.split(","):
-        item = raw_item.strip()
+        item = raw_item.strip(ASCII_BLANKS)
         if not item:
             continue
-        name, sep, token = item.partition("=")
-        if not sep or not name.strip() or not token.strip():
+        name, sep, token = (part.strip(ASCII_BLANKS) for part in item.partition("="))
+        if not sep or not name or not token:
             raise ValueError("must look like 'alice=token1,bob=token2'")
-        operators[name.strip()] = token.strip()
+        operators[name] = token
     return operators
 
 

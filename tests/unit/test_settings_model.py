@@ -53,6 +53,7 @@ def test_every_setting_is_read_from_its_documented_variable() -> None:
         ({"PAYOUT_REQUIRE_DISTINCT_APPROVER": "true"}, "payout_require_distinct_approver", False),
         ({"CORS_ORIGINS": "https://a.example, ,https://b.example"}, "cors_origins", ("https://a.example", "https://b.example")),
         ({"MODELFAUCET_OPERATOR_TOKENS": "alice=t1,,bob = t2"}, "operator_tokens", {"alice": "t1", "bob": "t2"}),
+        ({"MODELFAUCET_OPERATOR_TOKENS": "alice=t1\u00a0"}, "operator_tokens", {"alice": "t1\u00a0"}),
         ({"FORWARDED_ALLOW_IPS": "10.0.0.1, 192.168.0.0/16"}, "forwarded_allow_ips", ("10.0.0.1", "192.168.0.0/16")),
         ({}, "forwarded_allow_ips", ()),
         ({"MODELFAUCET_MAX_BODY_BYTES": "1024"}, "max_body_bytes", 1024),
