@@ -188,7 +188,7 @@ def parse_http_url(url: object, *, field: str) -> HttpUrl:
         parts = urlsplit(url)
         port = parts.port
     except ValueError:
-        raise refuse("a well-formed URL with a port from 1 to 65535") from None
+        raise refuse("a well-formed URL (a valid host, a port from 1 to 65535)") from None
     scheme = parts.scheme.lower()
     if scheme not in DEFAULT_PORTS:
         raise refuse("only http and https URLs are allowed")
