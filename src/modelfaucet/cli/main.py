@@ -54,6 +54,10 @@ def serve(
         workers = 1
     bind_host = host or settings.host
     bind_port = port or settings.port
+    # X-Forwarded-For/-Proto only from the configured proxies; uvicorn would otherwise
+    # believe them from 127.0.0.1 by default, letting any local caller pick its address.
+    proxy_headers = bool(settings.forwarded_allow_ips)
+    forwarded_allow_ips = list(settings.forwarded_allow_ips) or None
     typer.echo(f"ModelFaucet listening on http://{bind_host}:{bind_port} (docs at /docs)")
     if workers > 1:
         uvicorn.run(
@@ -62,9 +66,19 @@ def serve(
             port=bind_port,
             workers=workers,
             log_level="warning",
+            proxy_headers=proxy_headers,
+            forwarded_allow_ips=forwarded_allow_ips,
         )
         return
-    uvicorn.run(create_app(settings), host=bind_host, port=bind_port, log_level="warning", access_log=False)
+    uvicorn.run(
+        create_app(settings),
+        host=bind_host,
+        port=bind_port,
+        log_level="warning",
+        access_log=False,
+        proxy_headers=proxy_headers,
+        forwarded_allow_ips=forwarded_allow_ips,
+    )
 
 
 @db_app.command("upgrade")
