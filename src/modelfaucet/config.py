@@ -72,10 +72,13 @@ def _environment_name(value: object) -> object:
     return (value.strip() or "development") if isinstance(value, str) else value
 
 
+def _embedded_database_url() -> str:
+    """The default: a SQLite file in the working directory (SPEC §13)."""
+    return f"sqlite:///{Path.cwd() / DEFAULT_SQLITE_FILE}"
+
+
 def _database_url(value: object) -> object:
-    if value == "":
-        return f"sqlite:///{Path.cwd() / DEFAULT_SQLITE_FILE}"
-    return value
+    return _embedded_database_url() if value == "" else value
 
 
 def _supported_database(url: str) -> str:
@@ -152,7 +155,7 @@ class Settings(BaseSettings):
     )
 
     database_url: Annotated[str, BeforeValidator(_database_url), AfterValidator(_supported_database)] = Field(
-        default_factory=lambda: f"sqlite:///{Path.cwd() / DEFAULT_SQLITE_FILE}",
+        default_factory=_embedded_database_url,
         validation_alias="DATABASE_URL",
         repr=False,
     )

@@ -234,6 +234,7 @@ def test_a_non_positive_or_non_integer_amount_is_refused(amount: str) -> None:
         ({"MODELFAUCET_API_BASE_URL": "http://[::1"}, "MODELFAUCET_API_BASE_URL"),
         ({"MODELFAUCET_API_BASE_URL": "ftp://127.0.0.1"}, "MODELFAUCET_API_BASE_URL"),
         ({"MODELFAUCET_API_BASE_URL": "http://127.0.0.1:3001?x=1"}, "MODELFAUCET_API_BASE_URL"),
+        ({"MODELFAUCET_API_BASE_URL": "http://127.0.0.1:3001/" + "p" * 2030}, "MODELFAUCET_API_BASE_URL"),
     ],
 )
 def test_a_malformed_variable_is_a_usage_error_naming_it_with_no_traceback(env: dict[str, str], named: str) -> None:

@@ -140,13 +140,13 @@ def check_target(options: ReplayOptions, *, resolver: Resolver = netpolicy.resol
     :class:`ReplayUsageError` for a malformed base URL or a refused remote target,
     :class:`TargetUnreachable` for a remote one that does not resolve; nothing sent either way.
     """
+    if "?" in options.api_base_url or "#" in options.api_base_url:
+        raise ReplayUsageError(f"{BASE_URL_VARIABLE} must have no query or fragment, such as {DEFAULT_API_BASE_URL}.")
     try:
-        base = netpolicy.parse_http_url(options.api_base_url, field=BASE_URL_VARIABLE)
+        netpolicy.parse_http_url(options.api_base_url, field=BASE_URL_VARIABLE)
+        webhook = netpolicy.parse_http_url(f"{options.api_base_url}{WEBHOOK_PATH}", field=BASE_URL_VARIABLE)
     except netpolicy.InvalidUrl as exc:
         raise ReplayUsageError(f"{exc.message} Example: {DEFAULT_API_BASE_URL}") from None
-    if "?" in base.text or "#" in base.text:
-        raise ReplayUsageError(f"{BASE_URL_VARIABLE} must have no query or fragment, such as {DEFAULT_API_BASE_URL}.")
-    webhook = netpolicy.parse_http_url(f"{options.api_base_url}{WEBHOOK_PATH}", field=BASE_URL_VARIABLE)
     addresses = resolve_once(webhook, resolver)
     if not options.allow_remote and not netpolicy.is_local(addresses):
         raise ReplayUsageError(
