@@ -12,8 +12,10 @@
 
 Both checks are cheap and bail out at once for ordinary bodies: a body with at most
 :data:`MAX_JSON_DEPTH` opening brackets cannot be too deep, and one without the bytes
-``\\u`` has no escape to check; otherwise the work is a few passes of C-level byte and regex
-scanning. Anything else malformed is left to the route's own JSON parsing.
+``\\u`` has no escape to check. Otherwise the work is a few C-level byte and regex passes,
+then one Python loop over the brackets alone (two per object of a usage batch): for a
+1000-event batch, well under a millisecond, about what ``json.loads`` of it costs. Anything
+else malformed is left to the route's own JSON parsing.
 """
 
 from __future__ import annotations
