@@ -20,7 +20,7 @@ import sys
 import time
 import uuid
 from collections.abc import Iterator
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from pathlib import Path
 
 import httpx
@@ -247,4 +247,5 @@ def live_server(settings: Settings, tmp_path: Path) -> Iterator[LiveServer]:
 
 
 def with_settings(settings: Settings, **changes: object) -> Settings:
-    return replace(settings, **changes)  # type: ignore[arg-type]
+    """A copy of ``settings`` with ``changes``, validated like any other settings."""
+    return Settings.model_validate({**settings.model_dump(), **changes})

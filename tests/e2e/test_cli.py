@@ -83,3 +83,17 @@ def test_production_mode_refuses_to_start_and_names_what_is_missing(db_url: str,
     assert "STRIPE_WEBHOOK_SECRET" in result.stderr
     assert "MODELFAUCET_SECRET_KEY" in result.stderr
     assert "ADMIN_TOKEN" not in result.stderr.split("without:")[1]
+
+
+def test_the_subcommand_modules_import_downwards_never_the_main_module() -> None:
+    import ast
+
+    import modelfaucet.cli as cli_package
+
+    package = Path(cli_package.__file__).parent
+    for module in sorted(package.glob("*.py")):
+        if module.name in ("main.py", "__main__.py"):
+            continue
+        tree = ast.parse(module.read_text())
+        imported = {node.module for node in ast.walk(tree) if isinstance(node, ast.ImportFrom) and node.level == 1}
+        assert "main" not in imported, f"{module.name} imports cli.main: an import circle"

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Iterator
 
+import httpx
 import pytest
-from fastapi import APIRouter
+from fastapi import APIRouter, FastAPI
 from fastapi.testclient import TestClient
 
 from modelfaucet.adapters.db.database import Database
@@ -13,7 +15,7 @@ from modelfaucet.config import Settings
 from modelfaucet.http.app import create_app
 from modelfaucet.http.schemas import PositiveUsdUnits, StrictModel
 from modelfaucet.services.seed import SeedResult
-from tests.conftest import ADMIN_TOKEN, with_settings
+from tests.conftest import ADMIN_TOKEN, GATEWAY_TOKEN, with_settings
 
 RECONCILIATION = "/v1/admin/reconciliation/ledger"
 
@@ -70,6 +72,49 @@ def _assert_error(response: object, status: int, code: str) -> dict[str, object]
 )
 def test_admin_routes_refuse_a_missing_or_wrong_token(client: TestClient, headers: dict[str, str], why: str) -> None:
     _assert_error(client.get(RECONCILIATION, headers=headers), 401, "invalid_session")
+
+
+# Latin-1 bytes, as a client sends them: U+00A0 (no-break space) and U+0085 (next line) are
+# whitespace to str.strip(), but part of the token as sent.
+LOOKALIKE_PADDING = [b"\xa0", b"\x85", b"\xa0\xa0", b"\x85 "]
+
+
+def _status_with_raw_authorization(app: FastAPI, method: str, path: str, authorization: bytes) -> int:
+    """Through httpx's ASGI transport, which hands the header bytes over as they are (the
+    TestClient re-encodes them as UTF-8, so a lone 0xA0 byte never arrives)."""
+
+    async def call() -> int:
+        transport = httpx.ASGITransport(app=app)
+        async with httpx.AsyncClient(transport=transport, base_url="http://testserver") as http:
+            response = await http.request(method, path, headers={"Authorization": authorization}, json={})
+            if response.status_code == 401:
+                assert response.json()["error"]["code"] == "invalid_session"
+            return response.status_code
+
+    return asyncio.run(call())
+
+
+@pytest.mark.parametrize("padding", LOOKALIKE_PADDING)
+def test_admin_operator_and_gateway_tokens_with_unicode_whitespace_around_them_are_refused(
+    settings: Settings, database: Database, padding: bytes
+) -> None:
+    named = with_settings(settings, operator_tokens={"alice": "alice-token-1234567890"})
+    app = create_app(named, db=database)
+    for token, method, path in [
+        (ADMIN_TOKEN, "GET", RECONCILIATION),
+        ("alice-token-1234567890", "GET", RECONCILIATION),
+        (GATEWAY_TOKEN, "POST", "/v1/usage/events"),
+    ]:
+        exact = _status_with_raw_authorization(app, method, path, b"Bearer " + token.encode())
+        assert exact in (200, 400), (token, exact)  # accepted (400: the empty usage body)
+        for header in (b"Bearer " + token.encode() + padding, b"Bearer " + padding + token.encode()):
+            assert _status_with_raw_authorization(app, method, path, header) == 401, (token, header)
+
+
+def test_spaces_and_tabs_around_a_token_are_still_allowed(client: TestClient, gateway_headers: dict[str, str]) -> None:
+    assert client.get(RECONCILIATION, headers={"Authorization": f"Bearer \t{ADMIN_TOKEN} \t"}).status_code == 200
+    padded = client.post("/v1/usage/events", json={}, headers={"Authorization": gateway_headers["Authorization"] + " "})
+    assert padded.status_code == 400  # through the token check, refused for its empty body
 
 
 def test_admin_routes_accept_the_admin_token(client: TestClient, admin_headers: dict[str, str]) -> None:
@@ -235,5 +280,20 @@ def test_ready_reports_an_unmigrated_database_as_not_ready(settings: Settings, t
             response = client.get("/ready")
             assert response.status_code == 503
             assert response.json()["migrations"] == "pending"
+            assert client.head("/ready").status_code == 503
     finally:
         empty.dispose()
+
+
+@pytest.mark.parametrize("path", ["/health", "/ready"])
+def test_head_answers_like_get_without_a_body(client: TestClient, path: str) -> None:
+    got, head = client.get(path), client.head(path)
+    assert head.status_code == got.status_code == 200
+    assert head.headers["content-type"] == got.headers["content-type"]
+    assert head.headers["x-request-id"].startswith("req_")
+    assert head.content == b""
+
+
+def test_head_is_not_a_separate_operation_in_the_openapi_document(client: TestClient) -> None:
+    paths = client.get("/openapi.json").json()["paths"]
+    assert set(paths["/health"]) == {"get"} and set(paths["/ready"]) == {"get"}

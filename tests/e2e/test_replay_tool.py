@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import ipaddress
 import os
+import socket
 import subprocess
 import sys
 from collections.abc import Iterator
@@ -12,7 +14,8 @@ from typing import Any
 import httpx
 import pytest
 
-from modelfaucet.cli.replay import ReplayUsageError, check_target, replay, resolve_options
+from modelfaucet.adapters.netpolicy import IPAddress
+from modelfaucet.cli.replay import NOT_FOUND_MESSAGE, ReplayUsageError, check_target, replay, resolve_options
 from modelfaucet.config import Settings
 from modelfaucet.services.context import ServiceContext
 from modelfaucet.services.seed import seed_demo_data
@@ -198,7 +201,7 @@ def test_a_refused_remote_target_never_reaches_the_network() -> None:
 def test_only_local_targets_are_allowed_unless_remote_replay_is_enabled(env: dict[str, str], allowed: bool) -> None:
     options = resolve_options(env)
     if allowed:
-        assert check_target(options).endswith("/v1/stripe/webhook")
+        assert check_target(options).url.endswith("/v1/stripe/webhook")
     else:
         with pytest.raises(ReplayUsageError, match="ALLOW_REMOTE_WEBHOOK_REPLAY=1"):
             check_target(options)
@@ -214,7 +217,98 @@ def test_the_defaults_follow_the_seed_contract() -> None:
     assert (options.allow_remote, options.require_credit) == (False, False)
 
 
-@pytest.mark.parametrize("amount", ["0", "-5", "5.00", "abc", " 500"])
+@pytest.mark.parametrize("amount", ["0", "-5", "5.00", "abc", " 500", "²", "12²", "١٢", "１２", "0" * 13])
 def test_a_non_positive_or_non_integer_amount_is_refused(amount: str) -> None:
-    with pytest.raises(ReplayUsageError, match="positive integer"):
+    with pytest.raises(ReplayUsageError, match="STRIPE_AMOUNT_CENTS must be a positive integer"):
         resolve_options({"STRIPE_AMOUNT_CENTS": amount})
+
+
+@pytest.mark.parametrize(
+    ("env", "named"),
+    [
+        ({"STRIPE_AMOUNT_CENTS": "²"}, "STRIPE_AMOUNT_CENTS"),
+        ({"STRIPE_AMOUNT_CENTS": "١٢"}, "STRIPE_AMOUNT_CENTS"),
+        ({"MODELFAUCET_API_BASE_URL": "http://0177.0.0.1"}, "MODELFAUCET_API_BASE_URL"),
+        ({"MODELFAUCET_API_BASE_URL": "http://2130706433:3001"}, "MODELFAUCET_API_BASE_URL"),
+        ({"MODELFAUCET_API_BASE_URL": "http://１２７.0.0.1:3001"}, "MODELFAUCET_API_BASE_URL"),
+        ({"MODELFAUCET_API_BASE_URL": "http://127.0.0.1:３００１"}, "MODELFAUCET_API_BASE_URL"),
+        ({"MODELFAUCET_API_BASE_URL": "http://127.0.0.1:²"}, "MODELFAUCET_API_BASE_URL"),
+        ({"MODELFAUCET_API_BASE_URL": "http://[::1"}, "MODELFAUCET_API_BASE_URL"),
+        ({"MODELFAUCET_API_BASE_URL": "ftp://127.0.0.1"}, "MODELFAUCET_API_BASE_URL"),
+        ({"MODELFAUCET_API_BASE_URL": "http://127.0.0.1:3001?x=1"}, "MODELFAUCET_API_BASE_URL"),
+        ({"MODELFAUCET_API_BASE_URL": "http://127.0.0.1:3001/" + "p" * 2030}, "MODELFAUCET_API_BASE_URL"),
+    ],
+)
+def test_a_malformed_variable_is_a_usage_error_naming_it_with_no_traceback(env: dict[str, str], named: str) -> None:
+    result = run_replay(env)
+    assert result.returncode == 2, result.stdout + result.stderr
+    assert named in result.stderr
+    assert "Traceback" not in result.stderr + result.stdout
+
+
+class _ChangingResolver:
+    """A rebinding DNS server: the first answer is loopback, every later one is not."""
+
+    def __init__(self, first: str, later: str) -> None:
+        self.answers = [first, later]
+        self.calls = 0
+
+    def __call__(self, host: str, port: int) -> list[IPAddress]:
+        self.calls += 1
+        return [ipaddress.ip_address(self.answers[min(self.calls, 2) - 1])]
+
+
+def test_the_request_goes_to_the_checked_address_with_the_host_name_kept() -> None:
+    resolver = _ChangingResolver("127.0.0.1", "93.184.216.34")
+    seen: list[httpx.Request] = []
+
+    def capture(request: httpx.Request) -> httpx.Response:
+        seen.append(request)
+        return httpx.Response(404, json={"error": {"code": "not_found", "message": NOT_FOUND_MESSAGE}})
+
+    options = resolve_options({"MODELFAUCET_API_BASE_URL": "http://replay.rebind.test:3001"})
+    with httpx.Client(transport=httpx.MockTransport(capture)) as client:
+        code, line = replay(options, client=client, resolver=resolver)
+    assert code == 0, line
+    assert resolver.calls == 1
+    [request] = seen
+    assert request.url.host == "127.0.0.1" and request.url.port == 3001
+    assert request.url.path == "/v1/stripe/webhook"
+    assert request.headers["host"] == "replay.rebind.test:3001"
+    assert line.startswith("signature and routing check passed")
+
+
+def test_a_rebinding_resolver_cannot_redirect_a_real_replay(
+    signed_server: LiveServer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # The system resolver itself rebinds: the name answers 127.0.0.1 (the server) once, then
+    # 127.0.0.2 (nothing listens there). A tool that resolves again to connect misses the server.
+    port = int(signed_server.base_url.rsplit(":", 1)[1])
+    real_getaddrinfo = socket.getaddrinfo
+    answers = iter(["127.0.0.1"])
+
+    def rebinding_getaddrinfo(host: Any, *args: Any, **kwargs: Any) -> Any:
+        if host == "replay.rebind.test":
+            return real_getaddrinfo(next(answers, "127.0.0.2"), *args, **kwargs)
+        return real_getaddrinfo(host, *args, **kwargs)
+
+    monkeypatch.setattr(socket, "getaddrinfo", rebinding_getaddrinfo)
+    options = resolve_options(
+        {"MODELFAUCET_API_BASE_URL": f"http://replay.rebind.test:{port}", "STRIPE_WEBHOOK_SECRET": WEBHOOK_SECRET}
+    )
+    code, line = replay(options)
+    assert code == 0, line
+    assert "signature and routing check passed" in line
+
+
+def test_a_remote_target_that_does_not_resolve_fails_without_sending() -> None:
+    def nothing(host: str, port: int) -> list[IPAddress]:
+        raise OSError("no such name")
+
+    def no_network(request: httpx.Request) -> httpx.Response:
+        raise AssertionError(f"sent to {request.url}")
+
+    options = resolve_options({"MODELFAUCET_API_BASE_URL": "http://gone.example", "ALLOW_REMOTE_WEBHOOK_REPLAY": "1"})
+    with httpx.Client(transport=httpx.MockTransport(no_network)) as client:
+        code, line = replay(options, client=client, resolver=nothing)
+    assert code == 1 and "does not resolve" in line

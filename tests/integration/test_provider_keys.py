@@ -21,6 +21,7 @@ from modelfaucet.services.repositories import ProviderKeyRecord
 from modelfaucet.services.rotate_secrets import count_needing_rotation, rotate_secrets
 from modelfaucet.services.seed import SeedResult
 from modelfaucet.services.verify_audit import verify_audit_chain
+from tests.conftest import with_settings
 
 OPENAI_KEY = "sk-FAKEproj0123456789abcdefWXYZ"
 ANTHROPIC_KEY = "sk-ant-FAKE-api03-0123456789abcdefghijklmnopqrstuv"
@@ -37,7 +38,7 @@ PUBLIC = EgressPolicy(resolver=public_dns)
 
 @pytest.fixture
 def keyed_ctx(ctx: ServiceContext) -> ServiceContext:
-    return replace(ctx, settings=replace(ctx.settings, secret_key=generate_key()))
+    return replace(ctx, settings=with_settings(ctx.settings, secret_key=generate_key()))
 
 
 def add(
@@ -176,7 +177,7 @@ def test_rotation_reencrypts_every_key_batch_by_batch_while_both_keys_read(keyed
     created = [add(keyed_ctx, f"sk-FAKE{i:04d}0123456789abcdefgh") for i in range(7)]
     rotated_ctx = replace(
         keyed_ctx,
-        settings=replace(keyed_ctx.settings, secret_key=generate_key(), secret_key_previous=(str(old_key),)),
+        settings=with_settings(keyed_ctx.settings, secret_key=generate_key(), secret_key_previous=(str(old_key),)),
     )
     assert count_needing_rotation(rotated_ctx) == 7
     # Mid-rotation, readers with both keys open every row.
@@ -187,7 +188,7 @@ def test_rotation_reencrypts_every_key_batch_by_batch_while_both_keys_read(keyed
     new_box = SecretBox.from_settings(rotated_ctx.settings)
     assert {key_id_of(str(r["ciphertext"])) for r in stored(rotated_ctx)} == {new_box.key_id}
     # With the old key removed, everything still opens.
-    only_new = replace(rotated_ctx, settings=replace(rotated_ctx.settings, secret_key_previous=()))
+    only_new = replace(rotated_ctx, settings=with_settings(rotated_ctx.settings, secret_key_previous=()))
     for i, item in enumerate(created):
         assert vault.open_provider_key(only_new, item.id) == f"sk-FAKE{i:04d}0123456789abcdefgh"
     # The old key alone can no longer open them.

@@ -18,6 +18,7 @@ from modelfaucet.services.reconcile import reconcile_ledger
 from modelfaucet.services.seed import SeedResult
 from modelfaucet.services.stripe_webhook import TOPUP_NOT_FOUND_MESSAGE, WebhookOutcome, handle_stripe_webhook
 from modelfaucet.services.wallets import list_wallets, wallet_detail
+from tests.conftest import with_settings
 from tests.stripe_support import (
     WEBHOOK_SECRET,
     counts,
@@ -248,7 +249,7 @@ def test_an_event_is_stored_with_its_raw_payload_and_outcome(
 def test_with_a_secret_configured_an_unsigned_event_is_refused_and_writes_nothing(
     ctx: ServiceContext, seeded: SeedResult, topup: CheckoutCreated
 ) -> None:
-    signed_ctx = replace(ctx, settings=replace(ctx.settings, stripe_webhook_secret=WEBHOOK_SECRET))
+    signed_ctx = replace(ctx, settings=with_settings(ctx.settings, stripe_webhook_secret=WEBHOOK_SECRET))
     payload = event_bytes(session_id=topup.checkout_session_id)
     before = counts(ctx)
     with pytest.raises(InvalidRequest, match="signature"):

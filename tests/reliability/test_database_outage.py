@@ -21,7 +21,6 @@ import time
 from collections import Counter
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import replace
 from pathlib import Path
 
 import httpx
@@ -32,7 +31,7 @@ from modelfaucet.adapters.db.engine import normalise_url
 from modelfaucet.config import Settings
 from modelfaucet.services.context import ServiceContext
 from modelfaucet.services.seed import SeedResult
-from tests.conftest import ADMIN_TOKEN, GATEWAY_TOKEN, free_port, start_live_server
+from tests.conftest import ADMIN_TOKEN, GATEWAY_TOKEN, free_port, start_live_server, with_settings
 from tests.integration.usage_support import fund_end_user
 from tests.reliability.support import LIVE_ENV, invariant_violations, usage_body
 
@@ -126,7 +125,7 @@ def test_a_database_outage_fails_fast_with_503_and_recovers_by_itself(  # noqa: 
     proxy: TcpProxy, db_url: str, settings: Settings, ctx: ServiceContext, seeded: SeedResult, tmp_path: Path
 ) -> None:
     wallet = fund_end_user(ctx, seeded, "outage-user", 100 * 100_000_000)
-    server = start_live_server(replace(settings, database_url=_proxied(db_url, proxy.port)), tmp_path, LIVE_ENV)
+    server = start_live_server(with_settings(settings, database_url=_proxied(db_url, proxy.port)), tmp_path, LIVE_ENV)
     counter = iter(range(1_000_000))
     slowest = [0.0]
 

@@ -34,6 +34,48 @@ def test_neutralise_prefixes_formula_looking_cells_with_a_quote(cell: str | int 
     assert neutralise(cell) == expected
 
 
+# A formula sign hidden behind what a spreadsheet skips, or written in a compatibility form.
+HIDDEN_FORMULAS = [
+    (" =1+1", "space"),
+    ("  @SUM(A1)", "two spaces"),
+    ("\n=cmd", "line feed"),
+    ("\x0b+1", "vertical tab"),
+    ("\x0c-1+2", "form feed"),
+    ("\u200b=HYPERLINK(1)", "zero-width space"),
+    ("\ufeff=1", "byte-order mark"),
+    ("\u200c+1", "zero-width non-joiner"),
+    ("\u200d-1+2", "zero-width joiner"),
+    ("\u2060@x", "word joiner"),
+    ("\u00a0=1", "no-break space"),
+    ("\u3000=1", "ideographic space"),
+    ("\u202e=1", "right-to-left override"),
+    ("\x00=1", "NUL"),
+    (" \u200b\n=1", "several skipped characters"),
+    ("＝1+1", "full-width equals"),
+    ("＋1", "full-width plus"),
+    ("－1+2", "full-width hyphen-minus"),
+    ("＠SUM(A1)", "full-width commercial at"),
+    ("﹦1", "small equals"),
+    ("\u200b＝1", "zero-width space then full-width equals"),
+    (" -2.5", "a number after a space is not exactly a number"),
+]
+
+
+@pytest.mark.parametrize(("cell", "why"), HIDDEN_FORMULAS, ids=[row[1] for row in HIDDEN_FORMULAS])
+def test_a_formula_behind_skipped_characters_or_in_full_width_is_neutralised(cell: str, why: str) -> None:
+    assert neutralise(cell) == "'" + cell
+    [[written]] = list(csv.reader(io.StringIO(b"".join(stream_csv(["c"], [[cell]])).decode())))[1:]
+    assert written == "'" + cell
+
+
+@pytest.mark.parametrize(
+    "cell",
+    [" plain", "\u200bplain", "  ", "\u200b", "計費", "é=1", "a-b", "x@y", "−1", "½", "１２"],
+)
+def test_text_that_cannot_start_a_formula_is_left_alone(cell: str) -> None:
+    assert neutralise(cell) == cell
+
+
 def test_booleans_are_not_cells() -> None:
     with pytest.raises(TypeError):
         neutralise(True)  # type: ignore[arg-type]

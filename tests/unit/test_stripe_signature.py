@@ -47,6 +47,10 @@ ACCEPTED = [
     ("spaces after the commas", f"t={NOW}, v1={v1(SECRET)}", [SECRET]),
 ]
 
+# The signed timestamp in other scripts' digits: int() reads both as NOW, the contract does not.
+ARABIC_NOW = str(NOW).translate(str.maketrans("0123456789", "٠١٢٣٤٥٦٧٨٩"))
+FULL_WIDTH_NOW = str(NOW).translate(str.maketrans("0123456789", "０１２３４５６７８９"))
+
 REFUSED = [
     ("a signature made with the wrong secret", f"t={NOW},v1={v1('whsec_wrong')}", [SECRET], "matches"),
     ("a missing header", None, [SECRET], "missing"),
@@ -55,6 +59,11 @@ REFUSED = [
     ("a future timestamp", f"t={NOW + TOLERANCE + 1},v1={v1(SECRET, NOW + TOLERANCE + 1)}", [SECRET], "tolerance"),
     ("a header without a timestamp", f"v1={v1(SECRET)}", [SECRET], "timestamp"),
     ("a non-numeric timestamp", f"t=soon,v1={v1(SECRET)}", [SECRET], "malformed"),
+    ("a superscript-digit timestamp", "t=²,v1=00", [SECRET], "malformed"),
+    ("a timestamp ending in a superscript digit", f"t={NOW}²,v1={v1(SECRET)}", [SECRET], "malformed"),
+    ("an Arabic-Indic-digit timestamp", f"t={ARABIC_NOW},v1={v1(SECRET)}", [SECRET], "malformed"),
+    ("a full-width-digit timestamp", f"t={FULL_WIDTH_NOW},v1={v1(SECRET)}", [SECRET], "malformed"),
+    ("a non-ASCII v1 value", f"t={NOW},v1=٠٠", [SECRET], "matches"),
     ("a header without v1", f"t={NOW},v0={v1(SECRET)}", [SECRET], "no v1"),
     ("a signature of another timestamp", f"t={NOW},v1={v1(SECRET, NOW - 1)}", [SECRET], "matches"),
     ("a rotated-out secret no longer configured", f"t={NOW},v1={v1(OLD_SECRET)}", [SECRET], "matches"),

@@ -6,12 +6,16 @@ written in constant memory. The header row is always first. Lines end with CRLF
 (RFC 4180) and cells are quoted only when they need it.
 
 Formula injection: a spreadsheet runs a cell that starts with ``=``, ``+``, ``-``, ``@``,
-a tab or a carriage return as a formula. Such a cell is neutralised by prefixing a single
-quote (``'=HYPERLINK(...)``), which spreadsheets display as text. One exception, on
-purpose: a cell that is *exactly* a signed decimal number (``-2.50000000``, ``-3``) is left
-as it is, because a spreadsheet reads it as a number, never as a formula, and mangling it
-would corrupt a money column (report amounts are non-negative today, but a delta column
-may not be). ``-1+2`` or ``-2.5e3`` are not plain numbers and are neutralised.
+a tab or a carriage return as a formula — also after leading whitespace or invisible
+characters it skips (space, LF, VT, FF, U+200B zero-width space, U+FEFF, U+200C/D, U+2060
+and every other control or format character), and also with a compatibility form of those
+signs (full-width ``＝＋－＠``, small ``﹦﹢﹣``: whatever NFKC folds to one of them). Such
+a cell is neutralised by prefixing a single quote (``'=HYPERLINK(...)``), which spreadsheets
+display as text. One exception, on purpose: a cell that is *exactly* a signed decimal
+number (``-2.50000000``, ``-3``) is left as it is, because a spreadsheet reads it as a
+number, never as a formula, and mangling it would corrupt a money column (report amounts
+are non-negative today, but a delta column may not be). ``-1+2`` or ``-2.5e3`` are not
+plain numbers and are neutralised.
 """
 
 from __future__ import annotations
@@ -19,13 +23,19 @@ from __future__ import annotations
 import csv
 import io
 import re
+import unicodedata
 from collections.abc import Iterable, Iterator, Sequence
 from typing import BinaryIO
 
 Cell = str | int | None
 
-FORMULA_PREFIXES = ("=", "+", "-", "@", "\t", "\r")
-_FORMULA_FIRST = frozenset(prefix[0] for prefix in FORMULA_PREFIXES)
+FORMULA_SIGNS = frozenset("=+-@")
+# A cell starting with one of these is a formula whatever follows.
+ALWAYS_FORMULA_FIRST = frozenset("\t\r")
+# Printable ASCII that cannot start a formula: the fast path of every cell.
+_SAFE_FIRST = frozenset(chr(code) for code in range(0x21, 0x7F)) - FORMULA_SIGNS
+# Characters a spreadsheet may skip before it looks for a formula sign.
+_SKIPPED_CATEGORIES = frozenset({"Cc", "Cf", "Zs", "Zl", "Zp"})
 _PLAIN_NUMBER = re.compile(r"-?[0-9]+(\.[0-9]+)?")
 DEFAULT_CHUNK_BYTES = 64 * 1024
 
@@ -38,9 +48,19 @@ def neutralise(value: Cell) -> str:
         raise TypeError("a CSV cell is text or an integer, not a boolean")
     if isinstance(value, int):
         return str(value)
-    if value.startswith(FORMULA_PREFIXES) and not _PLAIN_NUMBER.fullmatch(value):
-        return "'" + value
-    return value
+    if not value or value[0] in _SAFE_FIRST or _PLAIN_NUMBER.fullmatch(value):
+        return value
+    return "'" + value if _starts_a_formula(value) else value
+
+
+def _starts_a_formula(text: str) -> bool:
+    if text[0] in ALWAYS_FORMULA_FIRST:
+        return True
+    for char in text:
+        if char.isspace() or unicodedata.category(char) in _SKIPPED_CATEGORIES:
+            continue
+        return unicodedata.normalize("NFKC", char) in FORMULA_SIGNS
+    return False
 
 
 def stream_csv(
@@ -60,11 +80,11 @@ def stream_csv(
     for row in rows:
         if len(row) != width:
             raise ValueError(f"a CSV row has {len(row)} cells, the header has {width}")
-        # Fast path of neutralise(): ints and text that cannot start a formula pass as is.
+        # Fast path of neutralise(): ints and text starting with safe printable ASCII pass as is.
         writer.writerow(
             [
                 cell
-                if (type(cell) is str and (not cell or cell[0] not in _FORMULA_FIRST)) or type(cell) is int
+                if (type(cell) is str and (not cell or cell[0] in _SAFE_FIRST)) or type(cell) is int
                 else neutralise(cell)
                 for cell in row
             ]

@@ -2,10 +2,11 @@
 
 Two layers:
 
-- :func:`check_url` decides whether a URL may be fetched at all. It parses strictly
-  (http/https only, no user-info, no trailing dot, ASCII host names only — IDNA must arrive
-  already in punycode —, no numeric tricks such as ``2130706433``, ``0177.0.0.1``,
-  ``0x7f.1`` or ``127.1``, no zone ids, no local or metadata host names), then resolves the
+- :func:`check_url` decides whether a URL may be fetched at all. It parses strictly with
+  the one URL rule, :func:`netpolicy.parse_http_url` (http/https only, no user-info, no
+  trailing dot, ASCII host names only — IDNA must arrive already in punycode —, no numeric
+  tricks such as ``2130706433``, ``0177.0.0.1``, ``0x7f.1`` or ``127.1``, no zone ids), adds
+  its own rules (no fragments, no local or metadata host names), then resolves the
   host **once** and refuses it unless *every* address is public (``netpolicy.classify_ip``:
   loopback, private, link-local, carrier-NAT, multicast, reserved, unspecified, metadata and
   the IPv4-mapped/-compatible/NAT64/6to4 forms of those are all refused).
@@ -18,8 +19,6 @@ Two layers:
 
 from __future__ import annotations
 
-import ipaddress
-import re
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
@@ -29,20 +28,14 @@ import httpx
 
 from ..domain.outcomes import InvalidRequest, UpstreamError
 from . import netpolicy
-from .netpolicy import AddressClass, IPAddress
+from .netpolicy import AddressClass, HttpUrl, InvalidUrl, IPAddress
 
 Resolver = Callable[[str, int], list[IPAddress]]
 Classifier = Callable[[IPAddress], AddressClass]
 
-ALLOWED_SCHEMES = frozenset({"http", "https"})
-DEFAULT_PORTS = {"http": 80, "https": 443}
 # Names that mean "this machine / this network" whatever DNS says.
 LOCAL_NAME_SUFFIXES = (".localhost", ".local", ".internal", ".intranet", ".lan", ".home.arpa", ".localdomain")
 LOCAL_NAMES = frozenset({"localhost", "localhost.localdomain", "ip6-localhost", "ip6-loopback", "broadcasthost"})
-_HOST_LABEL = re.compile(r"^(?!-)[a-z0-9-]{1,63}(?<!-)$")
-_NUMERICISH_LABEL = re.compile(r"^(0x[0-9a-f]*|[0-9]+)$")
-_OCTET = r"(25[0-5]|2[0-4][0-9]|1[0-9]{2}|[1-9]?[0-9])"
-_CANONICAL_IPV4 = re.compile(rf"^{_OCTET}(\.{_OCTET}){{3}}$")
 _REDIRECT_STATUSES = frozenset({301, 302, 303, 307, 308})
 
 
@@ -68,12 +61,31 @@ class EgressPolicy:
 
 @dataclass(frozen=True)
 class CheckedUrl:
-    url: str
-    scheme: str
-    host: str
-    port: int
+    """A parsed URL and the address it was checked at; requests go to that address only."""
+
+    parsed: HttpUrl
     address: IPAddress
     addresses: tuple[IPAddress, ...]
+
+    @property
+    def url(self) -> str:
+        return self.parsed.text
+
+    @property
+    def scheme(self) -> str:
+        return self.parsed.scheme
+
+    @property
+    def host(self) -> str:
+        return self.parsed.host
+
+    @property
+    def port(self) -> int:
+        return self.parsed.port
+
+    @property
+    def host_header(self) -> str:
+        return self.parsed.host_header
 
     def pinned_url(self) -> str:
         """The same URL with the host replaced by the checked address."""
@@ -82,91 +94,68 @@ class CheckedUrl:
         netloc = literal if parts.port is None else f"{literal}:{self.port}"
         return urlunsplit((parts.scheme, netloc, parts.path, parts.query, ""))
 
-    @property
-    def host_header(self) -> str:
-        default = DEFAULT_PORTS[self.scheme]
-        host = f"[{self.host}]" if ":" in self.host else self.host
-        return host if self.port == default else f"{host}:{self.port}"
+    def build_request(
+        self,
+        client: httpx.Client,
+        method: str,
+        *,
+        headers: Mapping[str, str] | None = None,
+        content: bytes | None = None,
+    ) -> httpx.Request:
+        """A request to the checked address itself, carrying the URL's ``Host`` header and, over
+        TLS, its name as SNI and certificate name: a second DNS answer cannot redirect it."""
+        outgoing = {k: v for k, v in (headers or {}).items() if k.lower() != "host"}
+        outgoing["Host"] = self.host_header
+        extensions: dict[str, object] = {}
+        if self.scheme == "https":
+            extensions["sni_hostname"] = self.host
+        return client.build_request(method, self.pinned_url(), headers=outgoing, content=content, extensions=extensions)
 
 
 def _refuse(reason: str, *, field_name: str) -> UnsafeUrl:
     return UnsafeUrl(f"{field_name} is not allowed: {reason}.", details={"field": field_name, "reason": reason})
 
 
-def parse_url(url: str, *, field_name: str = "url") -> tuple[str, str, int, IPAddress | None]:
-    """Strict syntactic checks. Returns (scheme, host, port, literal address or None)."""
-    if not isinstance(url, str) or not url or len(url) > 2048:
-        raise _refuse("it must be an http(s) URL of at most 2048 characters", field_name=field_name)
-    if any(ch.isspace() or ord(ch) < 0x20 or ord(ch) == 0x7F for ch in url) or "\\" in url:
-        raise _refuse("it contains whitespace, control characters or backslashes", field_name=field_name)
-    if not url.isascii():
-        raise _refuse("non-ASCII characters (use the punycode form of the host)", field_name=field_name)
+def parse_public_url(url: str, *, field_name: str = "url") -> HttpUrl:
+    """:func:`netpolicy.parse_http_url`, then the cloud side's own rules: no fragments, no
+    local or metadata host names. Every refusal is an :class:`UnsafeUrl`."""
     try:
-        parts = urlsplit(url)
-        port = parts.port
-    except ValueError:
-        raise _refuse("it is not a well-formed URL", field_name=field_name) from None
-    scheme = parts.scheme.lower()
-    if scheme not in ALLOWED_SCHEMES:
-        raise _refuse("only http and https URLs are allowed", field_name=field_name)
-    if not url.lower().startswith(f"{scheme}://"):
-        raise _refuse("it is not a well-formed URL", field_name=field_name)
-    if "@" in parts.netloc or parts.username is not None or parts.password is not None:
-        raise _refuse("user-info in URLs is not allowed", field_name=field_name)
-    if parts.fragment:
+        parsed = netpolicy.parse_http_url(url, field=field_name)
+    except InvalidUrl as exc:
+        raise UnsafeUrl(exc.message, details=exc.details) from None
+    if urlsplit(url).fragment:
         raise _refuse("fragments are not allowed", field_name=field_name)
-    raw_host = parts.hostname or ""
-    if not raw_host:
-        raise _refuse("the URL has no host", field_name=field_name)
-    if port == 0:
-        raise _refuse("port 0 is not allowed", field_name=field_name)
-    resolved_port = port if port is not None else DEFAULT_PORTS[scheme]
-    if parts.netloc.lower().split(":")[0].startswith("[") or ":" in raw_host:
-        if "%" in raw_host:
-            raise _refuse("IPv6 zone ids are not allowed", field_name=field_name)
-        try:
-            v6 = ipaddress.IPv6Address(raw_host)
-        except ValueError:
-            raise _refuse("it is not a valid IPv6 literal", field_name=field_name) from None
-        return scheme, raw_host, resolved_port, v6
-    host = raw_host.lower()
-    if host.endswith("."):
-        raise _refuse("host names with a trailing dot are not allowed", field_name=field_name)
-    labels = host.split(".")
-    if all(_NUMERICISH_LABEL.fullmatch(label) for label in labels) or labels[-1].isdigit():
-        if not _CANONICAL_IPV4.fullmatch(host):
-            raise _refuse(
-                "numeric hosts must be canonical dotted-quad IPv4 (no decimal, octal, hex or short forms)",
-                field_name=field_name,
-            )
-        return scheme, host, resolved_port, ipaddress.IPv4Address(host)
-    if len(host) > 253 or not all(_HOST_LABEL.fullmatch(label) for label in labels):
-        raise _refuse("it is not a valid host name", field_name=field_name)
-    if host in LOCAL_NAMES or host.endswith(LOCAL_NAME_SUFFIXES) or "." not in host:
-        raise _refuse("local host names are not allowed", field_name=field_name)
-    if host in netpolicy.METADATA_HOSTNAMES:
-        raise _refuse("cloud metadata hosts are not allowed", field_name=field_name)
-    return scheme, host, resolved_port, None
+    if parsed.address is None:
+        host = parsed.host
+        if host in LOCAL_NAMES or host.endswith(LOCAL_NAME_SUFFIXES) or "." not in host:
+            raise _refuse("local host names are not allowed", field_name=field_name)
+        if host in netpolicy.METADATA_HOSTNAMES:
+            raise _refuse("cloud metadata hosts are not allowed", field_name=field_name)
+    return parsed
+
+
+def resolve_once(parsed: HttpUrl, resolver: Resolver) -> tuple[IPAddress, ...]:
+    """Every address of the URL's host, from one answer (a literal is its own); empty if none."""
+    if parsed.address is not None:
+        return (parsed.address,)
+    try:
+        return tuple(resolver(parsed.host, parsed.port))
+    except (OSError, UnicodeError, ValueError):
+        return ()
 
 
 def check_url(url: str, *, policy: EgressPolicy | None = None, field_name: str = "url") -> CheckedUrl:
     """Parse, resolve once and classify. Refuses unless every address is public."""
     active = policy or EgressPolicy()
-    scheme, host, port, literal = parse_url(url, field_name=field_name)
-    if literal is not None:
-        addresses: list[IPAddress] = [literal]
-    else:
-        try:
-            addresses = list(active.resolver(host, port))
-        except (OSError, UnicodeError, ValueError):
-            raise _refuse("the host name does not resolve", field_name=field_name) from None
-        if not addresses:
-            raise _refuse("the host name does not resolve", field_name=field_name)
+    parsed = parse_public_url(url, field_name=field_name)
+    addresses = resolve_once(parsed, active.resolver)
+    if not addresses:
+        raise _refuse("the host name does not resolve", field_name=field_name)
     for address in addresses:
         kind = active.classify(address)
         if kind is not AddressClass.PUBLIC:
             raise _refuse(f"it points at a {kind.value.replace('_', '-')} address", field_name=field_name)
-    return CheckedUrl(url=url, scheme=scheme, host=host, port=port, address=addresses[0], addresses=tuple(addresses))
+    return CheckedUrl(parsed=parsed, address=addresses[0], addresses=addresses)
 
 
 def validate_base_url(url: str, *, policy: EgressPolicy | None = None, field_name: str = "base_url") -> str:
@@ -254,15 +243,8 @@ class EgressClient:
         content: bytes | None,
         deadline: float,
     ) -> EgressResponse:
-        outgoing = {k: v for k, v in (headers or {}).items() if k.lower() != "host"}
-        outgoing["Host"] = checked.host_header
-        outgoing["Accept-Encoding"] = "identity"
-        extensions: dict[str, object] = {}
-        if checked.scheme == "https":
-            extensions["sni_hostname"] = checked.host
-        request = self._client.build_request(
-            method, checked.pinned_url(), headers=outgoing, content=content, extensions=extensions
-        )
+        outgoing = {**(headers or {}), "Accept-Encoding": "identity"}
+        request = checked.build_request(self._client, method, headers=outgoing, content=content)
         try:
             response = self._client.send(request, stream=True)
         except httpx.TimeoutException:

@@ -1,17 +1,34 @@
-"""Which network addresses are public, and which are local/private.
+"""Which network addresses are public, and which are local/private; what an http(s) URL is.
 
 One classifier serves both directions: the cloud-side egress client refuses anything that
 is not public; the operator's webhook replay tool refuses anything that *is* public unless
 ``ALLOW_REMOTE_WEBHOOK_REPLAY=1``. Names are classified by every address they resolve to.
+
+One URL rule, :func:`parse_http_url`, for every URL the service accepts (provider base URLs,
+checkout return URLs, the replay tool's API base URL); callers add their own policy on top
+(the egress client refuses local names, fragments and non-public addresses).
 """
 
 from __future__ import annotations
 
 import ipaddress
+import re
 import socket
+from collections.abc import Sequence
+from dataclasses import dataclass
 from enum import StrEnum
+from urllib.parse import urlsplit
+
+from ..domain.outcomes import InvalidRequest
 
 IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
+
+MAX_URL_LENGTH = 2048
+DEFAULT_PORTS = {"http": 80, "https": 443}
+_HOST_LABEL = re.compile(r"(?!-)[a-z0-9-]{1,63}(?<!-)")
+_NUMERICISH_LABEL = re.compile(r"0x[0-9a-f]*|[0-9]+")
+_OCTET = r"(25[0-5]|2[0-4][0-9]|1[0-9]{2}|[1-9]?[0-9])"
+_CANONICAL_IPV4 = re.compile(rf"{_OCTET}(\.{_OCTET}){{3}}")
 
 _CARRIER_NAT = ipaddress.ip_network("100.64.0.0/10")
 _NAT64 = ipaddress.ip_network("64:ff9b::/96")
@@ -108,6 +125,11 @@ def resolve(host: str, port: int = 443) -> list[IPAddress]:
     return addresses
 
 
+def is_local(addresses: Sequence[IPAddress]) -> bool:
+    """True if there is an address and every one is loopback or private."""
+    return bool(addresses) and all(classify_ip(address) in LOCAL_CLASSES for address in addresses)
+
+
 def is_local_target(host: str, port: int = 80) -> bool:
     """True if ``host`` is loopback/private and every address it resolves to is too."""
     if host.rstrip(".").lower() in {"localhost"}:
@@ -116,4 +138,86 @@ def is_local_target(host: str, port: int = 80) -> bool:
         addresses = resolve(host, port)
     except (OSError, UnicodeError):
         return False
-    return bool(addresses) and all(classify_ip(address) in LOCAL_CLASSES for address in addresses)
+    return is_local(addresses)
+
+
+class InvalidUrl(InvalidRequest):
+    """Not an http(s) URL with a host. The message names the field and the reason, never the URL."""
+
+
+@dataclass(frozen=True)
+class HttpUrl:
+    """A parsed http(s) URL: ``host`` is a lower-case name or an IP literal (no brackets)."""
+
+    text: str
+    scheme: str
+    host: str
+    port: int
+    address: IPAddress | None  # the host, when it is an IP literal
+
+    @property
+    def host_header(self) -> str:
+        """The ``Host`` header for this URL (the port only when it is not the default)."""
+        host = f"[{self.host}]" if ":" in self.host else self.host
+        return host if self.port == DEFAULT_PORTS[self.scheme] else f"{host}:{self.port}"
+
+
+def parse_http_url(url: object, *, field: str) -> HttpUrl:
+    """Parse an absolute http(s) URL with a host, strictly; :class:`InvalidUrl` naming ``field`` otherwise.
+
+    Refused: anything but text of 1–2048 characters; whitespace, control characters and
+    backslashes; non-ASCII (a host must arrive in punycode, so full-width digits never pass
+    for ASCII ones); other schemes; user-info (``https://good@evil``); a port outside
+    1–65535; an IPv6 zone id; a host name with a trailing dot or a label outside
+    ``[a-z0-9-]``; numeric hosts other than canonical dotted-quad IPv4 (``0177.0.0.1``,
+    ``2130706433``, ``0x7f.1`` and ``127.1`` mean 127.0.0.1 to some resolvers and not to others).
+    """
+
+    def refuse(reason: str) -> InvalidUrl:
+        return InvalidUrl(
+            f"{field} must be an http(s) URL with a host: {reason}.", details={"field": field, "reason": reason}
+        )
+
+    if not isinstance(url, str) or not url or len(url) > MAX_URL_LENGTH:
+        raise refuse(f"text of 1 to {MAX_URL_LENGTH} characters")
+    if any(ch.isspace() or ord(ch) < 0x20 or ord(ch) == 0x7F for ch in url) or "\\" in url:
+        raise refuse("no whitespace, control characters or backslashes")
+    if not url.isascii():
+        raise refuse("ASCII only (use the punycode form of the host)")
+    try:
+        parts = urlsplit(url)
+        port = parts.port
+    except ValueError:
+        raise refuse("a well-formed URL (a valid host, a port from 1 to 65535)") from None
+    scheme = parts.scheme.lower()
+    if scheme not in DEFAULT_PORTS:
+        raise refuse("only http and https URLs are allowed")
+    if not url.lower().startswith(f"{scheme}://"):
+        raise refuse("a well-formed URL such as https://host/path")
+    if "@" in parts.netloc or parts.username is not None or parts.password is not None:
+        raise refuse("user-info in URLs is not allowed")
+    raw_host = parts.hostname or ""
+    if not raw_host:
+        raise refuse("the URL has no host")
+    if port == 0:
+        raise refuse("port 0 is not allowed")
+    resolved_port = port if port is not None else DEFAULT_PORTS[scheme]
+    if parts.netloc.split(":")[0].startswith("[") or ":" in raw_host:
+        if "%" in raw_host:
+            raise refuse("IPv6 zone ids are not allowed")
+        try:
+            v6 = ipaddress.IPv6Address(raw_host)
+        except ValueError:
+            raise refuse("a valid IPv6 literal") from None
+        return HttpUrl(url, scheme, raw_host, resolved_port, v6)
+    host = raw_host.lower()
+    if host.endswith("."):
+        raise refuse("host names with a trailing dot are not allowed")
+    labels = host.split(".")
+    if all(_NUMERICISH_LABEL.fullmatch(label) for label in labels) or labels[-1].isdigit():
+        if not _CANONICAL_IPV4.fullmatch(host):
+            raise refuse("numeric hosts must be canonical dotted-quad IPv4 (no decimal, octal, hex or short forms)")
+        return HttpUrl(url, scheme, host, resolved_port, ipaddress.IPv4Address(host))
+    if len(host) > 253 or not all(_HOST_LABEL.fullmatch(label) for label in labels):
+        raise refuse("not a valid host name")
+    return HttpUrl(url, scheme, host, resolved_port, None)

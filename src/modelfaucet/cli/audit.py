@@ -7,6 +7,8 @@ from typing import Annotated
 
 import typer
 
+from .context import open_context, require_migrated, settings_or_exit
+
 audit_app = typer.Typer(help="Audit log commands.", no_args_is_help=True)
 
 
@@ -16,10 +18,9 @@ def verify(
 ) -> None:
     """Recompute the audit log's hash chain and name the first broken row."""
     from ..services.verify_audit import verify_audit_chain
-    from .main import _context, _require_migrated, _settings
 
-    ctx = _context(_settings())
-    _require_migrated(ctx)
+    ctx = open_context(settings_or_exit())
+    require_migrated(ctx)
     report = verify_audit_chain(ctx)
     ctx.db.dispose()
     if as_json:

@@ -9,10 +9,10 @@ from typing import Annotated
 
 import typer
 
-from ..adapters.db.database import Database
-from ..config import ConfigError, Settings, load_settings
+from ..config import Settings
 from ..services.context import ServiceContext
 from .audit import audit_app
+from .context import open_context, require_migrated, settings_or_exit
 from .replay import stripe_app
 from .reports import reports_command
 from .secrets import secrets_app
@@ -28,27 +28,6 @@ app.command("reports")(reports_command)
 log = logging.getLogger("modelfaucet")
 
 
-def _settings() -> Settings:
-    try:
-        return load_settings()
-    except ConfigError as exc:
-        typer.echo(f"configuration error: {exc}", err=True)
-        raise typer.Exit(2) from None
-
-
-def _context(settings: Settings) -> ServiceContext:
-    return ServiceContext(db=Database.from_url(settings.database_url), settings=settings)
-
-
-def _require_migrated(ctx: ServiceContext) -> None:
-    if not ctx.db.is_migrated():
-        if ctx.db.is_sqlite:
-            ctx.db.upgrade()
-            return
-        typer.echo("the database is not migrated: run `modelfaucet db upgrade` first", err=True)
-        raise typer.Exit(2)
-
-
 @app.command()
 def serve(
     host: Annotated[str | None, typer.Option(help="Interface to listen on (HOST).")] = None,
@@ -61,12 +40,12 @@ def serve(
 
     from ..http.app import create_app
 
-    settings = _settings()
+    settings = settings_or_exit()
     _configure_logging(settings)
     for warning in settings.warnings():
         log.warning(warning)
-    ctx = _context(settings)
-    _require_migrated(ctx)
+    ctx = open_context(settings)
+    require_migrated(ctx)
     if demo:
         _print_seed(ctx)
     ctx.db.dispose()
@@ -75,6 +54,10 @@ def serve(
         workers = 1
     bind_host = host or settings.host
     bind_port = port or settings.port
+    # X-Forwarded-For/-Proto only from the configured proxies; uvicorn would otherwise
+    # believe them from 127.0.0.1 by default, letting any local caller pick its address.
+    proxy_headers = bool(settings.forwarded_allow_ips)
+    forwarded_allow_ips = list(settings.forwarded_allow_ips) or None
     typer.echo(f"ModelFaucet listening on http://{bind_host}:{bind_port} (docs at /docs)")
     if workers > 1:
         uvicorn.run(
@@ -83,15 +66,25 @@ def serve(
             port=bind_port,
             workers=workers,
             log_level="warning",
+            proxy_headers=proxy_headers,
+            forwarded_allow_ips=forwarded_allow_ips,
         )
         return
-    uvicorn.run(create_app(settings), host=bind_host, port=bind_port, log_level="warning", access_log=False)
+    uvicorn.run(
+        create_app(settings),
+        host=bind_host,
+        port=bind_port,
+        log_level="warning",
+        access_log=False,
+        proxy_headers=proxy_headers,
+        forwarded_allow_ips=forwarded_allow_ips,
+    )
 
 
 @db_app.command("upgrade")
 def db_upgrade() -> None:
     """Apply migrations to DATABASE_URL."""
-    ctx = _context(_settings())
+    ctx = open_context(settings_or_exit())
     ctx.db.upgrade()
     typer.echo("database is at the latest migration")
 
@@ -99,8 +92,8 @@ def db_upgrade() -> None:
 @app.command()
 def seed() -> None:
     """Write the demo data (idempotent) and print its ids."""
-    ctx = _context(_settings())
-    _require_migrated(ctx)
+    ctx = open_context(settings_or_exit())
+    require_migrated(ctx)
     _print_seed(ctx)
 
 
@@ -111,8 +104,8 @@ def reconcile(
     """Print the reconciliation report; exit 1 on any mismatch or failed check."""
     from ..services.reconcile import reconcile_ledger
 
-    ctx = _context(_settings())
-    _require_migrated(ctx)
+    ctx = open_context(settings_or_exit())
+    require_migrated(ctx)
     report = reconcile_ledger(ctx)
     body = report.as_dict()
     if as_json:

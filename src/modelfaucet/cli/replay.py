@@ -15,9 +15,13 @@ ALLOW_REMOTE_WEBHOOK_REPLAY=1  --allow-remote              local targets only
 REQUIRE_WEBHOOK_CREDIT=1       --require-credit            a 404 counts as a pass
 =============================  ==========================  ==============================
 
-Whether the target is local (loopback or private, after resolving the host) is decided
-before anything is sent. Exit codes: 0 passed, 1 the API refused or could not be reached
-(or no credit when one is required), 2 bad arguments or a refused remote target.
+The base URL follows the service's one URL rule (``netpolicy.parse_http_url``). Its host is
+resolved **once**; the target is local when every address is loopback or private, and that
+is decided before anything is sent. The request then goes to a checked address itself (with
+the URL's ``Host`` header and TLS name, as the egress client does), so a resolver that
+answers differently the second time cannot redirect it. Exit codes: 0 passed, 1 the API
+refused or could not be reached (or no credit when one is required), 2 bad arguments or a
+refused remote target.
 """
 
 from __future__ import annotations
@@ -26,20 +30,23 @@ import json
 import os
 import time
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Annotated, Any
-from urllib.parse import urlsplit
 
 import httpx
 import typer
 
-from ..adapters.netpolicy import is_local_target
+from ..adapters import netpolicy
+from ..adapters.egress import CheckedUrl, Resolver, resolve_once
 from ..adapters.stripe.signature import sign
 from ..domain.money import cents_to_units, format_usd
 
 DEFAULT_API_BASE_URL = "http://127.0.0.1:3001"
 DEFAULT_CHECKOUT_SESSION_ID = "cs_test_replay"
 DEFAULT_AMOUNT_CENTS = 500
+MAX_AMOUNT_DIGITS = 12
+BASE_URL_VARIABLE = "MODELFAUCET_API_BASE_URL"
+WEBHOOK_PATH = "/v1/stripe/webhook"
 NOT_FOUND_MESSAGE = "Stripe checkout top-up was not found."
 TIMEOUT_SECONDS = 15.0
 
@@ -65,6 +72,10 @@ class ReplayUsageError(Exception):
     """Bad arguments or environment; nothing was sent."""
 
 
+class TargetUnreachable(Exception):
+    """The target's host name does not resolve; nothing was sent."""
+
+
 def resolve_options(
     env: Mapping[str, str],
     *,
@@ -80,9 +91,12 @@ def resolve_options(
     raw_amount = amount_cents if amount_cents is not None else env.get("STRIPE_AMOUNT_CENTS") or None
     cents = DEFAULT_AMOUNT_CENTS
     if raw_amount is not None:
-        if not raw_amount.isdigit() or int(raw_amount) <= 0 or len(raw_amount) > 12:
-            raise ReplayUsageError("STRIPE_AMOUNT_CENTS must be a positive integer number of cents.")
+        # ASCII digits only: str.isdigit() also passes "²" (int() then fails) and "١٢" (read as 12).
+        if not (raw_amount.isascii() and raw_amount.isdigit()) or len(raw_amount) > MAX_AMOUNT_DIGITS:
+            raise ReplayUsageError("STRIPE_AMOUNT_CENTS must be a positive integer number of cents (ASCII digits).")
         cents = int(raw_amount)
+        if cents <= 0:
+            raise ReplayUsageError("STRIPE_AMOUNT_CENTS must be a positive integer number of cents (ASCII digits).")
     session_id = checkout_session_id or env.get("STRIPE_CHECKOUT_SESSION_ID") or DEFAULT_CHECKOUT_SESSION_ID
     return ReplayOptions(
         api_base_url=(api_base_url or env.get("MODELFAUCET_API_BASE_URL") or DEFAULT_API_BASE_URL).rstrip("/"),
@@ -120,26 +134,39 @@ def completed_event(options: ReplayOptions, *, created: int) -> bytes:
     return json.dumps(event, separators=(",", ":")).encode()
 
 
-def check_target(options: ReplayOptions) -> str:
-    """The webhook URL, if it may be sent to; ReplayUsageError otherwise (nothing sent)."""
-    parts = urlsplit(options.api_base_url)
-    if parts.scheme not in ("http", "https") or not parts.hostname:
-        raise ReplayUsageError("MODELFAUCET_API_BASE_URL must be an http(s) URL such as http://127.0.0.1:3001.")
+def check_target(options: ReplayOptions, *, resolver: Resolver = netpolicy.resolve) -> CheckedUrl:
+    """The webhook URL and the addresses it may be sent to, resolved once.
+
+    :class:`ReplayUsageError` for a malformed base URL or a refused remote target,
+    :class:`TargetUnreachable` for a remote one that does not resolve; nothing sent either way.
+    """
+    if "?" in options.api_base_url or "#" in options.api_base_url:
+        raise ReplayUsageError(f"{BASE_URL_VARIABLE} must have no query or fragment, such as {DEFAULT_API_BASE_URL}.")
     try:
-        port = parts.port or (443 if parts.scheme == "https" else 80)
-    except ValueError:
-        raise ReplayUsageError("MODELFAUCET_API_BASE_URL has an invalid port.") from None
-    if not options.allow_remote and not is_local_target(parts.hostname, port):
+        netpolicy.parse_http_url(options.api_base_url, field=BASE_URL_VARIABLE)
+        webhook = netpolicy.parse_http_url(f"{options.api_base_url}{WEBHOOK_PATH}", field=BASE_URL_VARIABLE)
+    except netpolicy.InvalidUrl as exc:
+        raise ReplayUsageError(f"{exc.message} Example: {DEFAULT_API_BASE_URL}") from None
+    addresses = resolve_once(webhook, resolver)
+    if not options.allow_remote and not netpolicy.is_local(addresses):
         raise ReplayUsageError(
-            f"refused: {parts.hostname} is not a local (loopback/private) target; "
+            f"refused: {webhook.host} is not a local (loopback/private) target; "
             "set ALLOW_REMOTE_WEBHOOK_REPLAY=1 to replay to a remote API. Nothing was sent."
         )
-    return f"{options.api_base_url}/v1/stripe/webhook"
+    if not addresses:
+        raise TargetUnreachable(f"{webhook.host} does not resolve")
+    return CheckedUrl(parsed=webhook, address=addresses[0], addresses=addresses)
 
 
-def replay(options: ReplayOptions, *, client: httpx.Client | None = None) -> tuple[int, str]:
+def replay(
+    options: ReplayOptions, *, client: httpx.Client | None = None, resolver: Resolver = netpolicy.resolve
+) -> tuple[int, str]:
     """Send the event; return (exit code, one-line outcome)."""
-    url = check_target(options)
+    try:
+        target = check_target(options, resolver=resolver)
+    except TargetUnreachable as exc:
+        return EXIT_FAILED, f"failed: could not reach {options.api_base_url}{WEBHOOK_PATH}: {exc}"
+    url = target.url
     now = int(time.time())
     payload = completed_event(options, created=now)
     headers = {"Content-Type": "application/json", "User-Agent": "modelfaucet-replay-webhook"}
@@ -150,7 +177,7 @@ def replay(options: ReplayOptions, *, client: httpx.Client | None = None) -> tup
     # No proxies from the environment and no redirects: the checked target is the one reached.
     http = client or httpx.Client(timeout=TIMEOUT_SECONDS, trust_env=False, follow_redirects=False)
     try:
-        response = http.post(url, content=payload, headers=headers)
+        response = _send_pinned(http, target, payload, headers)
     except httpx.HTTPError as exc:
         return EXIT_FAILED, f"failed: could not reach {url}: {type(exc).__name__}"
     finally:
@@ -184,6 +211,19 @@ def replay(options: ReplayOptions, *, client: httpx.Client | None = None) -> tup
     if outcome == "credited" and not body.get("duplicate"):
         return EXIT_OK, f"credited: {what} credited wallet top-up {body.get('topup_id')} (HTTP 200)"
     return EXIT_OK, f"accepted: {what} — outcome {outcome}{' (duplicate event)' if body.get('duplicate') else ''}"
+
+
+def _send_pinned(http: httpx.Client, target: CheckedUrl, payload: bytes, headers: dict[str, str]) -> httpx.Response:
+    """POST to the checked addresses in turn (never to a fresh DNS answer) until one connects."""
+    for address in target.addresses[:-1]:
+        try:
+            return http.send(
+                replace(target, address=address).build_request(http, "POST", headers=headers, content=payload)
+            )
+        except httpx.ConnectError:
+            continue  # nothing was sent: try the next checked address
+    last = replace(target, address=target.addresses[-1])
+    return http.send(last.build_request(http, "POST", headers=headers, content=payload))
 
 
 def _json(response: httpx.Response) -> dict[str, Any]:

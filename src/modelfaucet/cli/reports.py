@@ -19,6 +19,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from ..adapters.csvout import Cell, write_csv
 from ..domain.outcomes import Refusal
 from ..services import reports
+from .context import open_context, require_migrated, settings_or_exit
 
 
 def reports_command(
@@ -30,8 +31,6 @@ def reports_command(
     to: Annotated[str | None, typer.Option("--to", help="ISO-8601 end (exclusive).")] = None,
 ) -> None:
     """Write a CSV report (header row first)."""
-    from .main import _context, _require_migrated, _settings
-
     console = Console(stderr=True)
     try:
         spec = reports.get_report(name)
@@ -42,9 +41,9 @@ def reports_command(
         known = ", ".join(sorted(reports.REPORTS))
         console.print(f"error: {refusal.message} (reports: {known})")
         raise typer.Exit(2) from None
-    ctx = _context(_settings())
+    ctx = open_context(settings_or_exit())
     try:
-        _require_migrated(ctx)
+        require_migrated(ctx)
         total = reports.count_report_rows(ctx, spec.name, start=start, end=end)
         with Progress(
             TextColumn(f"{spec.filename}"),

@@ -6,6 +6,8 @@ from typing import Annotated
 
 import typer
 
+from .context import open_context, require_migrated, settings_or_exit
+
 secrets_app = typer.Typer(help="Secret key commands.", no_args_is_help=True)
 
 
@@ -31,14 +33,13 @@ def rotate(
     from ..adapters.secretbox import SecretBoxError
     from ..services.context import Actor
     from ..services.rotate_secrets import count_needing_rotation, rotate_secrets
-    from .main import _context, _require_migrated, _settings
 
-    settings = _settings()
+    settings = settings_or_exit()
     if not settings.secret_key:
         typer.echo("MODELFAUCET_SECRET_KEY must be set to the new key before rotating", err=True)
         raise typer.Exit(2)
-    ctx = _context(settings)
-    _require_migrated(ctx)
+    ctx = open_context(settings)
+    require_migrated(ctx)
     try:
         total = count_needing_rotation(ctx)
         with Progress(transient=True) as progress:

@@ -132,6 +132,10 @@ def create_app(
             allow_headers=["authorization", "content-type", "idempotency-key", "x-request-id"],
         )
     # Inside EdgeMiddleware, so a 429 still carries the request id and security headers.
-    app.add_middleware(RateLimitMiddleware, per_minute=settings.rate_limit_per_minute)
+    app.add_middleware(
+        RateLimitMiddleware,
+        per_minute=settings.rate_limit_per_minute,
+        trusted_proxies=settings.forwarded_allow_ips,
+    )
     app.add_middleware(EdgeMiddleware, max_body_bytes=settings.max_body_bytes, metrics=app.state.metrics)
     return app

@@ -21,12 +21,19 @@ def get_context(request: Request) -> ServiceContext:
 Context = Annotated[ServiceContext, Depends(get_context)]
 
 
+# HTTP's optional whitespace around a header value: space and tab, nothing else. str.strip()
+# would also drop U+00A0 or U+0085, and a token with one of those appended would match.
+HEADER_BLANKS = " \t"
+
+
 def bearer_token(request: Request) -> str | None:
+    """The token of ``Authorization: Bearer <token>``, exactly as sent (bar spaces and tabs)."""
     header = request.headers.get("authorization", "")
     scheme, _, token = header.partition(" ")
-    if scheme.lower() != "bearer" or not token.strip():
+    token = token.strip(HEADER_BLANKS)
+    if scheme.lower() != "bearer" or not token:
         return None
-    return token.strip()
+    return token
 
 
 def require_admin(request: Request, ctx: Context) -> Actor:

@@ -1,7 +1,10 @@
-"""Plain ASGI middleware: request ids, body size limit, security headers, metrics.
+"""Plain ASGI middleware: request ids, body limits, security headers, metrics.
 
 Written against ASGI directly (not BaseHTTPMiddleware) so it adds no task per request and
-can refuse an oversized body before the application reads it.
+can refuse a body before the application reads it: one larger than the size limit (413), or
+one that :mod:`modelfaucet.http.json_guard` refuses — nested deeper than 64 levels or holding
+an unpaired UTF-16 surrogate escape — with 400 ``invalid_request``, so no route (and no hand
+parser such as the usage or webhook route's) ever sees it and nothing is written.
 """
 
 from __future__ import annotations
@@ -15,6 +18,7 @@ from typing import Any
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from . import json_guard
 from .errors import error_body
 from .metrics import Metrics
 
@@ -78,6 +82,10 @@ class EdgeMiddleware:
                 if buffered is None:
                     await _send_json(send_with_headers, 413, _too_large_body(request_id, self.max_body_bytes))
                     return
+                problem = json_guard.refusal(b"".join(m.get("body", b"") for m in buffered))
+                if problem is not None:
+                    await _send_json(send_with_headers, 400, error_body("invalid_request", problem, request_id))
+                    return
                 body_receive = _replay(buffered, receive)
             try:
                 await self.app(scope, body_receive, send_with_headers)
@@ -106,10 +114,8 @@ def _incoming_request_id(scope: Scope) -> str | None:
 def _content_length(scope: Scope) -> int | None:
     for key, value in scope.get("headers", []):
         if key == b"content-length":
-            try:
-                return int(value)
-            except ValueError:
-                return None
+            # bytes.isdigit() is ASCII only; int() alone would also take b" 12" or b"1_2".
+            return int(value) if value.isdigit() and len(value) <= 18 else None
     return None
 
 

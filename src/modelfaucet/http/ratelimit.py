@@ -7,18 +7,24 @@ application runs (nothing is read or written).
 
 The buckets live in process memory. That is a deliberate trade-off: a limit is abuse
 protection, not a correctness property, so with N API processes the effective limit is at
-most N × the configured one. The client address is the socket peer (``X-Forwarded-For`` is
-not trusted: behind a proxy, rate-limit at the proxy too).
+most N × the configured one.
+
+The client address (:func:`client_address`) is the socket peer. ``X-Forwarded-For`` is
+believed only when that peer is a configured proxy (``FORWARDED_ALLOW_IPS``, none by
+default — ``modelfaucet serve`` gives uvicorn the same list): then the client is the
+right-most address in the header that is not itself a configured proxy. Anyone else can
+write any ``X-Forwarded-For`` they like, so from them the header is ignored.
 """
 
 from __future__ import annotations
 
+import ipaddress
 import json
 import math
 import threading
 import time
 from collections import OrderedDict
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 
 from starlette.types import ASGIApp, Receive, Scope, Send
 
@@ -31,6 +37,45 @@ LIMITED_ROUTES = (
     ("POST", "/v1/stripe/webhook"),
 )
 MAX_TRACKED_CLIENTS = 50_000
+MAX_CLIENT_KEY_CHARS = 64  # a forwarded "address" is caller text: bound what a bucket key holds
+
+
+class TrustedProxies:
+    """The peers whose ``X-Forwarded-For`` is believed: addresses, networks, or ``*`` for any."""
+
+    def __init__(self, entries: Iterable[str] = ()) -> None:
+        listed = tuple(entries)
+        self.any = "*" in listed
+        self.networks = tuple(ipaddress.ip_network(entry, strict=False) for entry in listed if entry != "*")
+
+    def __bool__(self) -> bool:
+        return self.any or bool(self.networks)
+
+    def __contains__(self, host: str) -> bool:
+        if self.any:
+            return True
+        try:
+            address = ipaddress.ip_address(host.strip("[]"))
+        except ValueError:
+            return False
+        if isinstance(address, ipaddress.IPv6Address) and address.ipv4_mapped is not None:
+            address = address.ipv4_mapped
+        return any(address in network for network in self.networks)
+
+
+def client_address(scope: Scope, trusted: TrustedProxies) -> str:
+    """Who is calling: the socket peer, or what a trusted proxy peer says in ``X-Forwarded-For``."""
+    client = scope.get("client")
+    peer = str(client[0]) if client else "unknown"
+    if not trusted or peer not in trusted:
+        return peer
+    headers: list[tuple[bytes, bytes]] = scope.get("headers", [])
+    forwarded = ",".join(value.decode("latin-1") for key, value in headers if key == b"x-forwarded-for")
+    hops = [hop.strip(" \t") for hop in forwarded.split(",") if hop.strip(" \t")]
+    for hop in reversed(hops):
+        if hop not in trusted:
+            return hop[:MAX_CLIENT_KEY_CHARS]
+    return hops[0][:MAX_CLIENT_KEY_CHARS] if hops else peer
 
 
 class TokenBuckets:
@@ -67,10 +112,13 @@ class RateLimitMiddleware:
         *,
         per_minute: int,
         routes: Mapping[tuple[str, str], int] | None = None,
+        trusted_proxies: Iterable[str] = (),
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
-        """``per_minute`` 0 disables limiting; ``routes`` may override the limit per route."""
+        """``per_minute`` 0 disables limiting; ``routes`` may override the limit per route;
+        ``trusted_proxies`` are the peers whose ``X-Forwarded-For`` names the client."""
         self.app = app
+        self.trusted_proxies = TrustedProxies(trusted_proxies)
         limits = dict(routes) if routes is not None else {route: per_minute for route in LIMITED_ROUTES}
         self.buckets = {route: TokenBuckets(limit, clock=clock) for route, limit in limits.items() if limit > 0}
 
@@ -79,9 +127,7 @@ class RateLimitMiddleware:
             route = (str(scope.get("method", "")).upper(), str(scope.get("path", "")).rstrip("/") or "/")
             buckets = self.buckets.get(route)
             if buckets is not None:
-                client = scope.get("client")
-                address = str(client[0]) if client else "unknown"
-                wait = buckets.take((route[1], address))
+                wait = buckets.take((route[1], client_address(scope, self.trusted_proxies)))
                 if wait > 0:
                     await _too_many(scope, send, max(1, math.ceil(wait)))
                     return

@@ -23,8 +23,8 @@ import hashlib
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
-from urllib.parse import urlsplit
 
+from ..adapters.netpolicy import parse_http_url
 from ..adapters.stripe.checkout import (
     CheckoutProvider,
     CheckoutRequest,
@@ -47,7 +47,6 @@ from .unit_of_work import UnitOfWork
 # Stripe's own limits for a USD Checkout payment.
 STRIPE_MIN_CENTS = 50
 STRIPE_MAX_CENTS = 99_999_999
-MAX_URL_LENGTH = 2048
 CURRENCY = "usd"
 PRODUCT_NAME = "ModelFaucet credits"
 
@@ -104,8 +103,8 @@ def create_checkout_session(
     provider_factory: ProviderFactory = provider_for,
 ) -> Idempotent[CheckoutCreated]:
     amount_cents = _whole_cents(command.amount_units)
-    _check_url(command.success_url, field="success_url")
-    _check_url(command.cancel_url, field="cancel_url")
+    parse_http_url(command.success_url, field="success_url")
+    parse_http_url(command.cancel_url, field="cancel_url")
     key = resolve_key(None, command.idempotency_key)
     provider = provider_factory(ctx.settings)
     checkout = CheckoutRequest(
@@ -222,14 +221,3 @@ def _whole_cents(amount_units: int) -> int:
             details={"field": "amount_usd"},
         )
     return cents
-
-
-def _check_url(value: str, *, field: str) -> None:
-    parts = urlsplit(value)
-    if (
-        len(value) > MAX_URL_LENGTH
-        or parts.scheme not in ("http", "https")
-        or not parts.hostname
-        or any(ch.isspace() for ch in value)
-    ):
-        raise InvalidRequest(f"{field} must be an absolute http(s) URL.", details={"field": field})

@@ -42,20 +42,36 @@ class ReportSpec:
         return f"{self.name}.csv"
 
 
+# Time bounds outside these are refused: their UTC form may not exist (year 9999 minus an
+# offset overflows) and no stored row is older than the epoch.
+EARLIEST_TIME_BOUND = datetime(1970, 1, 1, tzinfo=UTC)
+LATEST_TIME_BOUND = datetime(9999, 1, 1, tzinfo=UTC)  # exclusive: years 1970 to 9998
+
+
 def parse_time_bound(value: str | None, *, field: str) -> datetime | None:
-    """Parse an ISO-8601 ``from``/``to`` query value; a time without offset is UTC."""
+    """Parse an ISO-8601 ``from``/``to`` query value; a time without offset is UTC.
+
+    ASCII only, and within years 1970–9998 once converted to UTC; anything else (including
+    a value whose conversion overflows) is an :class:`InvalidRequest` naming ``field``.
+    """
     if value is None or value == "":
         return None
+    refusal = InvalidRequest(
+        f"{field} must be an ISO-8601 date or time between 1970 and 9998, such as 2025-01-31T00:00:00Z.",
+        details={"field": field},
+    )
+    if not value.isascii():
+        raise refusal
     try:
         parsed = datetime.fromisoformat(value)
-    except ValueError:
-        raise InvalidRequest(
-            f"{field} must be an ISO-8601 date or time, such as 2025-01-31T00:00:00Z.",
-            details={"field": field},
-        ) from None
-    if parsed.tzinfo is None:
-        parsed = parsed.replace(tzinfo=UTC)
-    return parsed.astimezone(UTC)
+        if parsed.tzinfo is None:
+            parsed = parsed.replace(tzinfo=UTC)
+        parsed = parsed.astimezone(UTC)
+    except (ValueError, OverflowError):
+        raise refusal from None
+    if not EARLIEST_TIME_BOUND <= parsed < LATEST_TIME_BOUND:
+        raise refusal
+    return parsed
 
 
 def check_bounds(start: datetime | None, end: datetime | None) -> None:

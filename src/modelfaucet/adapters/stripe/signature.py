@@ -17,6 +17,8 @@ import hmac
 from collections.abc import Sequence
 
 SCHEME = "v1"
+# Only ASCII spaces and tabs pad a header item or a setting: "v1=<hex>\u00a0" is not <hex>.
+_BLANKS = " \t"
 
 
 class SignatureError(Exception):
@@ -37,7 +39,7 @@ def secrets_from_setting(value: str | None) -> list[str]:
     """The configured secrets: ``STRIPE_WEBHOOK_SECRET`` may list several, comma separated."""
     if not value:
         return []
-    return [item.strip() for item in value.split(",") if item.strip()]
+    return [item.strip(_BLANKS) for item in value.split(",") if item.strip(_BLANKS)]
 
 
 def verify(payload: bytes, header: str | None, secrets: Sequence[str], *, now: int, tolerance_seconds: int) -> int:
@@ -49,11 +51,12 @@ def verify(payload: bytes, header: str | None, secrets: Sequence[str], *, now: i
     timestamp: int | None = None
     candidates: list[str] = []
     for item in header.split(","):
-        key, sep, value = item.strip().partition("=")
+        key, sep, value = item.strip(_BLANKS).partition("=")
         if not sep:
             continue
         if key == "t":
-            if not value.isdigit() or len(value) > 12:
+            # ASCII digits only: "²".isdigit() is true and int("²") fails; "١٢" would read as 12.
+            if not (value.isascii() and value.isdigit()) or len(value) > 12:
                 raise SignatureError("The Stripe-Signature timestamp is malformed.")
             timestamp = int(value)
         elif key == SCHEME:

@@ -1,4 +1,4 @@
-"""Operations: liveness, readiness, metrics."""
+"""Operations: liveness, readiness (both also answer HEAD), metrics."""
 
 from __future__ import annotations
 
@@ -22,12 +22,16 @@ class Readiness(BaseModel):
     migrations: str
 
 
+# HEAD mirrors GET (load balancers and uptime checks probe with HEAD); the server sends no
+# body. Left out of the OpenAPI document, which lists each operation once.
 @router.get("/health", response_model=Health)
+@router.head("/health", include_in_schema=False)
 def health() -> Health:
     return Health(status="ok")
 
 
 @router.get("/ready", response_model=Readiness, responses={503: {"model": Readiness}})
+@router.head("/ready", include_in_schema=False)
 async def ready(ctx: Context) -> Response:
     reachable = await run_in_threadpool(ctx.db.ping)
     migrated = reachable and await run_in_threadpool(ctx.db.is_migrated)
