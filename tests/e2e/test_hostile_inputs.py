@@ -162,7 +162,7 @@ def test_a_signed_webhook_with_a_lone_surrogate_in_its_id_or_type_writes_nothing
 ) -> None:
     topup = pending_topup(ctx, session_user(ctx, seeded))
     value = {"event_id": "evt_\udc80", "event_type": "checkout.session.\ud800completed"}[field]
-    payload = event_bytes(session_id=topup["checkout_session_id"], **{field: value})
+    payload = event_bytes(session_id=topup.checkout_session_id, **{field: value})
     before = counts(ctx)
     response = signed_client.post(
         "/v1/stripe/webhook", content=payload, headers={**JSON, "Stripe-Signature": signature_for(payload)}
