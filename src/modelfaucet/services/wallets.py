@@ -3,10 +3,8 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
 
 from ..domain.ledger import AccountState, OwnerScope
-from ..domain.money import format_usd
 from .context import ServiceContext
 from .repositories import PostingLine
 
@@ -33,19 +31,3 @@ def wallet_detail(ctx: ServiceContext, wallet_id: str) -> WalletDetail:
         wallet = uow.ledger.require(wallet_id)
         entries = uow.ledger.recent_postings(wallet_id, limit=RECENT_ENTRIES)
     return WalletDetail(wallet, tuple(entries))
-
-
-def wallet_summary(row: Any) -> dict[str, Any]:
-    """The end-user wallet route's body from a stored account row.
-
-    Kept for ``services/topups.user_wallet`` only, until it returns an
-    :class:`~modelfaucet.domain.ledger.AccountState` that ``http/`` renders like the admin
-    routes do (``WalletSummary.of``)."""
-    return {
-        "id": row.id,
-        "owner_scope": row.owner_scope,
-        "owner_id": row.owner_id,
-        "balance_usd": format_usd(int(row.balance_units)),
-        "reserved_usd": format_usd(int(row.reserved_units)),
-        "available_usd": format_usd(int(row.balance_units) - int(row.reserved_units)),
-    }

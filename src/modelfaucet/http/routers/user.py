@@ -8,7 +8,6 @@ from fastapi import APIRouter, Header, Query
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel, Field
 
-from ...domain.ledger import AccountState
 from ...domain.money import format_usd
 from ...services import topups
 from ...services.checkout import CheckoutCommand, CheckoutCreated, create_checkout_session
@@ -77,20 +76,9 @@ class CheckoutSessionCreated(BaseModel):
         )
 
 
-def wallet_summary(wallet: AccountState) -> WalletSummary:
-    return WalletSummary(
-        id=wallet.account_id,
-        owner_scope=str(wallet.owner_scope),
-        owner_id=wallet.owner_id,
-        balance_usd=format_usd(wallet.balance_units),
-        reserved_usd=format_usd(wallet.reserved_units),
-        available_usd=format_usd(wallet.available_units),
-    )
-
-
 @router.get("/v1/user/wallet", response_model=WalletSummary, responses=error_responses(401))
 def get_wallet(ctx: Context, user: SessionUser) -> WalletSummary:
-    return wallet_summary(topups.user_wallet(ctx, user))
+    return WalletSummary.of(topups.user_wallet(ctx, user))
 
 
 @router.get("/v1/user/topups", response_model=TopupList, responses=error_responses(400, 401))

@@ -12,6 +12,7 @@ from typing import Any
 
 from sqlalchemy import Connection, and_, func, select, update
 
+from ....domain.catalog import CatalogStatus
 from ....domain.ledger import OwnerScope
 from ....domain.outcomes import NotFound
 from ....domain.payouts import OPEN_STATUSES, PayoutStatus
@@ -23,7 +24,6 @@ from ..tables import accounts, developers, ledger_postings, payouts
 OPEN = sorted(str(status) for status in OPEN_STATUSES)
 PAYOUT_NOT_FOUND = "Payout was not found."
 # The developers.status of a developer who can be paid.
-ACTIVE_DEVELOPER = "active"
 
 
 def payout_record(row: Any) -> PayoutRecord:
@@ -59,7 +59,7 @@ class SqlPayouts:
         rows = self.connection.execute(
             select(developers.c.id, accounts.c.id.label("account_id"))
             .select_from(developers.join(accounts, wallet_of_developer))
-            .where(developers.c.status == ACTIVE_DEVELOPER)
+            .where(developers.c.status == CatalogStatus.ACTIVE.value)
             .where(accounts.c.balance_units - accounts.c.reserved_units > 0)
             .order_by(accounts.c.id)
         )

@@ -16,6 +16,7 @@ from sqlalchemy import ColumnElement, Connection, and_, case, func, or_, select
 
 from ....domain.ledger import AccountState, OwnerScope, Reason
 from ....domain.payouts import PayoutStatus
+from ....domain.topups import TopupStatus
 from ....services.repositories import (
     AccountBalance,
     AuditChainLink,
@@ -55,7 +56,6 @@ USAGE_REASONS = (
     Reason.USAGE_PLATFORM_REVENUE,
 )
 # stripe_topups.status of a top-up whose wallet was credited.
-TOPUP_CREDITED = "credited"
 
 
 class SqlReports:
@@ -254,7 +254,7 @@ class SqlReports:
                 stripe_topups.c.amount_units,
                 stripe_topups.c.transaction_id,
             )
-            .where(stripe_topups.c.status == TOPUP_CREDITED)
+            .where(stripe_topups.c.status == TopupStatus.CREDITED.value)
             .order_by(stripe_topups.c.id)
         )
         return [CreditedTopup(row.id, row.account_id, int(row.amount_units), row.transaction_id) for row in rows]
