@@ -8,6 +8,10 @@ from __future__ import annotations
 
 from typing import Any
 
+# Messages of refusals that more than one operation gives.
+APP_NOT_FOUND = "App was not found."
+FEATURE_NOT_FOUND = "Feature was not found for this app."
+
 
 class Refusal(Exception):
     """An expected, named refusal of an operation. Nothing was written."""

@@ -20,7 +20,7 @@ from ..adapters.db.end_users import ensure_end_user
 from ..adapters.db.tables import app_features, apps, user_sessions
 from ..domain.identity import new_id, token_hash
 from ..domain.ledger import OwnerScope
-from ..domain.outcomes import ExpiredSession, InvalidRequest, InvalidSession, NotFound
+from ..domain.outcomes import FEATURE_NOT_FOUND, ExpiredSession, InvalidRequest, InvalidSession, NotFound
 from .context import ServiceContext
 from .formatting import as_utc
 
@@ -72,7 +72,7 @@ def create_session(
                 )
             ).first()
             if feature is None:
-                raise NotFound("Feature was not found for this app.", details={"feature_key": feature_key})
+                raise NotFound(FEATURE_NOT_FOUND, details={"feature_key": feature_key})
         end_user_id = ensure_end_user(conn, app.id, external_user_id, now=now)
         account_id = ledger.ensure_account(conn, ctx.db.insert, OwnerScope.END_USER, end_user_id, now=now)
         session_id = new_id()
