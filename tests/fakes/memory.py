@@ -23,6 +23,7 @@ from modelfaucet.domain.ledger import AccountState, OwnerScope, Posting, Transac
 from modelfaucet.domain.money import format_usd
 from modelfaucet.domain.outcomes import InsufficientBalance, LedgerInvariantViolation, NotFound
 from modelfaucet.services.repositories import AdjustmentRecord, PostingLine, StoredKey
+from tests.fakes.usage import MemoryEndUsers, MemoryUsage, UsageState
 
 
 @dataclass
@@ -33,6 +34,7 @@ class MemoryState:
     audit: list[tuple[datetime, AuditEntry]] = field(default_factory=list)
     keys: dict[tuple[str, str], StoredKey] = field(default_factory=dict)
     adjustments: dict[str, AdjustmentRecord] = field(default_factory=dict)
+    usage: UsageState = field(default_factory=UsageState)
 
 
 class MemoryStore:
@@ -88,6 +90,16 @@ class MemoryLedger:
             if account.owner_scope is scope and account.owner_id == owner_id:
                 return account.account_id
         return None
+
+    def ids_for(self, keys: Sequence[tuple[str, str]]) -> dict[tuple[str, str], str]:
+        wanted = set(keys)
+        found = {(str(a.owner_scope), a.owner_id): a.account_id for a in self.state.accounts.values()}
+        return {key: account_id for key, account_id in found.items() if key in wanted}
+
+    def lock_wallets(self, scope: OwnerScope, owner_ids: Sequence[str]) -> list[AccountState]:
+        wanted = set(owner_ids)
+        found = [replace(a) for a in self.state.accounts.values() if a.owner_scope is scope and a.owner_id in wanted]
+        return sorted(found, key=lambda account: account.account_id)
 
     def ensure(self, scope: OwnerScope, owner_id: str) -> str:
         found = self.id_for(scope, owner_id)
@@ -245,12 +257,11 @@ class MemoryUnitOfWork:
         self.audit = MemoryAuditLog(state, self.now)
         self.idempotency = MemoryIdempotencyKeys(state, self.now)
         self.adjustments = MemoryAdjustments(state, self.now)
+        self.usage, self.catalog = MemoryUsage(state.usage, self.now), MemoryEndUsers(state.usage, self.now)
         for name in (
             "payouts",
             "topups",
             "stripe_events",
-            "usage",
-            "catalog",
             "sessions",
             "provider_keys",
             "reports",
