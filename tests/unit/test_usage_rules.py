@@ -36,7 +36,7 @@ from modelfaucet.services.record_usage import (
 )
 from modelfaucet.services.repositories import BillableApp, NewUsage
 from modelfaucet.services.unit_of_work import ConcurrentWrite
-from modelfaucet.services.usage_decisions import Catalogue, decide, rate_events, request_hash, triage
+from modelfaucet.services.usage_decisions import Catalogue, decide, fingerprint, rate_events, triage
 from tests.fakes.memory import MemoryStore
 from tests.fakes.usage import MemoryUsage
 
@@ -147,7 +147,8 @@ def test_events_of_one_user_in_one_batch_are_paid_in_order_from_the_running_bala
 
 def test_decide_checks_against_running_balances_and_leaves_the_locked_states_alone(store: MemoryStore) -> None:
     fund(store, "alice", 2 * RETAIL)
-    [fresh_a, fresh_b, fresh_c] = triage([event("a"), event("b"), event("c")], {}).fresh
+    events = [event("a"), event("b"), event("c")]
+    [fresh_a, fresh_b, fresh_c] = triage(events, [fingerprint(e) for e in events], {}).fresh
     catalogue = Catalogue(
         {APP.public_app_id: APP},
         store.state.usage.features,
@@ -325,8 +326,8 @@ def test_usage_request_hashes_stay_those_already_stored() -> None:
         cached_tokens=7,
         upstream_cost_units=123456,
     )
-    assert request_hash(plain.fingerprint()) == "62a21769525a535624353111a2a3e76d1281f6e6dc5c0ef820cc62ed0b7e620c"
-    assert request_hash(accented.fingerprint()) == "421e10706f34d5a1f276db13297a3605c3621abee50ceb3c10d7409261c9fffd"
+    assert fingerprint(plain).digest == "62a21769525a535624353111a2a3e76d1281f6e6dc5c0ef820cc62ed0b7e620c"
+    assert fingerprint(accented).digest == "421e10706f34d5a1f276db13297a3605c3621abee50ceb3c10d7409261c9fffd"
 
 
 # --- lost races -------------------------------------------------------------------------

@@ -47,11 +47,13 @@ from .unit_of_work import ConcurrentWrite, UnitOfWork
 from .usage_decisions import (
     Accepted,
     Catalogue,
+    Fingerprint,
     Fresh,
     UsageEvent,
     UsageOutcome,
     UsageStatus,
     decide,
+    fingerprint,
     rate_events,
     triage,
 )
@@ -109,10 +111,11 @@ def record_usage_batch(
     credit-only accounts' ids; without it they are read in one query per batch."""
     if not events:
         return []
+    fingerprints = [fingerprint(event) for event in events]
     for attempt in range(1, MAX_ATTEMPTS + 1):
         try:
             with ctx.unit_of_work() as uow:
-                outcomes = _post_batch(uow, events, account_ids)
+                outcomes = _post_batch(uow, events, fingerprints, account_ids)
                 uow.commit()
             return outcomes
         except ConcurrentWrite:
@@ -121,8 +124,10 @@ def record_usage_batch(
     raise LedgerInvariantViolation("unreachable")  # pragma: no cover
 
 
-def _post_batch(uow: UnitOfWork, events: Sequence[UsageEvent], account_ids: AccountIds | None) -> list[UsageOutcome]:
-    judged = triage(events, uow.usage.find({event.request_id for event in events}))
+def _post_batch(
+    uow: UnitOfWork, events: Sequence[UsageEvent], fingerprints: Sequence[Fingerprint], account_ids: AccountIds | None
+) -> list[UsageOutcome]:
+    judged = triage(events, fingerprints, uow.usage.find({event.request_id for event in events}))
     rated, refused_rating = rate_events(judged.fresh, _load_catalogue(uow, judged.fresh))
     user_ids = sorted({item.end_user_id for item in rated if item.end_user_id is not None})
     wallets = {state.owner_id: state for state in uow.ledger.lock_wallets(OwnerScope.END_USER, user_ids)}
@@ -211,7 +216,7 @@ def _write(
         rows.append(
             NewUsage(
                 receipt=receipt,
-                request_hash=rated.fresh.request_hash,
+                request_hash=rated.fresh.fingerprint.digest,
                 app_id=rated.app.id,
                 public_app_id=event.public_app_id,
                 end_user_id=end_user_id,

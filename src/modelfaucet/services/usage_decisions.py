@@ -3,9 +3,9 @@
 :mod:`~modelfaucet.services.record_usage` loads what these steps need, calls them in this
 order, and writes what they decided:
 
-1. :func:`triage` — idempotency first: each event is a duplicate of a stored one, a
-   conflicting reuse of its ``request_id``, a repeat of an earlier event of the same batch,
-   or fresh.
+1. :func:`triage` — idempotency first: by its :func:`fingerprint` (taken before the unit of
+   work opens), each event is a duplicate of a stored one, a conflicting reuse of its
+   ``request_id``, a repeat of an earlier event of the same batch, or fresh.
 2. :func:`rate_events` — each fresh event's app (exists, is active), feature (is one of the
    app's) and price, then :func:`~modelfaucet.domain.rating.rate`.
 3. :func:`decide` — affordability against running balances: events are taken in order and
@@ -110,9 +110,25 @@ class UsageOutcome:
         return self.status is not UsageStatus.REJECTED
 
 
-def request_hash(fingerprint: Mapping[str, Any]) -> str:
+@dataclass(frozen=True, slots=True)
+class Fingerprint:
+    """An event's :meth:`~UsageEvent.fingerprint` and its digest (the stored ``request_hash``)."""
+
+    fields: dict[str, Any]
+    digest: str
+
+
+def fingerprint(event: UsageEvent) -> Fingerprint:
+    """Taken before the unit of work opens (it needs no stored data, and hashes the end user
+    with an HMAC): once per event, whatever the retries; it serves the duplicate check, a
+    conflict's differing fields and the rating snapshot."""
+    fields = event.fingerprint()
+    return Fingerprint(fields, request_hash(fields))
+
+
+def request_hash(fields: Mapping[str, Any]) -> str:
     # Usage rows were first hashed with non-ASCII escaped: stored hashes must keep matching.
-    return request_digest(fingerprint, ensure_ascii=True)
+    return request_digest(fields, ensure_ascii=True)
 
 
 # --- 1. idempotency --------------------------------------------------------------------
@@ -124,8 +140,7 @@ class Fresh:
 
     index: int
     event: UsageEvent
-    request: dict[str, Any]  # its fingerprint
-    request_hash: str
+    fingerprint: Fingerprint
 
 
 @dataclass(frozen=True, slots=True)
@@ -136,31 +151,29 @@ class Triage:
     repeats: dict[int, int]  # index → index of the first event of the batch with its request id
 
 
-def triage(events: Sequence[UsageEvent], stored: Mapping[str, StoredUsage]) -> Triage:
+def triage(
+    events: Sequence[UsageEvent], fingerprints: Sequence[Fingerprint], stored: Mapping[str, StoredUsage]
+) -> Triage:
     """Judge each event's request id against the stored events, then against the earlier
     events of the batch: the same content is a duplicate, other content a conflict."""
     result = Triage([], {}, {}, {})
     first_in_batch: dict[str, Fresh] = {}
-    for index, event in enumerate(events):
-        # The fingerprint hashes the end user with an HMAC: computed once per event, it
-        # serves the duplicate check, a conflict's differing fields and the rating snapshot.
-        request = event.fingerprint()
-        digest = request_hash(request)
+    for index, (event, printed) in enumerate(zip(events, fingerprints, strict=True)):
         found = stored.get(event.request_id)
         if found is not None:
-            if found.request_hash == digest:
+            if found.request_hash == printed.digest:
                 result.duplicates[index] = found.receipt
             else:
-                result.refused[index] = _conflict(event.request_id, request, found.request)
+                result.refused[index] = _conflict(event.request_id, printed.fields, found.request)
             continue
         first = first_in_batch.get(event.request_id)
         if first is not None:
-            if first.request_hash == digest:
+            if first.fingerprint.digest == printed.digest:
                 result.repeats[index] = first.index
             else:
-                result.refused[index] = _conflict(event.request_id, request, first.request)
+                result.refused[index] = _conflict(event.request_id, printed.fields, first.fingerprint.fields)
             continue
-        fresh = Fresh(index, event, request, digest)
+        fresh = Fresh(index, event, printed)
         first_in_batch[event.request_id] = fresh
         result.fresh.append(fresh)
     return result
@@ -237,7 +250,7 @@ def rate_events(fresh: Sequence[Fresh], catalogue: Catalogue) -> tuple[list[Rate
                 app,
                 catalogue.end_users.get((app.id, event.external_user_id)),
                 rated_usage,
-                rating_snapshot(item.request, usage, pricing, feature, price),
+                rating_snapshot(item.fingerprint.fields, usage, pricing, feature, price),
             )
         )
     return rated, refused
