@@ -19,6 +19,7 @@ from modelfaucet.config import Settings
 from modelfaucet.services.context import ServiceContext
 from modelfaucet.services.posting_engine import PostingEngine
 from modelfaucet.services.reconcile import reconcile_ledger
+from modelfaucet.services.record_usage import UsageStatus
 
 from .common import Figure, fresh_database
 from .plain_sql import PlainWriter
@@ -38,7 +39,7 @@ def run_engine(world: UsageWorld, *, tag: str, count: int, tasks: int = TASKS) -
     async def caller() -> None:
         for item in feed:
             outcome = await asyncio.wrap_future(engine.submit(item))
-            if outcome.status != "recorded":
+            if outcome.status is not UsageStatus.RECORDED:
                 raise RuntimeError(f"{item.request_id}: {outcome.status} {outcome.error}")
 
     async def all_callers() -> None:

@@ -9,9 +9,12 @@ from pathlib import Path
 
 import pytest
 from fastapi.testclient import TestClient
+from sqlalchemy import insert
 from typer.testing import CliRunner
 
+from modelfaucet.adapters.db.tables import app_features
 from modelfaucet.cli.main import app as cli_app
+from modelfaucet.domain.identity import new_id
 from modelfaucet.domain.money import parse_usd
 from modelfaucet.services import catalog
 from modelfaucet.services.context import Actor, ServiceContext
@@ -142,7 +145,19 @@ def test_a_formula_looking_model_name_is_neutralised(
         output_per_1m_units=0,
         cached_per_1m_units=0,
     )
-    record_usage(ctx, event("evil", model=evil.replace(" ", ""), feature_key="@feature"))
+    # The catalogue refuses such a feature key today; a row written before that rule may hold one.
+    with ctx.db.transaction() as conn:
+        conn.execute(
+            insert(app_features).values(
+                id=new_id(),
+                app_id=seeded.app_id,
+                feature_key="@feature",
+                display_name="Legacy",
+                created_at=T0,
+                updated_at=T0,
+            )
+        )
+    assert record_usage(ctx, event("evil", model=evil.replace(" ", ""), feature_key="@feature")).ok
     rows = parse(client.get("/v1/admin/reports/usage.csv", headers=admin_headers).text)
     assert rows[1][6] == "'" + evil.replace(" ", "")
     assert rows[1][3] == "'@feature"

@@ -259,3 +259,57 @@ def test_a_feature_of_an_unknown_app_is_404(
 ) -> None:
     response = client.put("/v1/admin/apps/nope/features/f", json={"display_name": "x"}, headers=admin_headers)
     assert response.status_code == 404
+
+
+def test_a_feature_the_app_does_not_have_is_refused_404_for_that_event_only(
+    client: TestClient,
+    gateway_headers: dict[str, str],
+    admin_headers: dict[str, str],
+    ctx: ServiceContext,
+    seeded: SeedResult,
+) -> None:
+    single = client.post(URL, json=body("nf-1", feature_key="no_such_feature"), headers=gateway_headers)
+    assert single.status_code == 404
+    error = single.json()["error"]
+    assert (error["code"], error["message"], error["details"]) == (
+        "not_found",
+        "Feature was not found for this app.",
+        {"feature_key": "no_such_feature"},
+    )
+    # A feature of another app is not this app's.
+    developer = client.post(
+        "/v1/admin/developers", json={"name": "Other", "email": "other@example.com"}, headers=admin_headers
+    ).json()
+    other_app = {"developer_id": developer["id"], "public_app_id": "app_other", "name": "Other"}
+    assert (
+        client.post("/v1/admin/apps", json={**other_app, "default_revenue_share_bps": 0}, headers=admin_headers)
+    ).status_code == 201
+    assert (
+        client.put("/v1/admin/apps/app_other/features/other_only", json={"display_name": "x"}, headers=admin_headers)
+    ).status_code == 200
+    batch = client.post(
+        URL, json={"events": [body("nf-2", feature_key="other_only"), body("nf-ok")]}, headers=gateway_headers
+    )
+    assert batch.status_code == 200, batch.text
+    first, second = batch.json()["items"]
+    assert (first["status"], first["error"]["code"], first["error"]["status"]) == ("rejected", "not_found", 404)
+    assert first["error"]["details"] == {"feature_key": "other_only"}
+    assert second["status"] == "recorded"
+    assert usage_count(ctx) == 1
+    assert posting_count(ctx) == 4
+
+
+def test_a_feature_without_pricing_of_its_own_is_rated_with_the_app_defaults(
+    client: TestClient, gateway_headers: dict[str, str], admin_headers: dict[str, str], seeded: SeedResult
+) -> None:
+    # app_pub_demo's defaults: markup 30 %, channel share 4000 bps.
+    feature = client.put(
+        "/v1/admin/apps/app_pub_demo/features/plain", json={"display_name": "Plain"}, headers=admin_headers
+    )
+    assert feature.status_code == 200, feature.text
+    assert feature.json()["pricing"]["markup_percent"] is None
+    response = client.post(URL, json=body("plain-1", feature_key="plain"), headers=gateway_headers)
+    assert response.status_code == 201, response.text
+    data = response.json()
+    assert (data["upstream_cost_usd"], data["retail_price_usd"]) == ("0.00105000", "0.00136500")
+    assert (data["channel_revenue_usd"], data["platform_revenue_usd"]) == ("0.00012600", "0.00018900")

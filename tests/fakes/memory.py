@@ -33,6 +33,7 @@ from modelfaucet.services.repositories import AdjustmentRecord, PostingLine, Sto
 from tests.fakes.catalog import CatalogState, MemoryCatalog, MemorySessions
 from tests.fakes.payouts import MemoryPayouts, PayoutBook
 from tests.fakes.stripe import StripeState, stripe_repositories
+from tests.fakes.usage import MemoryUsage, UsageState
 
 
 @dataclass
@@ -46,6 +47,11 @@ class MemoryState:
     catalog: CatalogState = field(default_factory=CatalogState)
     stripe: StripeState = field(default_factory=StripeState)
     payouts: PayoutBook = field(default_factory=PayoutBook)
+    usage: UsageState = field(default_factory=UsageState)
+
+    def __post_init__(self) -> None:
+        # One table of end users, as in the database: the usage fake reads what the catalog writes.
+        self.usage.end_users = self.catalog.end_users
 
 
 class MemoryStore:
@@ -101,6 +107,16 @@ class MemoryLedger:
             if account.owner_scope is scope and account.owner_id == owner_id:
                 return account.account_id
         return None
+
+    def ids_for(self, keys: Sequence[tuple[str, str]]) -> dict[tuple[str, str], str]:
+        wanted = set(keys)
+        found = {(str(a.owner_scope), a.owner_id): a.account_id for a in self.state.accounts.values()}
+        return {key: account_id for key, account_id in found.items() if key in wanted}
+
+    def lock_wallets(self, scope: OwnerScope, owner_ids: Sequence[str]) -> list[AccountState]:
+        wanted = set(owner_ids)
+        found = [replace(a) for a in self.state.accounts.values() if a.owner_scope is scope and a.owner_id in wanted]
+        return sorted(found, key=lambda account: account.account_id)
 
     def ensure(self, scope: OwnerScope, owner_id: str) -> str:
         found = self.id_for(scope, owner_id)
@@ -263,8 +279,8 @@ class MemoryUnitOfWork:
         self.adjustments = MemoryAdjustments(state, self.now)
         self.catalog, self.sessions = MemoryCatalog(state.catalog, self.now), MemorySessions(state.catalog, self.now)
         self.payouts = MemoryPayouts(state, self.now)
+        self.usage = MemoryUsage(state.usage, self.now)
         for name in (
-            "usage",
             "provider_keys",
             "reports",
             "provenance",

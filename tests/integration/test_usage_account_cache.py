@@ -9,6 +9,7 @@ import pytest
 from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 
+from modelfaucet.adapters.db.repositories import usage as usage_repository
 from modelfaucet.adapters.db.tables import accounts, developers
 from modelfaucet.domain.ledger import OwnerScope
 from modelfaucet.domain.money import parse_usd
@@ -17,6 +18,12 @@ from modelfaucet.services.context import Actor, ServiceContext
 from modelfaucet.services.reconcile import reconcile_ledger
 from modelfaucet.services.seed import SeedResult
 from tests.integration.usage_support import event, fund_end_user
+
+
+class _UniqueViolation(Exception):
+    """What the driver raises for a request_id another transaction stored first."""
+
+    sqlstate = "23505"
 
 
 def test_a_batch_that_rolls_back_after_creating_an_account_leaves_no_stale_id(
@@ -32,21 +39,29 @@ def test_a_batch_that_rolls_back_after_creating_an_account_leaves_no_stale_id(
         name="Cache App",
         default_revenue_share_bps=4000,
     ).app
+    catalog.put_feature(
+        ctx,
+        Actor("test"),
+        public_app_id="app_pub_cache",
+        feature_key="customer_reply",
+        display_name="Customer reply",
+        pricing=catalog.FeaturePricingInput(),
+    )
     with ctx.db.transaction() as conn:
         conn.execute(accounts.delete().where(accounts.c.owner_id == developer.id))
         assert conn.execute(select(developers.c.id).where(developers.c.id == developer.id)).first()
     fund_end_user(ctx, replace(seeded, app_id=app.id), "cache-user", parse_usd("1"))
     cache = record_usage.AccountIds()
-    real_insert_many = record_usage.insert_many
+    real_insert_many = usage_repository.insert_many
     calls = {"n": 0}
 
     def fail_first_batch(*args: Any, **kwargs: Any) -> None:
         calls["n"] += 1
         if calls["n"] == 1:  # as if another process committed the same request_id first
-            raise IntegrityError("INSERT usage_events", {}, Exception("duplicate request_id"))
+            raise IntegrityError("INSERT usage_events", {}, _UniqueViolation("duplicate request_id"))
         real_insert_many(*args, **kwargs)
 
-    monkeypatch.setattr(record_usage, "insert_many", fail_first_batch)
+    monkeypatch.setattr(usage_repository, "insert_many", fail_first_batch)
     [outcome] = record_usage.record_usage_batch(
         ctx,
         [event("cache-1", public_app_id="app_pub_cache", external_user_id="cache-user")],

@@ -41,11 +41,13 @@ def assert_reconciled(ctx: ServiceContext) -> None:
 def test_a_platform_call_posts_its_four_postings_and_the_usage_row(ctx: ServiceContext, seeded: SeedResult) -> None:
     outcome = record_usage(ctx, event("req-1"))
     assert outcome.status == "recorded"
-    assert outcome.result is not None
-    assert outcome.result["retail_price_usd"] == "0.00136500"
-    assert outcome.result["channel_revenue_usd"] == "0.00012600"
-    assert outcome.result["end_user_balance_usd"] == "9.99863500"
-    assert postings_of(ctx, outcome.result["transaction_id"]) == [
+    receipt = outcome.receipt
+    assert receipt is not None
+    assert receipt.retail_price_units == 136_500
+    assert receipt.channel_revenue_units == 12_600
+    assert receipt.end_user_balance_units == U("9.998635")
+    assert receipt.transaction_id is not None
+    assert postings_of(ctx, receipt.transaction_id) == [
         (seeded.end_user_wallet_id, -DEMO["retail"], Reason.USAGE_RETAIL_PRICE),
         (seeded.provider_cost_wallet_id, DEMO["upstream"], Reason.USAGE_PROVIDER_COST),
         (seeded.developer_wallet_id, DEMO["channel"], Reason.USAGE_CHANNEL_REVENUE),
@@ -74,10 +76,11 @@ def test_a_developer_key_call_credits_the_upstream_part_to_the_developer(
     ctx: ServiceContext, seeded: SeedResult
 ) -> None:
     outcome = record_usage(ctx, event("req-dk", route_mode=RouteMode.DEVELOPER_KEY))
-    assert outcome.result is not None
+    assert outcome.receipt is not None
+    assert outcome.receipt.transaction_id is not None
     assert balance(ctx, seeded.developer_wallet_id) == DEMO["upstream"] + DEMO["channel"]
     assert balance(ctx, seeded.provider_cost_wallet_id) == 0
-    reasons = {reason for _, _, reason in postings_of(ctx, outcome.result["transaction_id"])}
+    reasons = {reason for _, _, reason in postings_of(ctx, outcome.receipt.transaction_id)}
     assert Reason.USAGE_PROVIDER_COST in reasons
     assert_reconciled(ctx)
 
@@ -94,10 +97,10 @@ def test_byok_posts_only_the_explicit_fee_whatever_the_markup(ctx: ServiceContex
         ),
     )
     outcome = record_usage(ctx, event("req-byok", route_mode=RouteMode.BYOK, input_tokens=10**6))
-    assert outcome.result is not None
-    assert outcome.result["upstream_cost_usd"] == "0.00000000"
-    assert outcome.result["retail_price_usd"] == "0.01000000"
-    assert outcome.result["channel_revenue_usd"] == "0.00400000"
+    assert outcome.receipt is not None
+    assert outcome.receipt.upstream_cost_units == 0
+    assert outcome.receipt.retail_price_units == U("0.01")
+    assert outcome.receipt.channel_revenue_units == U("0.004")
     assert balance(ctx, seeded.provider_cost_wallet_id) == 0
     assert_reconciled(ctx)
 
@@ -114,8 +117,8 @@ def test_a_price_change_applies_from_the_moment_it_is_made(ctx: ServiceContext, 
         cached_per_1m_units=0,
     )
     after = record_usage(ctx, event("after"))
-    assert after.result is not None
-    assert after.result["upstream_cost_usd"] == "0.00210000"
+    assert after.receipt is not None
+    assert after.receipt.upstream_cost_units == U("0.0021")
     with ctx.db.read() as conn:
         versions = dict(
             conn.execute(
@@ -132,7 +135,7 @@ def test_the_same_request_id_twice_posts_once(ctx: ServiceContext, seeded: SeedR
     first = record_usage(ctx, event("req-dup"))
     second = record_usage(ctx, event("req-dup"))
     assert (first.status, second.status) == ("recorded", "duplicate")
-    assert second.result == first.result
+    assert second.receipt == first.receipt
     assert usage_count(ctx) == 1
     assert posting_count(ctx) == 4
     assert balance(ctx, seeded.end_user_wallet_id) == DEMO_OPENING_UNITS - DEMO["retail"]
@@ -250,9 +253,9 @@ def test_a_free_call_of_an_unknown_end_user_creates_the_user_and_records_the_usa
 ) -> None:
     outcome = record_usage(ctx, event("free", external_user_id="newcomer", route_mode=RouteMode.LOCAL))
     assert outcome.status == "recorded"
-    assert outcome.result is not None
-    assert outcome.result["transaction_id"] is None
-    assert outcome.result["end_user_balance_usd"] == "0.00000000"
+    assert outcome.receipt is not None
+    assert outcome.receipt.transaction_id is None
+    assert outcome.receipt.end_user_balance_units == 0
     assert_reconciled(ctx)
 
 

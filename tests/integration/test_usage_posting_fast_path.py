@@ -18,12 +18,13 @@ from sqlalchemy.exc import IntegrityError
 from modelfaucet.adapters.db.bulk import COPY_MIN_ROWS, insert_many
 from modelfaucet.adapters.db.tables import ledger_transactions
 from modelfaucet.domain.identity import new_id
+from modelfaucet.domain.ledger import OwnerScope, Posting, Reason, Transaction
 from modelfaucet.domain.money import parse_usd
 from modelfaucet.domain.outcomes import LedgerInvariantViolation
 from modelfaucet.services.context import ServiceContext
 from modelfaucet.services.posting_engine import PostingEngine
 from modelfaucet.services.reconcile import reconcile_ledger
-from modelfaucet.services.record_usage import AccountIds, _move_locked_wallets, record_usage_batch
+from modelfaucet.services.record_usage import AccountIds, record_usage_batch
 from modelfaucet.services.seed import DEMO_OPENING_UNITS, SeedResult
 
 from .usage_support import balance, event, fund_end_user, posting_count, usage_count
@@ -73,7 +74,7 @@ def test_a_big_batch_goes_in_by_the_bulk_path_and_reconciles(ctx: ServiceContext
     assert usage_count(ctx) == count
     assert posting_count(ctx) == 4 * count
     assert balance(ctx, seeded.end_user_wallet_id) == DEMO_OPENING_UNITS - count * RETAIL
-    balances_after = [o.result["end_user_balance_usd"] for o in outcomes if o.result]
+    balances_after = [o.receipt.end_user_balance_units for o in outcomes if o.receipt]
     assert balances_after == sorted(balances_after, reverse=True)
     again = record_usage_batch(ctx, [event(f"bulk-{n}") for n in range(count)])
     assert {o.status for o in again} == {"duplicate"}
@@ -94,8 +95,13 @@ def test_a_duplicate_key_in_a_bulk_insert_is_an_integrity_error_and_writes_nothi
 
 
 def test_moving_a_locked_wallet_below_its_balance_fails_loud(ctx: ServiceContext, seeded: SeedResult) -> None:
-    with pytest.raises(LedgerInvariantViolation), ctx.db.transaction() as conn:
-        _move_locked_wallets(
-            conn, ctx.db.is_postgres, {seeded.end_user_wallet_id: -(DEMO_OPENING_UNITS + 1)}, ctx.clock()
-        )
-    assert balance(ctx, seeded.end_user_wallet_id) == DEMO_OPENING_UNITS
+    wallet, platform = seeded.end_user_wallet_id, seeded.platform_wallet_id
+    overdraft = DEMO_OPENING_UNITS + 1
+    reason = Reason.USAGE_RETAIL_PRICE.value
+    debit = Transaction.of(
+        reason, [Posting.debit(wallet, overdraft, reason), Posting.credit(platform, overdraft, reason)]
+    )
+    with pytest.raises(LedgerInvariantViolation), ctx.unit_of_work() as uow:
+        uow.ledger.lock_wallets(OwnerScope.END_USER, [seeded.end_user_id])
+        uow.ledger.post_many([debit], decided=[wallet])
+    assert balance(ctx, wallet) == DEMO_OPENING_UNITS

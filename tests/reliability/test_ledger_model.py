@@ -336,7 +336,7 @@ class LedgerMachine(RuleBasedStateMachine):
         user = spec[1]
         if outcome.status == "recorded" and f"new:{user}" in self.model.balance:
             # The free call created the end user and an empty wallet: learn its id.
-            wallet_id = outcome.result["end_user_wallet_id"]
+            wallet_id = outcome.receipt.end_user_wallet_id
             self.model.wallets[user] = wallet_id
             self.model.balance[wallet_id] = self.model.balance.pop(f"new:{user}")
 

@@ -11,15 +11,19 @@ from modelfaucet.domain.money import MAX_UNITS, parse_usd
 from modelfaucet.domain.outcomes import InvalidRequest
 from modelfaucet.domain.rating import (
     MAX_TOKENS,
+    DefaultPricing,
+    FeaturePricing,
     ModelPrice,
     Pricing,
     RatedUsage,
     RouteMode,
     Usage,
     UsageAccounts,
+    effective_pricing,
     format_markup_percent,
     parse_markup_percent,
     rate,
+    rating_snapshot,
     usage_postings,
     usage_transaction,
 )
@@ -330,3 +334,62 @@ def test_priced_routes_always_add_up_exactly_and_round_down(
     assert result.margin_units * 10_000 <= result.upstream_cost_units * pricing.markup_bps
     assert result.channel_revenue_units * 10_000 <= result.margin_units * pricing.channel_share_bps
     assert result.gateway_fee_units == 0
+
+
+APP_DEFAULTS = DefaultPricing(markup_bps=3000, channel_share_bps=4000)
+REQUEST = {"public_app_id": "app_pub_demo", "model": "mock-small"}  # the fingerprint, as received
+
+
+@pytest.mark.parametrize(
+    ("feature", "expected"),
+    [
+        (FeaturePricing(1), Pricing(3000, 4000, 0)),
+        (FeaturePricing(2, markup_bps=1250), Pricing(1250, 4000, 0)),
+        (FeaturePricing(3, channel_share_bps=0), Pricing(3000, 0, 0)),
+        (
+            FeaturePricing(4, markup_bps=0, channel_share_bps=10_000, explicit_gateway_fee_units=7),
+            Pricing(0, 10_000, 7),
+        ),
+        (FeaturePricing(5, explicit_gateway_fee_units=U("0.01")), Pricing(3000, 4000, U("0.01"))),
+    ],
+    ids=["no overrides", "own markup", "own share of zero", "everything its own", "only a fee"],
+)
+def test_a_feature_overrides_only_what_it_sets_and_the_app_defaults_fill_the_rest(
+    feature: FeaturePricing, expected: Pricing
+) -> None:
+    assert effective_pricing(APP_DEFAULTS, feature) == expected
+
+
+@pytest.mark.parametrize(
+    ("usage", "price", "source", "model_price"),
+    [
+        (Usage(RouteMode.PLATFORM, 10), DEMO, "price_table", True),
+        (Usage(RouteMode.DEVELOPER_KEY, 10, reported_upstream_units=5), None, "reported", False),
+        (Usage(RouteMode.BYOK, 10), DEMO, "none", True),
+        (Usage(RouteMode.LOCAL, 10, reported_upstream_units=5), None, "none", False),
+    ],
+)
+def test_the_rating_snapshot_says_what_the_call_was_rated_with(
+    usage: Usage, price: ModelPrice | None, source: str, model_price: bool
+) -> None:
+    feature = FeaturePricing(7, markup_bps=1250)
+    snapshot = rating_snapshot(REQUEST, usage, effective_pricing(APP_DEFAULTS, feature), feature, price)
+    assert snapshot == {
+        "request": REQUEST,
+        "pricing": {
+            "source": "feature",
+            "feature_pricing_version": 7,
+            "markup_bps": 1250,
+            "channel_share_bps": 4000,
+            "explicit_gateway_fee_units": 0,
+        },
+        "model_price": {
+            "version": 1,
+            "input_per_1m_units": U("0.5"),
+            "output_per_1m_units": U("1.5"),
+            "cached_per_1m_units": U("0.05"),
+        }
+        if model_price
+        else None,
+        "upstream_source": source,
+    }

@@ -8,7 +8,7 @@ import pytest
 
 from modelfaucet.adapters.csvout import stream_csv
 from modelfaucet.domain.money import format_usd
-from modelfaucet.services.formatting import iso
+from modelfaucet.domain.timestamps import iso
 
 MOMENTS = [
     (datetime(2025, 1, 2, 3, 4, 5, tzinfo=UTC), "2025-01-02T03:04:05Z"),

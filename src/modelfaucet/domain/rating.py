@@ -24,13 +24,20 @@ cached prompt tokens in ``cached_tokens`` and only the uncached ones in ``input_
 The upstream cost is ``floor(Σ tokens × price_per_1m / 1_000_000)`` over all three, rounded
 down once. A gateway may report the upstream cost itself (``reported_upstream_units``); it
 then replaces the token arithmetic for ``platform`` and ``developer_key``.
+
+Markup and channel share come from the feature's pricing where it sets them, else from the
+app's defaults (:func:`effective_pricing`). Every rated call keeps a
+:func:`rating_snapshot` of what it was rated with, so it can be explained later whatever
+the prices became.
 """
 
 from __future__ import annotations
 
 import re
+from collections.abc import Mapping
 from dataclasses import dataclass
 from enum import StrEnum
+from typing import Any
 
 from .ledger import Posting, Reason, Transaction
 from .money import BPS_DENOMINATOR, MAX_UNITS, split_bps
@@ -57,11 +64,32 @@ class RouteMode(StrEnum):
 
 @dataclass(frozen=True, slots=True)
 class ModelPrice:
-    """Prices per million tokens, in units of 1e-8 USD."""
+    """Prices per million tokens, in units of 1e-8 USD, and the version of the model's price
+    they are (each change of a model's price is a new version)."""
 
     input_per_1m_units: int
     output_per_1m_units: int
     cached_per_1m_units: int
+    version: int = 1
+
+
+@dataclass(frozen=True, slots=True)
+class DefaultPricing:
+    """An app's default markup and channel share, for the features that do not set their own."""
+
+    markup_bps: int
+    channel_share_bps: int
+
+
+@dataclass(frozen=True, slots=True)
+class FeaturePricing:
+    """A feature's pricing as the operator set it; ``None`` markup or share means "the app's
+    default". Each change of it is a new ``pricing_version``."""
+
+    pricing_version: int
+    markup_bps: int | None = None
+    channel_share_bps: int | None = None
+    explicit_gateway_fee_units: int = 0
 
 
 @dataclass(frozen=True, slots=True)
@@ -121,6 +149,51 @@ def format_markup_percent(bps: int) -> str:
     """Basis points → the shortest percent string (3000 → ``"30"``, 1250 → ``"12.5"``)."""
     whole, fraction = divmod(bps, 100)
     return str(whole) if fraction == 0 else f"{whole}.{fraction:02d}".rstrip("0")
+
+
+def effective_pricing(defaults: DefaultPricing, feature: FeaturePricing) -> Pricing:
+    """The pricing a call of ``feature`` is rated with: the feature's own markup and share
+    where it sets them, else the app's defaults; the gateway fee is always the feature's."""
+    return Pricing(
+        defaults.markup_bps if feature.markup_bps is None else feature.markup_bps,
+        defaults.channel_share_bps if feature.channel_share_bps is None else feature.channel_share_bps,
+        feature.explicit_gateway_fee_units,
+    )
+
+
+def rating_snapshot(
+    request: Mapping[str, Any], usage: Usage, pricing: Pricing, feature: FeaturePricing, price: ModelPrice | None
+) -> dict[str, Any]:
+    """What a usage row records about how it was rated: the request as received, the
+    effective pricing and the feature's pricing version, the model price and its version
+    (when the model has one), and where the upstream cost came from."""
+    if not usage.route_mode.carries_markup:
+        upstream_source = "none"
+    elif usage.reported_upstream_units is not None:
+        upstream_source = "reported"
+    else:
+        upstream_source = "price_table"
+    return {
+        "request": request,
+        "pricing": {
+            # Every rated call names a feature of its app (rows written before that rule
+            # may say "app_default": their feature did not exist).
+            "source": "feature",
+            "feature_pricing_version": feature.pricing_version,
+            "markup_bps": pricing.markup_bps,
+            "channel_share_bps": pricing.channel_share_bps,
+            "explicit_gateway_fee_units": pricing.explicit_gateway_fee_units,
+        },
+        "model_price": None
+        if price is None
+        else {
+            "version": price.version,
+            "input_per_1m_units": price.input_per_1m_units,
+            "output_per_1m_units": price.output_per_1m_units,
+            "cached_per_1m_units": price.cached_per_1m_units,
+        },
+        "upstream_source": upstream_source,
+    }
 
 
 def upstream_from_tokens(usage: Usage, price: ModelPrice) -> int:

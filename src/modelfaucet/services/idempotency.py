@@ -37,8 +37,8 @@ from typing import Any, Generic, Protocol, TypeVar
 
 from ..domain.idempotency import KeyState
 from ..domain.outcomes import IdempotencyConflict, InvalidRequest
+from ..domain.timestamps import as_utc
 from .context import ServiceContext
-from .formatting import as_utc
 from .repositories import StoredKey
 from .unit_of_work import UnitOfWork
 
@@ -68,11 +68,11 @@ class IdempotentRequest:
 
     @property
     def field_digests(self) -> dict[str, str]:
-        return {name: _digest(value) for name, value in sorted(self.summary.items())}
+        return {name: request_digest(value) for name, value in sorted(self.summary.items())}
 
     @property
     def request_hash(self) -> str:
-        return _digest(self.field_digests)
+        return request_digest(self.field_digests)
 
 
 class Recordable(Protocol):
@@ -254,6 +254,13 @@ def _in_progress(request: IdempotentRequest) -> IdempotencyConflict:
     )
 
 
-def _digest(value: Any) -> str:
-    canonical = json.dumps(value, sort_keys=True, ensure_ascii=False, separators=(",", ":"), default=str)
+def request_digest(value: Any, *, ensure_ascii: bool = False) -> str:
+    """The SHA-256 (hex) of ``value`` as canonical JSON: sorted keys, no spaces, UTF-8.
+
+    The one request hasher: idempotency keys store these digests, and so do usage events
+    (``request_hash``, their duplicate check). Stored digests must keep matching, so each
+    caller keeps the spelling it was first stored with: usage events were hashed with
+    non-ASCII characters escaped (``ensure_ascii=True``), idempotency keys without.
+    """
+    canonical = json.dumps(value, sort_keys=True, ensure_ascii=ensure_ascii, separators=(",", ":"), default=str)
     return hashlib.sha256(canonical.encode("utf-8")).hexdigest()

@@ -21,8 +21,8 @@ from datetime import UTC, datetime
 from ..adapters.csvout import Cell, stream_csv
 from ..domain.money import format_usd
 from ..domain.outcomes import InvalidRequest, NotFound
+from ..domain.timestamps import iso
 from .context import ServiceContext
-from .formatting import iso
 from .repositories import ReportRepository
 
 RowsFn = Callable[[ReportRepository, datetime | None, datetime | None], Iterator[Sequence[Cell]]]

@@ -20,6 +20,7 @@ from ..domain.audit import AuditEntry
 from ..domain.catalog import CatalogStatus
 from ..domain.ledger import AccountState, OwnerScope, Transaction
 from ..domain.payouts import PayoutStatus
+from ..domain.rating import DefaultPricing, FeaturePricing, ModelPrice, RouteMode
 from ..domain.topups import StripeEventStatus, TopupStatus
 
 # --- ledger: accounts, postings and the one balance mover -------------------------------
@@ -47,6 +48,15 @@ class LedgerRepository(Protocol):
         ...
 
     def id_for(self, scope: OwnerScope, owner_id: str) -> str | None: ...
+
+    def ids_for(self, keys: Sequence[tuple[str, str]]) -> dict[tuple[str, str], str]:
+        """(scope, owner) → id, for the accounts among ``keys`` that exist (one query)."""
+        ...
+
+    def lock_wallets(self, scope: OwnerScope, owner_ids: Sequence[str]) -> list[AccountState]:
+        """The existing (scope, owner) accounts of ``owner_ids``, locked until the end of the
+        unit of work, in id order (so concurrent lockers never deadlock)."""
+        ...
 
     def ensure(self, scope: OwnerScope, owner_id: str) -> str:
         """The id of the (scope, owner) account, created empty if missing (race-safe)."""
@@ -300,8 +310,122 @@ class StripeEventRepository(Protocol):
         ...
 
 
+# --- usage: the rated model calls --------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class UsageReceipt:
+    """A recorded usage event: what the call cost, who earned what, and the end user's
+    wallet balance right after it (what a duplicate report of it answers again)."""
+
+    request_id: str
+    usage_event_id: str
+    transaction_id: str | None  # None: the call moved no money
+    route_mode: RouteMode
+    upstream_cost_units: int
+    retail_price_units: int
+    channel_revenue_units: int
+    platform_revenue_units: int
+    gateway_fee_units: int
+    end_user_wallet_id: str | None
+    end_user_balance_units: int
+    created_at: datetime
+
+
+@dataclass(frozen=True, slots=True)
+class StoredUsage:
+    """A usage event as stored: its receipt, and the request it was recorded for (the
+    fingerprint and its digest) to tell a duplicate from a conflicting reuse of its id."""
+
+    receipt: UsageReceipt
+    request_hash: str
+    request: Mapping[str, Any]
+
+
+@dataclass(frozen=True, slots=True)
+class NewUsage:
+    """A usage event to store: the rated call and where it was posted."""
+
+    receipt: UsageReceipt
+    request_hash: str
+    app_id: str
+    public_app_id: str
+    end_user_id: str
+    feature_key: str
+    provider: str
+    model: str
+    input_tokens: int
+    output_tokens: int
+    cached_tokens: int
+    rating_snapshot: Mapping[str, Any]
+
+
+@dataclass(frozen=True, slots=True)
+class BillableApp:
+    """What rating a call needs of its app: whether it may bill, who earns, its defaults."""
+
+    id: str
+    public_app_id: str
+    developer_id: str
+    active: bool
+    defaults: DefaultPricing
+
+
+@dataclass(frozen=True, slots=True)
+class UsageLine:
+    """One usage event in an app's recent usage."""
+
+    created_at: datetime
+    request_id: str
+    feature_key: str
+    route_mode: RouteMode
+    provider: str
+    model: str
+    input_tokens: int
+    output_tokens: int
+    cached_tokens: int
+    upstream_cost_units: int
+    retail_price_units: int
+    channel_revenue_units: int
+    platform_revenue_units: int
+    gateway_fee_units: int
+    transaction_id: str | None
+
+
 class UsageRepository(Protocol):
-    """Usage events: the rated model calls."""
+    """Usage events, and the catalogue a batch of them is rated with, loaded in one query each.
+
+    The batch loaders take many keys and return a mapping with the ones that exist."""
+
+    def find(self, request_ids: Collection[str]) -> dict[str, StoredUsage]:
+        """The stored usage events among ``request_ids``, by request id."""
+        ...
+
+    def billable_apps(self, public_app_ids: Collection[str]) -> dict[str, BillableApp]:
+        """By public app id."""
+        ...
+
+    def feature_pricing(self, keys: Collection[tuple[str, str]]) -> dict[tuple[str, str], FeaturePricing]:
+        """By (app id, feature key)."""
+        ...
+
+    def model_prices(self, keys: Collection[tuple[str, str]]) -> dict[tuple[str, str], ModelPrice]:
+        """The current price of each (provider, model)."""
+        ...
+
+    def end_user_ids(self, keys: Collection[tuple[str, str]]) -> dict[tuple[str, str], str]:
+        """By (app id, external user id): the ids of the app's known end users."""
+        ...
+
+    def add_many(self, usages: Sequence[NewUsage]) -> None:
+        """Store the usage events. A request id that is already stored (a concurrent
+        transaction committed it first) raises
+        :class:`~modelfaucet.services.unit_of_work.ConcurrentWrite`."""
+        ...
+
+    def recent(self, app_id: str, *, limit: int) -> list[UsageLine]:
+        """The app's most recent usage events, newest first."""
+        ...
 
 
 # --- catalog: developers, apps and their secret keys, features, model prices, end users ---

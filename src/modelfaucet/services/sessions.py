@@ -23,9 +23,9 @@ from ..domain.catalog import APP_NOT_ACTIVE, FEATURE_NOT_FOUND, CatalogStatus, c
 from ..domain.identity import new_id, token_hash
 from ..domain.ledger import OwnerScope
 from ..domain.outcomes import ExpiredSession, InvalidSession, NotFound
+from ..domain.timestamps import as_utc
 from .app_secret_keys import LAST_USED_RESOLUTION, require_app_key
 from .context import ServiceContext
-from .formatting import as_utc
 from .repositories import SessionRecord
 
 TOKEN_PREFIX = "mf_sess_"  # noqa: S105 - a public prefix, not a secret

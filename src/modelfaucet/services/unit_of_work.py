@@ -19,8 +19,9 @@ from __future__ import annotations
 
 from datetime import datetime
 from types import TracebackType
-from typing import Protocol
+from typing import Any, Protocol
 
+from ..domain.outcomes import ServiceUnavailable
 from .repositories import (
     AdjustmentRepository,
     AuditLog,
@@ -38,8 +39,27 @@ from .repositories import (
 )
 
 
+class ConcurrentWrite(ServiceUnavailable):
+    """A concurrent transaction won a race this unit of work lost: a deadlock or a
+    serialisation failure (any unit of work), or a usage ``request_id`` another transaction
+    stored first (``uow.usage.add_many``). Nothing of this unit of work was kept and deciding
+    again, in a fresh unit of work, is safe: a service that can, retries (``record_usage``);
+    otherwise the caller is told to retry (503)."""
+
+    def __init__(
+        self,
+        message: str = "A concurrent request changed the same records; retry shortly.",
+        *,
+        details: dict[str, Any] | None = None,
+    ) -> None:
+        super().__init__(message, details=details)
+
+
 class UnitOfWork(Protocol):
-    """One database transaction and the repositories that work inside it."""
+    """One database transaction and the repositories that work inside it.
+
+    Leaving it by a deadlock or a serialisation failure raises :class:`ConcurrentWrite`.
+    """
 
     @property
     def now(self) -> datetime:

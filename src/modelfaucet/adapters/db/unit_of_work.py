@@ -4,7 +4,9 @@
 IMMEDIATE`` on SQLite for writes, a deferred read transaction for ``read_only``; a
 REPEATABLE READ read-only snapshot on PostgreSQL for ``snapshot``), hands out the
 repositories bound to that connection, and on ``commit()`` writes the collected audit
-entries last and commits. Leaving without ``commit()`` rolls everything back.
+entries last and commits. Leaving without ``commit()`` rolls everything back; leaving by a
+deadlock or serialisation failure raises :class:`~modelfaucet.services.unit_of_work.ConcurrentWrite`
+(the services' name for "nothing was kept, decide again").
 """
 
 from __future__ import annotations
@@ -17,8 +19,10 @@ from typing import Any
 from sqlalchemy import Connection, RootTransaction
 
 from ...domain.outcomes import LedgerInvariantViolation
+from ...services.unit_of_work import ConcurrentWrite
 from .database import Database
 from .engine import DEFERRED_OPTION
+from .errors import lost_a_race
 from .ledger import SqlLedger
 from .repositories.adjustments import SqlAdjustments
 from .repositories.audit import SqlAuditLog
@@ -105,6 +109,8 @@ class SqlUnitOfWork:
                 transaction.rollback()
         finally:
             connection.close()
+        if exc is not None and lost_a_race(exc):
+            raise ConcurrentWrite() from exc
 
     def commit(self) -> None:
         if self._transaction is None or self._committed:

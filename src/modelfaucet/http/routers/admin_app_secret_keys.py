@@ -12,8 +12,8 @@ from typing import Annotated
 from fastapi import APIRouter, Path, Response
 from pydantic import BaseModel, Field
 
+from ...domain.timestamps import iso
 from ...services import app_secret_keys
-from ...services.formatting import iso
 from ...services.repositories import AppSecretKeyRecord
 from ..deps import AdminActor, Context
 from ..schemas import StrictModel, error_responses, parse_uuid

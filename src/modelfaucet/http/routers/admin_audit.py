@@ -8,8 +8,8 @@ from fastapi import APIRouter, Query
 from pydantic import BaseModel
 
 from ...domain.money import format_usd
+from ...domain.timestamps import iso
 from ...services.audit_trail import AuditQuery, list_audit_entries
-from ...services.formatting import iso
 from ...services.reports import check_bounds, parse_time_bound
 from ...services.repositories import AuditRecord
 from ..deps import AdminActor, Context

@@ -10,8 +10,8 @@ from pydantic import BaseModel, Field
 from ...domain.catalog import DEFAULT_APP_MARKUP_BPS
 from ...domain.money import format_usd
 from ...domain.rating import format_markup_percent, parse_markup_percent
+from ...domain.timestamps import iso
 from ...services import catalog
-from ...services.formatting import iso
 from ...services.repositories import ModelPriceRecord
 from ..deps import AdminActor, Context
 from ..schemas import StrictModel, UsdString, UsdUnits, error_responses, parse_uuid

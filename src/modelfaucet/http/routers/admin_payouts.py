@@ -10,9 +10,9 @@ from pydantic import BaseModel, Field
 
 from ...domain.money import format_usd
 from ...domain.payouts import PayoutAction, PayoutStatus
+from ...domain.timestamps import iso
 from ...services import payout_queries
 from ...services.context import Actor, ServiceContext
-from ...services.formatting import iso
 from ...services.payout_queries import PayoutWithHistory
 from ...services.repositories import AuditRecord, PayoutRecord
 from ...services.review_payout import ReviewPayout, review_payout

@@ -9,8 +9,8 @@ from pydantic import BaseModel
 
 from ...domain.ledger import OwnerScope
 from ...domain.money import format_usd
+from ...domain.timestamps import iso
 from ...services import wallets
-from ...services.formatting import iso
 from ...services.repositories import PostingLine
 from ..deps import AdminActor, Context
 from ..schemas import UsdString, WalletSummary, error_responses, parse_uuid, wallet_fields

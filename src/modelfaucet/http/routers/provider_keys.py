@@ -11,9 +11,9 @@ from fastapi import APIRouter, Query
 from pydantic import BaseModel, Field
 
 from ...domain.ledger import PLATFORM_OWNER_ID, OwnerScope
+from ...domain.timestamps import iso
 from ...services import provider_keys
 from ...services.context import Actor
-from ...services.formatting import iso
 from ...services.provider_keys import KeyOwner
 from ...services.repositories import ProviderKeyRecord
 from ...services.sessions import SessionUser as SessionUserModel

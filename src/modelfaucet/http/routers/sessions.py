@@ -7,8 +7,8 @@ from typing import Annotated
 from fastapi import APIRouter, Request
 from pydantic import BaseModel, Field
 
+from ...domain.timestamps import iso
 from ...services import sessions
-from ...services.formatting import iso
 from ..deps import Context, bearer_token
 from ..schemas import StrictModel, error_responses
 

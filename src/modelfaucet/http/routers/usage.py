@@ -18,12 +18,15 @@ from fastapi import APIRouter, Depends, Path, Query, Request
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel, Field, ValidationError
 
+from ...domain.money import format_usd
 from ...domain.outcomes import InvalidRequest, Refusal
 from ...domain.rating import MAX_TOKENS, RouteMode
+from ...domain.timestamps import iso
 from ...services import app_usage
 from ...services.context import Actor
 from ...services.posting_engine import PostingEngine
-from ...services.record_usage import UsageEvent, UsageOutcome
+from ...services.record_usage import UsageEvent, UsageOutcome, UsageReceipt, UsageStatus
+from ...services.repositories import UsageLine
 from ..deps import AdminActor, Context, get_context, require_gateway
 from ..errors import describe_validation_error, error_body, request_id_of, status_for
 from ..schemas import StrictModel, UsdString, UsdUnits, error_responses
@@ -146,6 +149,23 @@ def _validation_refusal(exc: ValidationError, prefix: str = "") -> InvalidReques
     return InvalidRequest(message, details={"fields": fields})
 
 
+def _receipt_json(receipt: UsageReceipt) -> dict[str, Any]:
+    return {
+        "request_id": receipt.request_id,
+        "usage_event_id": receipt.usage_event_id,
+        "transaction_id": receipt.transaction_id,
+        "route_mode": receipt.route_mode.value,
+        "upstream_cost_usd": format_usd(receipt.upstream_cost_units),
+        "retail_price_usd": format_usd(receipt.retail_price_units),
+        "channel_revenue_usd": format_usd(receipt.channel_revenue_units),
+        "platform_revenue_usd": format_usd(receipt.platform_revenue_units),
+        "gateway_fee_usd": format_usd(receipt.gateway_fee_units),
+        "end_user_wallet_id": receipt.end_user_wallet_id,
+        "end_user_balance_usd": format_usd(receipt.end_user_balance_units),
+        "created_at": iso(receipt.created_at),
+    }
+
+
 def _error(refusal: Refusal, request_id: str) -> dict[str, Any]:
     body: dict[str, Any] = error_body(refusal.code, refusal.message, request_id, refusal.details)["error"]
     return body
@@ -181,10 +201,10 @@ async def post_usage_events(request: Request, _actor: FastGatewayActor) -> Any:
     outcome = await asyncio.wrap_future(engine_for(request).submit(event.command()))
     if outcome.error is not None:
         raise outcome.error
-    if outcome.result is None:  # pragma: no cover - recorded/duplicate always carry a result
+    if outcome.receipt is None:  # pragma: no cover - recorded/duplicate always carry a receipt
         raise InvalidRequest("No result.")
-    status = 201 if outcome.status == "recorded" else 200
-    return JSONResponse({"status": outcome.status, **outcome.result}, status_code=status)
+    status = 201 if outcome.status is UsageStatus.RECORDED else 200
+    return JSONResponse({"status": outcome.status.value, **_receipt_json(outcome.receipt)}, status_code=status)
 
 
 async def _post_batch(request: Request, body: dict[str, Any]) -> JSONResponse:
@@ -203,18 +223,16 @@ async def _post_batch(request: Request, body: dict[str, Any]) -> JSONResponse:
             commands.append((index, UsageEventIn.model_validate(item).command()))
         except ValidationError as exc:
             refusal = _validation_refusal(exc, prefix=f"events.{index}.")
-            items[index].update(status="rejected", error={**_error(refusal, request_id), "status": 400})
+            items[index].update(status=UsageStatus.REJECTED.value, error={**_error(refusal, request_id), "status": 400})
     futures = engine_for(request).submit_many([command for _, command in commands])
     outcomes: list[UsageOutcome] = await asyncio.gather(*(asyncio.wrap_future(f) for f in futures))
     for (index, _), outcome in zip(commands, outcomes, strict=True):
         if outcome.error is not None:
             error = {**_error(outcome.error, request_id), "status": status_for(outcome.error)}
-            items[index].update(status="rejected", error=error)
-        else:
-            items[index].update(status=outcome.status, result=outcome.result)
-    summary = {
-        name: sum(1 for item in items if item["status"] == name) for name in ("recorded", "duplicate", "rejected")
-    }
+            items[index].update(status=UsageStatus.REJECTED.value, error=error)
+        elif outcome.receipt is not None:
+            items[index].update(status=outcome.status.value, result=_receipt_json(outcome.receipt))
+    summary = {status.value: sum(1 for item in items if item["status"] == status.value) for status in UsageStatus}
     return JSONResponse({"summary": summary, "items": items}, status_code=200)
 
 
@@ -230,4 +248,25 @@ def get_app_usage(
     public_app_id: Annotated[str, Path(max_length=64)],
     limit: Annotated[int, Query(ge=1, le=500)] = 50,
 ) -> dict[str, Any]:
-    return app_usage.recent_usage(ctx, public_app_id, limit=limit)
+    usage = app_usage.recent_usage(ctx, public_app_id, limit=limit)
+    return {"public_app_id": usage.public_app_id, "items": [_line_json(line) for line in usage.items]}
+
+
+def _line_json(line: UsageLine) -> dict[str, Any]:
+    return {
+        "created_at": iso(line.created_at),
+        "request_id": line.request_id,
+        "feature_key": line.feature_key,
+        "route_mode": line.route_mode.value,
+        "provider": line.provider,
+        "model": line.model,
+        "input_tokens": line.input_tokens,
+        "output_tokens": line.output_tokens,
+        "cached_tokens": line.cached_tokens,
+        "upstream_cost_usd": format_usd(line.upstream_cost_units),
+        "retail_price_usd": format_usd(line.retail_price_units),
+        "channel_revenue_usd": format_usd(line.channel_revenue_units),
+        "platform_revenue_usd": format_usd(line.platform_revenue_units),
+        "gateway_fee_usd": format_usd(line.gateway_fee_units),
+        "transaction_id": line.transaction_id,
+    }

@@ -9,9 +9,9 @@ from fastapi.responses import JSONResponse
 from pydantic import BaseModel, Field
 
 from ...domain.money import format_usd
+from ...domain.timestamps import iso
 from ...services import topups
 from ...services.checkout import CheckoutCommand, CheckoutCreated, create_checkout_session
-from ...services.formatting import iso
 from ...services.repositories import TopupRecord
 from ..deps import Context, SessionUser
 from ..idempotent import idempotent_response

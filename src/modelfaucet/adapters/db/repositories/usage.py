@@ -1,10 +1,53 @@
-"""Usage events."""
+"""Usage events, and the catalogue rows a usage batch is rated with.
+
+Every loader takes a batch's keys and answers with one query per 500 keys (``IN`` lists
+stay small enough for any planner). The usage rows go in with :func:`..bulk.insert_many`
+(COPY on PostgreSQL for many rows).
+
+The rating snapshot column also carries the end user's wallet and balance right after the
+call (the row has no columns for them), so a duplicate report answers the original receipt.
+"""
 
 from __future__ import annotations
 
+from collections.abc import Collection, Iterator, Sequence
 from datetime import datetime
+from typing import Any, TypeVar
 
-from sqlalchemy import Connection
+from sqlalchemy import Connection, select, tuple_
+from sqlalchemy.exc import IntegrityError
+
+from ....domain.identity import external_user_hash
+from ....domain.rating import DefaultPricing, FeaturePricing, ModelPrice, RouteMode
+from ....domain.timestamps import as_utc
+from ....services.repositories import BillableApp, NewUsage, StoredUsage, UsageLine, UsageReceipt
+from ....services.unit_of_work import ConcurrentWrite
+from ..bulk import insert_many
+from ..errors import unique_violation
+from ..tables import app_features, apps, end_users, model_prices, usage_events
+
+_IN_CHUNK = 500
+_ACTIVE = "active"
+# Keys of the rating snapshot that hold the receipt's wallet and balance.
+_WALLET_KEY = "end_user_wallet_id"
+_BALANCE_KEY = "end_user_balance_after_units"
+
+_RECEIPT_COLUMNS = (
+    usage_events.c.id,
+    usage_events.c.request_id,
+    usage_events.c.request_hash,
+    usage_events.c.transaction_id,
+    usage_events.c.route_mode,
+    usage_events.c.upstream_cost_units,
+    usage_events.c.retail_price_units,
+    usage_events.c.channel_revenue_units,
+    usage_events.c.platform_revenue_units,
+    usage_events.c.gateway_fee_units,
+    usage_events.c.rating_snapshot,
+    usage_events.c.created_at,
+)
+
+K = TypeVar("K")
 
 
 class SqlUsage:
@@ -13,3 +56,193 @@ class SqlUsage:
     def __init__(self, connection: Connection, now: datetime) -> None:
         self.connection = connection
         self.now = now
+
+    # -- a batch's loads ---------------------------------------------------------------
+
+    def find(self, request_ids: Collection[str]) -> dict[str, StoredUsage]:
+        found: dict[str, StoredUsage] = {}
+        for chunk in _chunks(sorted(request_ids)):
+            stmt = select(*_RECEIPT_COLUMNS).where(usage_events.c.request_id.in_(chunk))
+            for row in self.connection.execute(stmt):
+                snapshot = row.rating_snapshot or {}
+                found[row.request_id] = StoredUsage(
+                    receipt=UsageReceipt(
+                        request_id=row.request_id,
+                        usage_event_id=row.id,
+                        transaction_id=row.transaction_id,
+                        route_mode=RouteMode(row.route_mode),
+                        upstream_cost_units=int(row.upstream_cost_units),
+                        retail_price_units=int(row.retail_price_units),
+                        channel_revenue_units=int(row.channel_revenue_units),
+                        platform_revenue_units=int(row.platform_revenue_units),
+                        gateway_fee_units=int(row.gateway_fee_units),
+                        end_user_wallet_id=snapshot.get(_WALLET_KEY),
+                        end_user_balance_units=int(snapshot.get(_BALANCE_KEY, 0)),
+                        created_at=as_utc(row.created_at),
+                    ),
+                    request_hash=row.request_hash,
+                    request=snapshot.get("request", {}),
+                )
+        return found
+
+    def billable_apps(self, public_app_ids: Collection[str]) -> dict[str, BillableApp]:
+        found: dict[str, BillableApp] = {}
+        columns = (
+            apps.c.id,
+            apps.c.public_app_id,
+            apps.c.developer_id,
+            apps.c.status,
+            apps.c.default_markup_bps,
+            apps.c.default_revenue_share_bps,
+        )
+        for chunk in _chunks(sorted(public_app_ids)):
+            for row in self.connection.execute(select(*columns).where(apps.c.public_app_id.in_(chunk))):
+                found[row.public_app_id] = BillableApp(
+                    id=row.id,
+                    public_app_id=row.public_app_id,
+                    developer_id=row.developer_id,
+                    active=row.status == _ACTIVE,
+                    defaults=DefaultPricing(int(row.default_markup_bps), int(row.default_revenue_share_bps)),
+                )
+        return found
+
+    def feature_pricing(self, keys: Collection[tuple[str, str]]) -> dict[tuple[str, str], FeaturePricing]:
+        found: dict[tuple[str, str], FeaturePricing] = {}
+        f = app_features.c
+        columns = (
+            f.app_id,
+            f.feature_key,
+            f.pricing_version,
+            f.markup_bps,
+            f.channel_share_bps,
+            f.explicit_gateway_fee_units,
+        )
+        for chunk in _chunks(sorted(keys)):
+            stmt = select(*columns).where(tuple_(f.app_id, f.feature_key).in_(chunk))
+            for row in self.connection.execute(stmt):
+                found[(row.app_id, row.feature_key)] = FeaturePricing(
+                    pricing_version=int(row.pricing_version),
+                    markup_bps=None if row.markup_bps is None else int(row.markup_bps),
+                    channel_share_bps=None if row.channel_share_bps is None else int(row.channel_share_bps),
+                    explicit_gateway_fee_units=int(row.explicit_gateway_fee_units),
+                )
+        return found
+
+    def model_prices(self, keys: Collection[tuple[str, str]]) -> dict[tuple[str, str], ModelPrice]:
+        found: dict[tuple[str, str], ModelPrice] = {}
+        p = model_prices.c
+        columns = (p.provider, p.model, p.input_per_1m_units, p.output_per_1m_units, p.cached_per_1m_units, p.version)
+        for chunk in _chunks(sorted(keys)):
+            for row in self.connection.execute(select(*columns).where(tuple_(p.provider, p.model).in_(chunk))):
+                found[(row.provider, row.model)] = ModelPrice(
+                    int(row.input_per_1m_units),
+                    int(row.output_per_1m_units),
+                    int(row.cached_per_1m_units),
+                    version=int(row.version),
+                )
+        return found
+
+    def end_user_ids(self, keys: Collection[tuple[str, str]]) -> dict[tuple[str, str], str]:
+        # End users are stored only as a per-app hash of their external id.
+        by_hash = {(app_id, external_user_hash(app_id, user)): (app_id, user) for app_id, user in keys}
+        found: dict[tuple[str, str], str] = {}
+        e = end_users.c
+        for chunk in _chunks(sorted(by_hash)):
+            stmt = select(e.id, e.app_id, e.external_user_hash).where(tuple_(e.app_id, e.external_user_hash).in_(chunk))
+            for row in self.connection.execute(stmt):
+                found[by_hash[(row.app_id, row.external_user_hash)]] = row.id
+        return found
+
+    # -- writes -------------------------------------------------------------------------
+
+    def add_many(self, usages: Sequence[NewUsage]) -> None:
+        rows = [_row(usage) for usage in usages]
+        try:
+            insert_many(self.connection, usage_events, rows)
+        except IntegrityError as exc:
+            if unique_violation(exc):
+                raise ConcurrentWrite() from exc
+            raise
+
+    # -- reads --------------------------------------------------------------------------
+
+    def recent(self, app_id: str, *, limit: int) -> list[UsageLine]:
+        u = usage_events.c
+        rows = self.connection.execute(
+            select(
+                u.created_at,
+                u.request_id,
+                u.feature_key,
+                u.route_mode,
+                u.provider,
+                u.model,
+                u.input_tokens,
+                u.output_tokens,
+                u.cached_tokens,
+                u.upstream_cost_units,
+                u.retail_price_units,
+                u.channel_revenue_units,
+                u.platform_revenue_units,
+                u.gateway_fee_units,
+                u.transaction_id,
+            )
+            .where(u.app_id == app_id)
+            .order_by(u.created_at.desc(), u.request_id.desc())
+            .limit(limit)
+        )
+        return [
+            UsageLine(
+                created_at=as_utc(row.created_at),
+                request_id=row.request_id,
+                feature_key=row.feature_key,
+                route_mode=RouteMode(row.route_mode),
+                provider=row.provider,
+                model=row.model,
+                input_tokens=int(row.input_tokens),
+                output_tokens=int(row.output_tokens),
+                cached_tokens=int(row.cached_tokens),
+                upstream_cost_units=int(row.upstream_cost_units),
+                retail_price_units=int(row.retail_price_units),
+                channel_revenue_units=int(row.channel_revenue_units),
+                platform_revenue_units=int(row.platform_revenue_units),
+                gateway_fee_units=int(row.gateway_fee_units),
+                transaction_id=row.transaction_id,
+            )
+            for row in rows
+        ]
+
+
+def _row(usage: NewUsage) -> dict[str, Any]:
+    receipt = usage.receipt
+    return {
+        "id": receipt.usage_event_id,
+        "request_id": receipt.request_id,
+        "request_hash": usage.request_hash,
+        "app_id": usage.app_id,
+        "public_app_id": usage.public_app_id,
+        "end_user_id": usage.end_user_id,
+        "feature_key": usage.feature_key,
+        "route_mode": receipt.route_mode.value,
+        "provider": usage.provider,
+        "model": usage.model,
+        "input_tokens": usage.input_tokens,
+        "output_tokens": usage.output_tokens,
+        "cached_tokens": usage.cached_tokens,
+        "upstream_cost_units": receipt.upstream_cost_units,
+        "retail_price_units": receipt.retail_price_units,
+        "channel_revenue_units": receipt.channel_revenue_units,
+        "platform_revenue_units": receipt.platform_revenue_units,
+        "gateway_fee_units": receipt.gateway_fee_units,
+        "rating_snapshot": {
+            **usage.rating_snapshot,
+            _WALLET_KEY: receipt.end_user_wallet_id,
+            _BALANCE_KEY: receipt.end_user_balance_units,
+        },
+        "transaction_id": receipt.transaction_id,
+        "created_at": receipt.created_at,
+    }
+
+
+def _chunks(values: Sequence[K]) -> Iterator[Sequence[K]]:
+    for start in range(0, len(values), _IN_CHUNK):
+        yield values[start : start + _IN_CHUNK]

@@ -1,4 +1,4 @@
-"""Formatting of stored values for output."""
+"""Formatting of stored timestamps for output (pure: no clock, no I/O)."""
 
 from __future__ import annotations
 
