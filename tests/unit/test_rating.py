@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from fractions import Fraction
+
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
@@ -322,11 +324,13 @@ def test_priced_routes_always_add_up_exactly_and_round_down(
         result = rate(usage, pricing, price)
     except InvalidRequest:
         return  # beyond the per-event maximum
-    exact_upstream = (
+    # Exact rational arithmetic: a float here loses the last unit on large amounts.
+    exact_upstream = Fraction(
         input_tokens * price.input_per_1m_units
         + output_tokens * price.output_per_1m_units
-        + cached_tokens * price.cached_per_1m_units
-    ) / 1_000_000
+        + cached_tokens * price.cached_per_1m_units,
+        1_000_000,
+    )
     assert result.upstream_cost_units <= exact_upstream < result.upstream_cost_units + 1
     assert result.retail_price_units == (
         result.upstream_cost_units + result.channel_revenue_units + result.platform_revenue_units
