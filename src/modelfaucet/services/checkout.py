@@ -25,14 +25,8 @@ from dataclasses import dataclass
 from typing import Any
 from urllib.parse import urlsplit
 
-from ..adapters.stripe.checkout import (
-    CheckoutProvider,
-    CheckoutRequest,
-    CheckoutSession,
-    new_idempotency_key,
-    provider_for,
-)
-from ..config import Settings
+from ..adapters.stripe.checkout import CheckoutProvider, CheckoutRequest, CheckoutSession, new_idempotency_key
+from ..adapters.stripe.providers import provider_for
 from ..domain.audit import AuditEntry
 from ..domain.identity import new_id
 from ..domain.money import MoneyError, format_usd, parse_usd, units_to_cents
@@ -51,7 +45,12 @@ MAX_URL_LENGTH = 2048
 CURRENCY = "usd"
 PRODUCT_NAME = "ModelFaucet credits"
 
-ProviderFactory = Callable[[Settings], CheckoutProvider]
+ProviderFactory = Callable[[ServiceContext], CheckoutProvider]
+
+
+def stripe_provider(ctx: ServiceContext) -> CheckoutProvider:
+    """The Stripe that opens sessions: the library with a secret key, else the offline one."""
+    return provider_for(ctx.settings, ctx.db, ctx.clock)
 
 
 @dataclass(frozen=True, slots=True)
@@ -101,13 +100,13 @@ def create_checkout_session(
     user: SessionUser,
     command: CheckoutCommand,
     *,
-    provider_factory: ProviderFactory = provider_for,
+    provider_factory: ProviderFactory = stripe_provider,
 ) -> Idempotent[CheckoutCreated]:
     amount_cents = _whole_cents(command.amount_units)
     _check_url(command.success_url, field="success_url")
     _check_url(command.cancel_url, field="cancel_url")
     key = resolve_key(None, command.idempotency_key)
-    provider = provider_factory(ctx.settings)
+    provider = provider_factory(ctx)
     checkout = CheckoutRequest(
         amount_cents=amount_cents,
         currency=CURRENCY,
