@@ -33,11 +33,13 @@ from tests.stripe_memory_support import (
     USD,
     books_balance,
     charge,
+    completed,
     credited,
     deliver,
     dispute,
     end_user,
     memory_ctx,
+    pending,
     system_balance,
 )
 
@@ -315,3 +317,18 @@ def test_a_stored_answer_comes_back_as_the_same_typed_result(store: MemoryStore,
 
 def vars_of(applied: object) -> dict[str, object]:
     return {name: getattr(applied, name) for name in applied.__slots__}  # type: ignore[attr-defined]
+
+
+def test_a_payment_intent_that_already_paid_another_topup_credits_nothing(
+    store: MemoryStore, ctx: ServiceContext
+) -> None:
+    user = end_user(store)
+    credited(ctx, user, 5 * USD, payment_intent="pi_1")
+    other = pending(ctx, user, 3 * USD, key="another-checkout")
+    commits = store.commits
+
+    with pytest.raises(InvalidRequest, match="already paid another top-up"):
+        deliver(ctx, "evt_reused", "checkout.session.completed", completed(other, payment_intent="pi_1"))
+
+    assert store.commits == commits
+    assert store.balance_of(user.account_id) == 5 * USD

@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 
 from ..domain.audit import AuditEntry
 from ..domain.ledger import OwnerScope, Posting, Reason, SystemAccount, Transaction
-from ..domain.outcomes import InvalidState
+from ..domain.outcomes import InvalidRequest, InvalidState
 from ..domain.topups import TOPUP_REFERENCE_TYPE, Decision, Payment, TopupStatus, decide, refusal_message
 from .repositories import TopupRecord
 from .unit_of_work import UnitOfWork
@@ -49,14 +49,22 @@ def settle_topup(
     *,
     payment_intent_id: str | None = None,
 ) -> Settled:
-    """Apply what Stripe says of the payment to a top-up the caller holds; a payment for a
-    failed top-up is refused (409 ``invalid_state``), with nothing written."""
+    """Apply what Stripe says of the payment to a top-up the caller holds. Refused, with
+    nothing written: a payment for a failed top-up (409 ``invalid_state``), a PaymentIntent
+    that already paid another top-up (400)."""
     decision = decide(topup.status, payment)
     if decision.refused:
         raise InvalidState(
             refusal_message(topup.status),
             details={"checkout_session_id": topup.checkout_session_id, "status": str(topup.status)},
         )
+    if payment_intent_id is not None:
+        owner = uow.topups.by_payment_intent(payment_intent_id)
+        if owner is not None and owner.id != topup.id:
+            raise InvalidRequest(
+                "The payment_intent already paid another top-up; nothing was credited.",
+                details={"checkout_session_id": topup.checkout_session_id, "field": "payment_intent"},
+            )
     transaction_id = _post_credit(uow, topup) if decision.credits else None
     if decision.changes_status:
         uow.topups.move(

@@ -134,12 +134,11 @@ def as_item(row: SyncRow) -> dict[str, Any]:
 def parse_since(text: str) -> datetime:
     """An ISO-8601 instant (``2026-11-01T00:00:00Z``); one without an offset is UTC."""
     try:
-        parsed = datetime.fromisoformat(text.strip())
-    except ValueError:
+        return as_utc(datetime.fromisoformat(text.strip())).astimezone(UTC)
+    except (ValueError, OverflowError):  # not ISO-8601, or an offset that leaves the calendar
         raise InvalidRequest(
             "since must be an ISO-8601 date-time such as 2026-11-01T00:00:00Z.", details={"field": "since"}
         ) from None
-    return as_utc(parsed).astimezone(UTC)
 
 
 def sync_stripe(
