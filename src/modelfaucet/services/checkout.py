@@ -45,12 +45,8 @@ MAX_URL_LENGTH = 2048
 CURRENCY = "usd"
 PRODUCT_NAME = "ModelFaucet credits"
 
+# The Stripe that opens sessions: by default the library with a secret key, else offline.
 ProviderFactory = Callable[[ServiceContext], CheckoutProvider]
-
-
-def stripe_provider(ctx: ServiceContext) -> CheckoutProvider:
-    """The Stripe that opens sessions: the library with a secret key, else the offline one."""
-    return provider_for(ctx.settings, ctx.db, ctx.clock)
 
 
 @dataclass(frozen=True, slots=True)
@@ -100,7 +96,7 @@ def create_checkout_session(
     user: SessionUser,
     command: CheckoutCommand,
     *,
-    provider_factory: ProviderFactory = stripe_provider,
+    provider_factory: ProviderFactory = provider_for,
 ) -> Idempotent[CheckoutCreated]:
     amount_cents = _whole_cents(command.amount_units)
     _check_url(command.success_url, field="success_url")

@@ -18,7 +18,7 @@ from .context import ServiceContext
 def simulate_stripe(
     ctx: ServiceContext, action: Simulation, checkout_session_id: str, *, amount_cents: int | None = None
 ) -> SimulatedEvent:
-    offline = offline_stripe(ctx.settings, ctx.db, ctx.clock)
+    offline = offline_stripe(ctx)
     if offline is None:
         raise InvalidState(
             "Simulation drives the offline test-mode provider; unset STRIPE_SECRET_KEY to use it.",

@@ -47,12 +47,9 @@ from .unit_of_work import UnitOfWork
 DEFAULT_WINDOW: Final = timedelta(days=7)
 SYNC_REFERENCE_TYPE: Final = "stripe_sync"
 
+# Where Stripe's sessions are read: by default the library with a secret key, else the
+# offline provider's record.
 SessionsFactory = Callable[[ServiceContext], CheckoutSessions]
-
-
-def stripe_sessions(ctx: ServiceContext) -> CheckoutSessions:
-    """Where Stripe's sessions are read: the library with a secret key, else the offline record."""
-    return sessions_for(ctx.settings, ctx.db, ctx.clock)
 
 
 @dataclass(frozen=True, slots=True)
@@ -146,7 +143,7 @@ def sync_stripe(
     command: SyncStripe,
     *,
     actor: Actor,
-    sessions_factory: SessionsFactory = stripe_sessions,
+    sessions_factory: SessionsFactory = sessions_for,
 ) -> SyncReport:
     started = ctx.clock()
     since = command.since if command.since is not None else _default_since(ctx, started)
