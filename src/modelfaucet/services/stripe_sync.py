@@ -25,7 +25,7 @@ A dry run loads and decides only: it writes nothing. The result is a :class:`Syn
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
 from typing import Any, Final
 
@@ -35,7 +35,7 @@ from ..domain.audit import AuditEntry
 from ..domain.identity import new_id
 from ..domain.money import cents_to_units, format_usd
 from ..domain.outcomes import InvalidRequest, LedgerInvariantViolation
-from ..domain.stripe_sync import LocalView, StripeView, SyncDecision, SyncOutcome, classify
+from ..domain.stripe_sync import FLAGGED, LocalView, StripeView, SyncDecision, SyncOutcome, classify
 from ..domain.topups import TopupStatus
 from .context import Actor, ServiceContext
 from .formatting import as_utc, iso
@@ -113,7 +113,7 @@ class StripeSyncSection:
 
 
 def is_flagged(row: SyncRow) -> bool:
-    return SyncDecision(row.outcome).flagged
+    return row.outcome in FLAGGED
 
 
 def as_item(row: SyncRow) -> dict[str, Any]:
@@ -147,23 +147,9 @@ def sync_stripe(
 ) -> SyncReport:
     started = ctx.clock()
     since = command.since if command.since is not None else _default_since(ctx, started)
-    reader = sessions_factory(ctx)
-    listed = {session.id: session for session in reader.list_sessions(created_since=since)}
-    with ctx.reader() as uow:
-        topups = {topup.checkout_session_id: topup for topup in uow.topups.created_since(since)}
-        for session_id in listed.keys() - topups.keys():
-            older = uow.topups.by_session(session_id)
-            if older is not None:
-                topups[session_id] = older
-    stripe: dict[str, StripeSession | None] = dict(listed)
-    for session_id in topups.keys() - listed.keys():
-        stripe[session_id] = reader.retrieve_session(session_id)
-
-    order = list(listed) + [session_id for session_id in topups if session_id not in listed]
-    planned = [(sid, classify_row(topups.get(sid), stripe.get(sid), now=started)) for sid in order]
+    compared = _compare(ctx, sessions_factory(ctx), since, now=started)
     if command.dry_run:
-        rows = tuple(_row(sid, topups.get(sid), stripe.get(sid), decision) for sid, decision in planned)
-        return SyncReport(dry_run=True, since=since, rows=rows)
+        return SyncReport(dry_run=True, since=since, rows=tuple(row.as_row() for row in compared))
 
     run_id = new_id()
     cause = Cause(
@@ -173,14 +159,8 @@ def sync_stripe(
         details={"sync_run_id": run_id},
         request_id=actor.request_id,
     )
-    rows_written: list[SyncRow] = []
-    for session_id, decision in planned:
-        topup, session = topups.get(session_id), stripe.get(session_id)
-        if topup is not None and _writes(decision, topup, session):
-            rows_written.append(_settle(ctx, session_id, session, cause))
-        else:
-            rows_written.append(_row(session_id, topup, session, decision))
-    report = SyncReport(dry_run=False, since=since, rows=tuple(rows_written), run_id=run_id)
+    rows = tuple(_settle(ctx, row, cause) if row.writes else row.as_row() for row in compared)
+    report = SyncReport(dry_run=False, since=since, rows=rows, run_id=run_id)
     _record_run(ctx, report, actor=actor)
     return report
 
@@ -204,6 +184,55 @@ def last_sync_flags(uow: UnitOfWork) -> StripeSyncSection:
 
 
 # --- load ------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class _Compared:
+    """One session: what Stripe holds, the local top-up, and (once decided) the outcome."""
+
+    session_id: str
+    session: StripeSession | None
+    topup: TopupRecord | None
+    decision: SyncDecision
+
+    @property
+    def writes(self) -> bool:
+        """A credit or an expiry to apply, or a paid top-up's PaymentIntent to record."""
+        if self.topup is None:
+            return False
+        if self.decision.payment is not None:
+            return True
+        return (
+            self.decision.outcome is SyncOutcome.OK
+            and self.topup.status is TopupStatus.CREDITED
+            and self.topup.payment_intent_id is None
+            and self.session is not None
+            and self.session.payment_intent_id is not None
+        )
+
+    def as_row(self) -> SyncRow:
+        return _row(self.session_id, self.topup, self.session, self.decision)
+
+
+def _compare(ctx: ServiceContext, stripe: CheckoutSessions, since: datetime, *, now: datetime) -> list[_Compared]:
+    """Load Stripe's sessions of the window (all pages), the top-ups of the window and of
+    those sessions — a top-up Stripe did not list is asked for by id — and decide each.
+    Stripe is read outside any transaction: it may take seconds."""
+    listed = {session.id: session for session in stripe.list_sessions(created_since=since)}
+    with ctx.reader() as uow:
+        topups = {topup.checkout_session_id: topup for topup in uow.topups.created_since(since)}
+        for session_id in listed:
+            if session_id not in topups and (older := uow.topups.by_session(session_id)) is not None:
+                topups[session_id] = older
+    unlisted = [session_id for session_id in topups if session_id not in listed]
+    sessions: dict[str, StripeSession | None] = {
+        **listed,
+        **{session_id: stripe.retrieve_session(session_id) for session_id in unlisted},
+    }
+    return [
+        _Compared(sid, sessions[sid], topups.get(sid), classify_row(topups.get(sid), sessions[sid], now=now))
+        for sid in sessions
+    ]
 
 
 def _default_since(ctx: ServiceContext, now: datetime) -> datetime:
@@ -244,34 +273,21 @@ def _row(session_id: str, topup: TopupRecord | None, session: StripeSession | No
 # --- write -------------------------------------------------------------------------------
 
 
-def _writes(decision: SyncDecision, topup: TopupRecord, session: StripeSession | None) -> bool:
-    """Whether the row changes anything: a credit or an expiry, or a PaymentIntent to record."""
-    if decision.payment is not None:
-        return True
-    return (
-        decision.outcome is SyncOutcome.OK
-        and topup.status is TopupStatus.CREDITED
-        and topup.payment_intent_id is None
-        and session is not None
-        and session.payment_intent_id is not None
-    )
-
-
-def _settle(ctx: ServiceContext, session_id: str, session: StripeSession | None, cause: Cause) -> SyncRow:
+def _settle(ctx: ServiceContext, row: _Compared, cause: Cause) -> SyncRow:
     """Apply one session's outcome on its locked top-up, decided again on what is stored now."""
     with ctx.unit_of_work() as uow:
-        topup = uow.topups.by_session(session_id, for_update=True)
+        topup = uow.topups.by_session(row.session_id, for_update=True)
         if topup is None:
-            raise LedgerInvariantViolation(f"the top-up of {session_id} vanished during a sync")
-        decision = classify_row(topup, session, now=uow.now)
-        intent = None if session is None else session.payment_intent_id
-        if decision.payment is not None:
-            settle_topup(uow, topup, decision.payment, cause, payment_intent_id=intent)
-        elif _writes(decision, topup, session) and intent is not None:
+            raise LedgerInvariantViolation(f"the top-up of {row.session_id} vanished during a sync")
+        current = replace(row, topup=topup, decision=classify_row(topup, row.session, now=uow.now))
+        intent = None if row.session is None else row.session.payment_intent_id
+        if current.decision.payment is not None:
+            settle_topup(uow, topup, current.decision.payment, cause, payment_intent_id=intent)
+        elif current.writes and intent is not None:
             uow.topups.record_payment_intent(topup.id, intent)
-        after = uow.topups.by_session(session_id)
+        after = replace(current, topup=uow.topups.by_session(row.session_id))
         uow.commit()
-    return _row(session_id, after, session, decision)
+    return after.as_row()
 
 
 def _record_run(ctx: ServiceContext, report: SyncReport, *, actor: Actor) -> None:
