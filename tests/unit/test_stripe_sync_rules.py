@@ -299,7 +299,7 @@ def test_a_session_unknown_here_is_flagged_and_never_credited(
         ("unpaid in Stripe", {"payment_status": "unpaid"}, "ok"),
     ],
 )
-def test_a_session_that_does_not_match_its_pending_topup_credits_nothing(
+def test_a_session_stripe_does_not_call_paid_for_the_topups_amount_credits_nothing(
     *,
     store: MemoryStore,
     ctx: ServiceContext,
@@ -344,3 +344,18 @@ def test_after_the_sync_credited_a_lost_webhook_its_refund_finds_the_topup(
 def _reader(store: MemoryStore) -> UnitOfWork:
     uow = store(read_only=True)
     return uow.__enter__()
+
+
+def test_a_topup_credited_without_its_payment_intent_learns_it_from_the_sync(
+    store: MemoryStore, ctx: ServiceContext, stripe: FakeStripeSessions, topup: CheckoutCreated
+) -> None:
+    deliver(ctx, "evt_old_style", "checkout.session.completed", completed(topup, payment_intent=None))
+    stripe.put(session(topup))
+
+    report = sync(ctx, stripe)
+    refunded = deliver(ctx, "evt_refund", "charge.refunded", charge(100))
+
+    assert [row.outcome for row in report.rows] == ["ok"]
+    assert store.state.stripe.topup_for(topup.checkout_session_id).payment_intent_id == "pi_1"
+    assert refunded.outcome == "refund_posted"
+    assert credits(store) == 1
