@@ -85,6 +85,7 @@ def test_a_busy_honest_ledger_passes_every_provenance_check(ctx: ServiceContext,
         "paid_payouts_tie_to_postings_and_audit",
         "seed_openings_tie_to_audit",
         "append_only_guards_installed",
+        "stripe_reversals_tie_to_postings",
     }
     assert all(result.ok for result in results.values()), {n: r.offending for n, r in results.items() if not r.ok}
 

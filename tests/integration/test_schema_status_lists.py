@@ -23,6 +23,8 @@ from modelfaucet.domain.idempotency import KeyState
 from modelfaucet.domain.ledger import CONSTRAINED_SCOPES, OwnerScope
 from modelfaucet.domain.payouts import OPEN_STATUSES, PayoutStatus
 from modelfaucet.domain.rating import RouteMode
+from modelfaucet.domain.reversals import Movement, ReversalKind, ReversalStatus
+from modelfaucet.domain.stripe_sync import SessionStatus
 from modelfaucet.domain.topups import TopupStatus
 
 # (table, constraint, the values it must list)
@@ -35,6 +37,10 @@ CHECKS: list[tuple[str, str, Iterable[StrEnum]]] = [
     ("adjustments", "ck_adjustments_direction", Direction),
     ("idempotency_keys", "ck_idempotency_keys_state", KeyState),
     ("usage_events", "ck_usage_events_route_mode", RouteMode),
+    ("stripe_reversals", "ck_stripe_reversals_kind", ReversalKind),
+    ("stripe_reversals", "ck_stripe_reversals_status", ReversalStatus),
+    ("stripe_reversal_postings", "ck_stripe_reversal_postings_movement", Movement),
+    ("stripe_offline_sessions", "ck_stripe_offline_sessions_status", SessionStatus),
 ]
 
 # (index, the values its WHERE clause must list)
@@ -90,10 +96,7 @@ def index_predicate(conn: Connection, index: str) -> str:
 
 @pytest.mark.parametrize(
     ("table", "constraint", "values"),
-    [
-        pytest.param(table, constraint, values, id=constraint)
-        for table, constraint, values in CHECKS
-    ],
+    [pytest.param(table, constraint, values, id=constraint) for table, constraint, values in CHECKS],
 )
 def test_each_check_constraint_lists_exactly_the_values_of_its_enum(
     database: Database, table: str, constraint: str, values: Iterable[StrEnum]

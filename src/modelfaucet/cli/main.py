@@ -16,11 +16,13 @@ from .context import open_context, require_migrated, settings_or_exit
 from .replay import stripe_app
 from .reports import reports_command
 from .secrets import secrets_app
+from .stripe_sync import add_stripe_sync_commands
 
 app = typer.Typer(help="ModelFaucet billing and settlement service.", no_args_is_help=True, add_completion=False)
 db_app = typer.Typer(help="Database commands.", no_args_is_help=True)
 app.add_typer(db_app, name="db")
 app.add_typer(stripe_app, name="stripe")
+add_stripe_sync_commands(stripe_app)
 app.add_typer(audit_app, name="audit")
 app.add_typer(secrets_app, name="secrets")
 app.command("reports")(reports_command)

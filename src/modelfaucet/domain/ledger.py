@@ -40,6 +40,11 @@ class SystemAccount(StrEnum):
     ADJUSTMENT_CONTRA = "adjustment_contra"
     REFUND_CONTRA = "refund_contra"
     CHARGEBACK_CONTRA = "chargeback_contra"
+    # What end users spent but the platform could not collect: a refund or dispute that finds
+    # the credits already used, or a model call that cost more than the wallet held (SPEC
+    # §18, §20). A loss the platform bears, so it goes negative like the other contra accounts
+    # and is never a wallet: no adjustment, payout or reconciliation item treats it as one.
+    UNCOLLECTED_USAGE = "uncollected_usage"
 
 
 # Every account's balance, system accounts included, stays within ±MAX_BALANCE_UNITS
@@ -63,6 +68,10 @@ class Reason(StrEnum):
     WALLET_REFUND = "wallet_refund"
     WALLET_CHARGEBACK = "wallet_chargeback"
     MOCK_PAYOUT_PAID = "mock_payout_paid"
+    STRIPE_REFUND = "stripe_refund"
+    STRIPE_DISPUTE = "stripe_dispute"
+    STRIPE_DISPUTE_REVERSAL = "stripe_dispute_reversal"
+    USAGE_UNCOLLECTED = "usage_uncollected"
 
 
 @dataclass(frozen=True, slots=True)

@@ -33,6 +33,7 @@ def _routers() -> list[APIRouter]:
         admin_payouts,
         admin_reconciliation,
         admin_reports,
+        admin_stripe,
         admin_wallets,
         health,
         provider_keys,
@@ -57,6 +58,7 @@ def _routers() -> list[APIRouter]:
         admin_app_secret_keys.router,
         admin_reports.router,
         admin_audit.router,
+        admin_stripe.router,
     ]
 
 

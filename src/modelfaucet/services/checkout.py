@@ -25,14 +25,8 @@ from dataclasses import dataclass
 from typing import Any
 
 from ..adapters.netpolicy import parse_http_url
-from ..adapters.stripe.checkout import (
-    CheckoutProvider,
-    CheckoutRequest,
-    CheckoutSession,
-    new_idempotency_key,
-    provider_for,
-)
-from ..config import Settings
+from ..adapters.stripe.checkout import CheckoutProvider, CheckoutRequest, CheckoutSession, new_idempotency_key
+from ..adapters.stripe.providers import provider_for
 from ..domain.audit import AuditEntry
 from ..domain.identity import new_id
 from ..domain.money import MoneyError, format_usd, parse_usd, units_to_cents
@@ -50,7 +44,8 @@ STRIPE_MAX_CENTS = 99_999_999
 CURRENCY = "usd"
 PRODUCT_NAME = "ModelFaucet credits"
 
-ProviderFactory = Callable[[Settings], CheckoutProvider]
+# The Stripe that opens sessions: by default the library with a secret key, else offline.
+ProviderFactory = Callable[[ServiceContext], CheckoutProvider]
 
 
 @dataclass(frozen=True, slots=True)
@@ -106,7 +101,7 @@ def create_checkout_session(
     parse_http_url(command.success_url, field="success_url")
     parse_http_url(command.cancel_url, field="cancel_url")
     key = resolve_key(None, command.idempotency_key)
-    provider = provider_factory(ctx.settings)
+    provider = provider_factory(ctx)
     checkout = CheckoutRequest(
         amount_cents=amount_cents,
         currency=CURRENCY,

@@ -4,7 +4,8 @@ The seed-shaped part (``summary`` and ``items``) compares each wallet's stored b
 the balance rebuilt from its postings. The ``checks`` part goes further and names the rows
 that break a rule (:mod:`.reconciliation_checks`) and ties every transaction to its source
 row and operator actions to their audit rows (:mod:`.reconciliation_provenance`), so the
-report trusts no single table. Everything is read in one snapshot
+report trusts no single table; its ``stripe`` section lists what the last Stripe sync
+flagged (``services/stripe_sync.py``). Everything is read in one snapshot
 (``ctx.reader(snapshot=True)``), so a report taken while money moves never shows a false
 mismatch.
 """
@@ -21,6 +22,7 @@ from .context import ServiceContext
 from .reconciliation_checks import CheckResult, balance_item, run_checks
 from .reconciliation_provenance import PROVENANCE_CHECKS
 from .repositories import AccountBalance
+from .stripe_sync import StripeSyncSection, last_sync_flags
 
 
 @dataclass(frozen=True, slots=True)
@@ -28,6 +30,7 @@ class ReconciliationReport:
     generated_at: datetime
     items: tuple[AccountBalance, ...]  # the wallets, by owner scope then owner id
     checks: tuple[CheckResult, ...]
+    stripe: StripeSyncSection | None = None  # the last Stripe sync's flagged rows
 
     @property
     def mismatch_count(self) -> int:
@@ -35,7 +38,8 @@ class ReconciliationReport:
 
     @property
     def ok(self) -> bool:
-        return self.mismatch_count == 0 and all(check.ok for check in self.checks)
+        stripe_ok = self.stripe is None or self.stripe.ok
+        return self.mismatch_count == 0 and all(check.ok for check in self.checks) and stripe_ok
 
     def as_dict(self) -> dict[str, Any]:
         """The report as the API and ``modelfaucet reconcile --json`` print it."""
@@ -49,6 +53,7 @@ class ReconciliationReport:
             "items": [balance_item(line) for line in self.items],
             "ok": self.ok,
             "checks": {check.name: check.as_dict() for check in self.checks},
+            **({} if self.stripe is None else {"stripe": self.stripe.as_dict()}),
         }
 
 
@@ -58,5 +63,6 @@ def reconcile_ledger(ctx: ServiceContext, *, include_checks: bool = True) -> Rec
         checks = (
             (*run_checks(uow, balances), *(check(uow) for check in PROVENANCE_CHECKS)) if include_checks else ()
         )
+        stripe = last_sync_flags(uow) if include_checks else None
     wallets = tuple(line for line in balances if line.owner_scope in WALLET_SCOPES)
-    return ReconciliationReport(generated_at=ctx.clock(), items=wallets, checks=checks)
+    return ReconciliationReport(generated_at=ctx.clock(), items=wallets, checks=checks, stripe=stripe)

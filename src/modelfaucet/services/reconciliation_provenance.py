@@ -18,7 +18,11 @@ rows, in both directions:
   +amount) and its ``payout.mark_paid`` audit row; no payout transaction lacks a paid payout;
 - seed: each opening-balance transaction is the only one of its reference, credits a
   wallet against seed equity, and has its ``seed.opening_balance`` audit row;
-- the append-only guards (triggers) are installed.
+- the append-only guards (triggers) are installed;
+- Stripe refunds and disputes: each of their transactions is claimed by exactly one posting
+  row of its refund or dispute, with exactly the legs that row says (Stripe clearing, the
+  wallet, uncollected usage); a refund's postings add up to its refunded total, a dispute
+  was debited once, and reversed once only if won.
 """
 
 from __future__ import annotations
@@ -27,7 +31,8 @@ from collections.abc import Callable
 from typing import Any
 
 from ..domain.ledger import OwnerScope, Reason, SystemAccount
-from ..domain.money import format_usd
+from ..domain.money import cents_to_units, format_usd
+from ..domain.reversals import REASON_OF, Movement, ReversalKind, ReversalStatus, Split, reversal_transaction
 from .reconciliation_checks import MAX_LISTED, CheckResult
 from .repositories import AuditTie, LedgerTransactionRecord, SourceRow
 from .unit_of_work import UnitOfWork
@@ -182,6 +187,80 @@ def append_only_guards_installed(uow: UnitOfWork) -> CheckResult:
     )
 
 
+def stripe_reversals_tie_to_postings(uow: UnitOfWork) -> CheckResult:
+    clearing = uow.ledger.id_for(OwnerScope.SYSTEM, SystemAccount.STRIPE_CLEARING.value) or ""
+    uncollected = uow.ledger.id_for(OwnerScope.SYSTEM, SystemAccount.UNCOLLECTED_USAGE.value) or ""
+    transactions = {t.id: t for t in uow.provenance.transactions(sorted({r.value for r in REASON_OF.values()}))}
+    reversals = {r.id: r for r in uow.topups.reversals()}
+    offending: list[dict[str, Any]] = []
+    claimed: set[str] = set()
+    posted_units: dict[str, int] = dict.fromkeys(reversals, 0)
+    movements: dict[str, list[Movement]] = {reversal_id: [] for reversal_id in reversals}
+    for posting in uow.topups.reversal_postings():
+        reversal = reversals.get(posting.reversal_id)
+        txn = transactions.get(posting.transaction_id)
+        problem = None
+        if reversal is None or (reversal.kind, posting.movement) not in REASON_OF:
+            problem = "posting row without its refund or dispute"
+        elif txn is None:
+            problem = "refund or dispute posting without its ledger transaction"
+        elif posting.transaction_id in claimed:
+            problem = "ledger transaction is shared with another refund or dispute posting"
+        else:
+            split = Split(posting.wallet_units, posting.uncollected_units)
+            expected = reversal_transaction(
+                REASON_OF[(reversal.kind, posting.movement)],
+                split,
+                movement=posting.movement,
+                clearing_id=clearing,
+                wallet_id=reversal.account_id,
+                uncollected_id=uncollected,
+                reference_id=posting.id,
+            )
+            if (txn.reason, txn.reference_type, txn.reference_id) != (
+                expected.reason,
+                expected.reference_type,
+                expected.reference_id,
+            ):
+                problem = "ledger transaction does not name this posting with its reason"
+            elif _legs(txn) != sorted((p.account_id, p.amount_units) for p in expected.postings):
+                problem = f"ledger postings differ from the posting row ({format_usd(split.amount_units)} USD)"
+            posted_units[reversal.id] += split.amount_units if posting.movement is Movement.DEBIT else 0
+            movements[reversal.id].append(posting.movement)
+        claimed.add(posting.transaction_id)
+        if problem is not None:
+            offending.append({"source_id": posting.id, "transaction_id": posting.transaction_id, "problem": problem})
+    for transaction_id in sorted(set(transactions) - claimed):
+        offending.append(
+            {
+                "source_id": None,
+                "transaction_id": transaction_id,
+                "problem": "ledger transaction without its posting row",
+            }
+        )
+    for reversal in reversals.values():
+        moved = movements[reversal.id]
+        if reversal.kind is ReversalKind.REFUND:
+            wrong = posted_units[reversal.id] != cents_to_units(reversal.amount_cents)
+            problem = "refund postings do not add up to its refunded total" if wrong else None
+        else:
+            debits, reverses = moved.count(Movement.DEBIT), moved.count(Movement.REVERSE)
+            won = reversal.status is ReversalStatus.WON
+            expected_counts = {(debits, debits)} if won else {(1, 0)}
+            wrong = debits > 1 or (debits, reverses) not in expected_counts
+            problem = (
+                f"a {reversal.status} dispute was debited {debits} and reversed {reverses} times" if wrong else None
+            )
+        if problem is not None:
+            offending.append({"source_id": reversal.id, "transaction_id": None, "problem": problem})
+    return _check(
+        "stripe_reversals_tie_to_postings",
+        "Every Stripe refund or dispute transaction has its posting row and exactly its legs; refunds add up to "
+        "their refunded totals; a dispute is debited once, and reversed once only if won.",
+        offending,
+    )
+
+
 PROVENANCE_CHECKS: tuple[Callable[[UnitOfWork], CheckResult], ...] = (
     transactions_have_known_reasons,
     usage_transactions_have_their_event,
@@ -189,6 +268,7 @@ PROVENANCE_CHECKS: tuple[Callable[[UnitOfWork], CheckResult], ...] = (
     paid_payouts_tie_to_postings_and_audit,
     seed_openings_tie_to_audit,
     append_only_guards_installed,
+    stripe_reversals_tie_to_postings,
 )
 
 

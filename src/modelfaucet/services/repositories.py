@@ -21,6 +21,8 @@ from ..domain.catalog import CatalogStatus
 from ..domain.ledger import AccountState, OwnerScope, Transaction
 from ..domain.payouts import PayoutStatus
 from ..domain.rating import DefaultPricing, FeaturePricing, ModelPrice, RouteMode
+from ..domain.reversals import Movement, ReversalKind, ReversalStatus
+from ..domain.stripe_sync import SyncOutcome
 from ..domain.topups import StripeEventStatus, TopupStatus
 
 # --- ledger: accounts, postings and the one balance mover -------------------------------
@@ -260,10 +262,45 @@ class TopupRecord:
     credited_at: datetime | None = None
     transaction_id: str | None = None
     last_event_id: str | None = None
+    payment_intent_id: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class ReversalRecord:
+    """A refunded charge or a dispute of a top-up's payment, as stored.
+
+    ``amount_cents``: a refund's posted total so far, a dispute's amount. ``wallet_units`` and
+    ``uncollected_units``: where a dispute's debit was taken from (its reverse returns them).
+    """
+
+    id: str
+    kind: ReversalKind
+    stripe_object_id: str
+    topup_id: str
+    account_id: str
+    status: ReversalStatus
+    amount_cents: int
+    wallet_units: int = 0
+    uncollected_units: int = 0
+    last_event_id: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class ReversalPostingRecord:
+    """One ledger transaction a reversal posted (the transaction references this row's id)."""
+
+    id: str
+    reversal_id: str
+    movement: Movement
+    wallet_units: int
+    uncollected_units: int
+    amount_cents_after: int
+    event_id: str
+    transaction_id: str
 
 
 class TopupRepository(Protocol):
-    """Stripe Checkout top-ups."""
+    """Stripe Checkout top-ups, and the refunds and disputes of their payments."""
 
     def add_pending(self, topup: NewTopup) -> bool:
         """Record ``topup`` as pending unless its session already has a top-up (a retried
@@ -292,9 +329,80 @@ class TopupRepository(Protocol):
         ``credited_at`` on a credit). Not in ``before`` any more is a bug: callers hold the row."""
         ...
 
+    def created_since(self, since: datetime) -> list[TopupRecord]:
+        """Top-ups created at or after ``since``, oldest first."""
+        ...
+
+    def oldest_pending_created_at(self) -> datetime | None: ...
+
+    def by_payment_intent(self, payment_intent_id: str) -> TopupRecord | None: ...
+
+    def record_payment_intent(self, topup_id: str, payment_intent_id: str) -> None:
+        """Remember the PaymentIntent of the top-up's paid session (once: a set one stays)."""
+        ...
+
+    def reversal(self, kind: ReversalKind, stripe_object_id: str, *, for_update: bool = False) -> ReversalRecord | None:
+        """The refund or dispute of this Stripe object; ``for_update`` holds it until the unit
+        of work ends, so two events for one object are decided one after the other."""
+        ...
+
+    def add_reversal(self, reversal: ReversalRecord) -> bool:
+        """Store it unless its Stripe object is stored (race-safe); True if this call stored it."""
+        ...
+
+    def update_reversal(
+        self,
+        reversal_id: str,
+        *,
+        status: ReversalStatus,
+        amount_cents: int,
+        wallet_units: int,
+        uncollected_units: int,
+        event_id: str,
+    ) -> None: ...
+
+    def add_reversal_posting(self, posting: ReversalPostingRecord) -> None: ...
+
+    def reversals(self) -> list[ReversalRecord]:
+        """Every refund and dispute, for reconciliation."""
+        ...
+
+    def reversal_postings(self) -> list[ReversalPostingRecord]:
+        """Every transaction the refunds and disputes posted, for reconciliation."""
+        ...
+
+
+@dataclass(frozen=True, slots=True)
+class SyncRow:
+    """One Checkout session as a sync compared it: Stripe's word, the top-up's, the outcome.
+
+    ``stripe_status`` is the session's payment status once complete (``paid``, ``unpaid``),
+    else its status (``open``, ``expired``); None when Stripe does not hold it.
+    """
+
+    checkout_session_id: str
+    topup_id: str | None
+    outcome: SyncOutcome
+    stripe_status: str | None
+    local_status: TopupStatus | None
+    amount_units: int
+
+
+@dataclass(frozen=True, slots=True)
+class SyncRunRecord:
+    """A sync that wrote its results (a dry run is never stored)."""
+
+    id: str
+    actor: str
+    since: datetime
+    summary: Mapping[str, int]
+    flagged: tuple[SyncRow, ...]
+    created_at: datetime
+
 
 class StripeEventRepository(Protocol):
-    """Received Stripe events, each stored once with its answer."""
+    """What Stripe told us: received events, each stored once with its answer, and the sync
+    runs that compared Stripe's sessions with the top-ups."""
 
     def add_received(self, *, event_id: str, event_type: str, payload: str) -> bool:
         """Store the event (``processing``) unless its id is stored; True if this call stored
@@ -308,6 +416,10 @@ class StripeEventRepository(Protocol):
     def record_answer(self, event_id: str, *, status: StripeEventStatus, answer: Mapping[str, Any]) -> None:
         """Mark the event handled (or ignored) and store the answer a duplicate receives."""
         ...
+
+    def add_sync_run(self, run: SyncRunRecord) -> None: ...
+
+    def last_sync_run(self) -> SyncRunRecord | None: ...
 
 
 # --- usage: the rated model calls --------------------------------------------------------

@@ -1,4 +1,4 @@
-"""handle_stripe_webhook: verify, store, dispatch and credit a Stripe event exactly once.
+"""handle_stripe_webhook: verify, store, dispatch and apply a Stripe event exactly once.
 
 Order of decisions (each a named outcome, idempotency first):
 
@@ -8,19 +8,22 @@ Order of decisions (each a named outcome, idempotency first):
    of work as its effects. A duplicate (replayed, or delivered concurrently and waiting
    on the first one's row) gets the answer stored with the first, marked ``duplicate``.
 4. The event type, through :data:`HANDLERS`; other types are stored and ignored.
-5. The top-up of the event's session, held until the unit of work ends (so two events
-   for one session are decided one after the other): unknown → 404 (the replay tool
-   relies on the exact message); for a completion, an amount or currency other than the
-   pending top-up's → 400.
-6. The decision, :func:`modelfaucet.domain.topups.decide`, on the top-up's status and
-   what the event says of the payment: credit it, fail it, or leave it as it is; a
-   payment for a failed top-up → 409.
-7. The writes: for a credit one balanced transaction (wallet credit, Stripe clearing
-   debit) through ``uow.ledger.post``; the status move; the audit entry; the stored answer
-   — all committed with the event row, or none of it.
+5. Checkout session events: the top-up of the event's session, held until the unit of work
+   ends (so two events for one session are decided one after the other): unknown → 404
+   (the replay tool relies on the exact message); for a completion, an amount or currency
+   other than the pending top-up's → 400. Then
+   :func:`~modelfaucet.services.settle_topup.settle_topup` — the same exactly-once path a
+   sync takes for a lost webhook — decides (:func:`modelfaucet.domain.topups.decide`) and
+   writes: credit it, fail it, or leave it as it is; a payment for a failed top-up → 409.
+6. Refund and dispute events (``charge.refunded``, ``charge.dispute.created|closed``):
+   :mod:`modelfaucet.services.stripe_reversals` — each posts once per Stripe object and
+   amount, whatever the event id.
 
-A refused event (4xx) writes nothing, so it can be retried or replayed once fixed. The
-result is a :class:`WebhookOutcome`; ``http/`` answers it with a 200.
+Every write — ledger transaction, status move, audit entry, stored answer — is committed
+with the event row, or none of it. A refused event (4xx) writes nothing, so it can be
+retried or replayed once fixed. The result is a :class:`WebhookOutcome` (Checkout events
+and ignored types) or a :class:`~modelfaucet.services.stripe_reversals.ReversalApplied`;
+``http/`` answers either with a 200.
 """
 
 from __future__ import annotations
@@ -32,21 +35,12 @@ from dataclasses import dataclass
 from typing import Any
 
 from ..adapters.stripe.signature import SignatureError, secrets_from_setting, verify
-from ..domain.audit import AuditEntry
-from ..domain.ledger import OwnerScope, Posting, Reason, SystemAccount, Transaction
-from ..domain.outcomes import InvalidRequest, InvalidState, LedgerInvariantViolation, NotFound
-from ..domain.topups import (
-    TOPUP_REFERENCE_TYPE,
-    Decision,
-    Payment,
-    StripeEventStatus,
-    TopupOutcome,
-    TopupStatus,
-    decide,
-    refusal_message,
-)
+from ..domain.outcomes import InvalidRequest, LedgerInvariantViolation, NotFound
+from ..domain.topups import Payment, StripeEventStatus, TopupOutcome, TopupStatus
 from .context import ServiceContext
 from .repositories import TopupRecord
+from .settle_topup import Cause, settle_topup
+from .stripe_reversals import ReversalApplied, record_dispute, record_refund
 from .unit_of_work import UnitOfWork
 
 log = logging.getLogger("modelfaucet.stripe")
@@ -110,10 +104,18 @@ class WebhookOutcome:
         )
 
 
-Handler = Callable[[UnitOfWork, StripeEvent], WebhookOutcome]
+StripeEventOutcome = WebhookOutcome | ReversalApplied
+Handler = Callable[[UnitOfWork, StripeEvent], StripeEventOutcome]
 
 
-def handle_stripe_webhook(ctx: ServiceContext, *, payload: bytes, signature_header: str | None) -> WebhookOutcome:
+def outcome_from_record(record: Mapping[str, Any], *, duplicate: bool = False) -> StripeEventOutcome:
+    """The typed answer stored with an event (a refund's or dispute's names its Stripe object)."""
+    if "stripe_object_id" in record:
+        return ReversalApplied.from_record(record, duplicate=duplicate)
+    return WebhookOutcome.from_record(record, duplicate=duplicate)
+
+
+def handle_stripe_webhook(ctx: ServiceContext, *, payload: bytes, signature_header: str | None) -> StripeEventOutcome:
     secrets = secrets_from_setting(ctx.settings.stripe_webhook_secret)
     if secrets:
         try:
@@ -132,6 +134,7 @@ def handle_stripe_webhook(ctx: ServiceContext, *, payload: bytes, signature_head
         if not uow.stripe_events.add_received(event_id=event.id, event_type=event.type, payload=payload.decode()):
             return _stored_outcome(uow, event.id)
         handler = HANDLERS.get(event.type)
+        outcome: StripeEventOutcome
         if handler is None:
             outcome, status = WebhookOutcome(event_id=event.id), StripeEventStatus.IGNORED
         else:
@@ -141,12 +144,12 @@ def handle_stripe_webhook(ctx: ServiceContext, *, payload: bytes, signature_head
     return outcome
 
 
-def _stored_outcome(uow: UnitOfWork, event_id: str) -> WebhookOutcome:
+def _stored_outcome(uow: UnitOfWork, event_id: str) -> StripeEventOutcome:
     answer = uow.stripe_events.answer_of(event_id)
     if answer is None:
         # The event row and its answer are committed together; one without the other is a bug.
         raise LedgerInvariantViolation(f"stored Stripe event {event_id} has no answer")
-    return WebhookOutcome.from_record(answer, duplicate=True)
+    return outcome_from_record(answer, duplicate=True)
 
 
 def _parse(payload: bytes) -> StripeEvent:
@@ -186,11 +189,22 @@ def _on_failed(uow: UnitOfWork, event: StripeEvent) -> WebhookOutcome:
     return _apply(uow, event, _topup(uow, event), Payment.FAILED)
 
 
+def _on_refunded(uow: UnitOfWork, event: StripeEvent) -> StripeEventOutcome:
+    return record_refund(uow, event_id=event.id, charge=event.object)
+
+
+def _on_dispute(uow: UnitOfWork, event: StripeEvent) -> StripeEventOutcome:
+    return record_dispute(uow, event_id=event.id, event_type=event.type, dispute=event.object)
+
+
 HANDLERS: dict[str, Handler] = {
     "checkout.session.completed": _on_completed,
     "checkout.session.async_payment_succeeded": _on_async_succeeded,
     "checkout.session.async_payment_failed": _on_failed,
     "checkout.session.expired": _on_failed,
+    "charge.refunded": _on_refunded,
+    "charge.dispute.created": _on_dispute,
+    "charge.dispute.closed": _on_dispute,
 }
 
 
@@ -231,63 +245,21 @@ def _paid_topup(uow: UnitOfWork, event: StripeEvent) -> TopupRecord:
 
 
 def _apply(uow: UnitOfWork, event: StripeEvent, topup: TopupRecord, payment: Payment) -> WebhookOutcome:
-    decision = decide(topup.status, payment)
-    if decision.outcome is None:
-        raise InvalidState(
-            refusal_message(topup.status),
-            details={"checkout_session_id": topup.checkout_session_id, "status": str(topup.status)},
-        )
-    transaction_id = _post_credit(uow, topup) if decision.credits else None
-    if decision.changes_status:
-        uow.topups.move(
-            topup.id,
-            before=decision.status_before,
-            after=decision.status_after,
-            event_id=event.id,
-            transaction_id=transaction_id,
-        )
-        uow.audit.add(_audit_entry(event, topup, decision, transaction_id))
-    if transaction_id is not None:
+    intent = event.object.get("payment_intent")
+    settled = settle_topup(
+        uow,
+        topup,
+        payment,
+        Cause(id=event.id, actor=STRIPE_ACTOR, note=event.type, details={"event_id": event.id}),
+        payment_intent_id=intent if isinstance(intent, str) and 1 <= len(intent) <= 255 else None,
+    )
+    if settled.transaction_id is not None:
         log.info("stripe top-up %s credited by %s", topup.id, event.id)
     return WebhookOutcome(
         event_id=event.id,
-        outcome=decision.outcome,
+        outcome=settled.decision.outcome,
         topup_id=topup.id,
         checkout_session_id=topup.checkout_session_id,
-        status=decision.status_after,
-        transaction_id=transaction_id,
-    )
-
-
-def _post_credit(uow: UnitOfWork, topup: TopupRecord) -> str:
-    """The wallet is credited, Stripe clearing debited, by the top-up's amount."""
-    clearing = uow.ledger.ensure(OwnerScope.SYSTEM, SystemAccount.STRIPE_CLEARING.value)
-    reason = Reason.STRIPE_CHECKOUT_TOPUP.value
-    return uow.ledger.post(
-        Transaction.of(
-            reason,
-            [
-                Posting.credit(topup.account_id, topup.amount_units, reason),
-                Posting.debit(clearing, topup.amount_units, reason),
-            ],
-            reference_type=TOPUP_REFERENCE_TYPE,
-            reference_id=topup.id,
-        )
-    )
-
-
-def _audit_entry(event: StripeEvent, topup: TopupRecord, decision: Decision, transaction_id: str | None) -> AuditEntry:
-    details: dict[str, Any] = {"event_id": event.id, "checkout_session_id": topup.checkout_session_id}
-    if transaction_id is not None:
-        details.update(wallet_id=topup.account_id, transaction_id=transaction_id)
-    return AuditEntry(
-        actor=STRIPE_ACTOR,
-        action=f"stripe.topup_{decision.status_after}",
-        resource_type=TOPUP_REFERENCE_TYPE,
-        resource_id=topup.id,
-        before_status=str(decision.status_before),
-        after_status=str(decision.status_after),
-        amount_units=topup.amount_units,
-        note=event.type,
-        details=details,
+        status=settled.decision.status_after,
+        transaction_id=settled.transaction_id,
     )

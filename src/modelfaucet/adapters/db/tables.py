@@ -37,6 +37,8 @@ from ...domain.idempotency import KeyState
 from ...domain.ledger import CONSTRAINED_SCOPES, OwnerScope
 from ...domain.payouts import OPEN_STATUSES, PayoutStatus
 from ...domain.rating import RouteMode
+from ...domain.reversals import Movement, ReversalKind, ReversalStatus
+from ...domain.stripe_sync import SessionStatus
 from ...domain.topups import TopupStatus
 
 # SQLite only auto-increments an INTEGER PRIMARY KEY, so big integer keys use that there.
@@ -243,10 +245,14 @@ stripe_topups = Table(
     _ts("created_at"),
     _ts("updated_at"),
     _ts("credited_at", nullable=True),
+    # Stripe's PaymentIntent of the paid session: refunds and disputes name it, not the session.
+    Column("payment_intent_id", String(255), nullable=True),
     CheckConstraint("amount_units > 0 AND amount_cents > 0", name="positive"),
     CheckConstraint(one_of("status", TopupStatus), name="status"),
 )
 Index("ix_stripe_topups_end_user", stripe_topups.c.end_user_id, stripe_topups.c.created_at)
+Index("ix_stripe_topups_created", stripe_topups.c.created_at)
+Index("uq_stripe_topups_payment_intent", stripe_topups.c.payment_intent_id, unique=True)
 
 stripe_events = Table(
     "stripe_events",
@@ -395,3 +401,89 @@ app_secret_keys = Table(
     _ts("revoked_at", nullable=True),
 )
 Index("ix_app_secret_keys_app", app_secret_keys.c.app_id, app_secret_keys.c.created_at)
+
+# --- Stripe follows the ledger: refunds, disputes, sync runs, the offline provider (SPEC §20)
+
+# A refunded charge, or a dispute, of a top-up's payment: one row per Stripe object, held
+# while an event for it is decided.
+stripe_reversals = Table(
+    "stripe_reversals",
+    metadata,
+    Column("id", String(36), primary_key=True),
+    Column("kind", String(16), nullable=False),
+    Column("stripe_object_id", String(255), nullable=False),
+    Column("topup_id", String(36), ForeignKey("stripe_topups.id"), nullable=False),
+    Column("account_id", String(36), ForeignKey("accounts.id"), nullable=False),
+    Column("status", String(16), nullable=False),
+    # A refund: the charge's refunded total posted so far. A dispute: the disputed amount.
+    Column("amount_cents", BigInteger, nullable=False),
+    # What a dispute's debit took from the wallet and from uncollected: its reverse returns them.
+    Column("wallet_units", BigInteger, nullable=False, server_default="0"),
+    Column("uncollected_units", BigInteger, nullable=False, server_default="0"),
+    Column("last_event_id", String(255), nullable=True),
+    _ts("created_at"),
+    _ts("updated_at"),
+    UniqueConstraint("kind", "stripe_object_id", name="uq_stripe_reversals_object"),
+    CheckConstraint(one_of("kind", ReversalKind), name="kind"),
+    CheckConstraint(one_of("status", ReversalStatus), name="status"),
+    CheckConstraint("amount_cents >= 0 AND wallet_units >= 0 AND uncollected_units >= 0", name="non_negative"),
+)
+Index("ix_stripe_reversals_topup", stripe_reversals.c.topup_id)
+
+# One row per ledger transaction a reversal posted. The unique key is "once per Stripe
+# object and amount": a refund's growing total, a dispute's debit and its one reverse.
+stripe_reversal_postings = Table(
+    "stripe_reversal_postings",
+    metadata,
+    Column("id", String(36), primary_key=True),
+    Column("reversal_id", String(36), ForeignKey("stripe_reversals.id"), nullable=False),
+    Column("movement", String(16), nullable=False),
+    Column("wallet_units", BigInteger, nullable=False),
+    Column("uncollected_units", BigInteger, nullable=False),
+    Column("amount_cents_after", BigInteger, nullable=False),
+    Column("event_id", String(255), nullable=False),
+    Column("transaction_id", String(36), ForeignKey("ledger_transactions.id"), nullable=False, unique=True),
+    _ts("created_at"),
+    UniqueConstraint("reversal_id", "movement", "amount_cents_after", name="uq_stripe_reversal_postings_once"),
+    CheckConstraint(one_of("movement", Movement), name="movement"),
+    CheckConstraint(
+        "wallet_units >= 0 AND uncollected_units >= 0 AND wallet_units + uncollected_units > 0", name="amounts"
+    ),
+)
+
+# Each (non dry-run) sync: when, by whom, over which window, its counts and flagged rows.
+stripe_sync_runs = Table(
+    "stripe_sync_runs",
+    metadata,
+    Column("id", String(36), primary_key=True),
+    Column("actor", String(128), nullable=False),
+    _ts("since"),
+    Column("summary", JSON, nullable=False),
+    Column("flagged", JSON, nullable=False),
+    _ts("created_at"),
+)
+Index("ix_stripe_sync_runs_created", stripe_sync_runs.c.created_at)
+
+# The offline test-mode provider's own record of the Checkout sessions it created and
+# their simulated state: what Stripe would hold, for `stripe sync` and `stripe simulate`.
+stripe_offline_sessions = Table(
+    "stripe_offline_sessions",
+    metadata,
+    Column("id", String(255), primary_key=True),
+    Column("amount_cents", BigInteger, nullable=False),
+    Column("currency", String(3), nullable=False),
+    Column("status", String(16), nullable=False),
+    Column("payment_status", String(32), nullable=False),
+    Column("payment_intent_id", String(255), nullable=True),
+    Column("charge_id", String(255), nullable=True),
+    Column("amount_refunded_cents", BigInteger, nullable=False, server_default="0"),
+    Column("dispute_id", String(255), nullable=True),
+    Column("dispute_status", String(32), nullable=True),
+    Column("dispute_amount_cents", BigInteger, nullable=True),
+    Column("session_metadata", JSON, nullable=True),
+    _ts("created_at"),
+    _ts("expires_at"),
+    _ts("updated_at"),
+    CheckConstraint(one_of("status", SessionStatus), name="status"),
+)
+Index("ix_stripe_offline_sessions_created", stripe_offline_sessions.c.created_at)

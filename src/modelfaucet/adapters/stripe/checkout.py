@@ -1,15 +1,15 @@
-"""Checkout session providers: the official Stripe library, or an offline test-mode stand-in.
+"""Checkout session providers: the official Stripe library, or the offline test-mode stand-in.
 
 Both take the same request and return the session id and its URL. The library provider
 talks to ``STRIPE_API_BASE`` when set (the tests point it at a local fake), always with an
 idempotency key so a retried request never opens a second session. Without
-``STRIPE_SECRET_KEY`` the offline provider issues ``cs_test_…`` ids itself, so the whole
-flow — checkout, webhook replay, credit — works with no network.
+``STRIPE_SECRET_KEY`` the offline provider (:mod:`.offline`) issues ``cs_test_…`` ids itself
+and keeps a record of them, so the whole flow — checkout, webhook replay, credit, sync,
+simulated refunds — works with no network. :mod:`.providers` picks one.
 """
 
 from __future__ import annotations
 
-import hashlib
 import logging
 import secrets
 from collections.abc import Mapping
@@ -18,14 +18,10 @@ from typing import Any, Protocol
 
 import stripe
 
-from ...config import Settings
 from ...domain.outcomes import IdempotencyConflict, UpstreamError
+from .client import stripe_client
 
 log = logging.getLogger("modelfaucet.stripe")
-
-# Offline sessions have no hosted page; this URL says so rather than pointing anywhere real.
-OFFLINE_CHECKOUT_BASE = "https://checkout.stripe.test/offline/"
-REQUEST_TIMEOUT_SECONDS = 20
 
 
 @dataclass(frozen=True)
@@ -52,31 +48,13 @@ class CheckoutProvider(Protocol):
     def create_checkout_session(self, request: CheckoutRequest) -> CheckoutSession: ...
 
 
-class OfflineTestModeProvider:
-    """Issues ``cs_test_…`` ids locally. The same idempotency key gives the same id."""
-
-    name = "offline"
-
-    def create_checkout_session(self, request: CheckoutRequest) -> CheckoutSession:
-        digest = hashlib.sha256(f"offline-checkout:{request.idempotency_key}".encode()).hexdigest()
-        session_id = f"cs_test_{digest[:40]}"
-        return CheckoutSession(id=session_id, url=OFFLINE_CHECKOUT_BASE + session_id)
-
-
 class StripeLibraryProvider:
     """Creates Checkout sessions through the official ``stripe`` library (test keys only)."""
 
     name = "stripe"
 
     def __init__(self, *, api_key: str, api_base: str | None) -> None:
-        options: dict[str, Any] = {
-            "http_client": stripe.new_default_http_client(timeout=REQUEST_TIMEOUT_SECONDS),
-            # The library retries network failures itself, re-sending the same idempotency key.
-            "max_network_retries": 2,
-        }
-        if api_base:
-            options["base_addresses"] = {"api": api_base.rstrip("/")}
-        self._client = stripe.StripeClient(api_key, **options)
+        self._client = stripe_client(api_key=api_key, api_base=api_base)
 
     def create_checkout_session(self, request: CheckoutRequest) -> CheckoutSession:
         params: dict[str, Any] = {
@@ -122,13 +100,6 @@ class StripeLibraryProvider:
                 details={"provider": "stripe", "upstream_status": 200},
             )
         return CheckoutSession(id=session_id, url=url if isinstance(url, str) else "")
-
-
-def provider_for(settings: Settings) -> CheckoutProvider:
-    """The library provider with a secret key, else the offline test-mode provider."""
-    if settings.stripe_secret_key:
-        return StripeLibraryProvider(api_key=settings.stripe_secret_key, api_base=settings.stripe_api_base)
-    return OfflineTestModeProvider()
 
 
 def new_idempotency_key() -> str:

@@ -5,13 +5,14 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Connection, select, update
+from sqlalchemy import Connection, func, select, update
 
 from ....domain.outcomes import LedgerInvariantViolation
+from ....domain.reversals import Movement, ReversalKind, ReversalStatus
 from ....domain.topups import TopupStatus
-from ....services.repositories import NewTopup, TopupRecord
+from ....services.repositories import NewTopup, ReversalPostingRecord, ReversalRecord, TopupRecord
 from ..bulk import upsert_factory
-from ..tables import stripe_topups
+from ..tables import stripe_reversal_postings, stripe_reversals, stripe_topups
 
 
 def _record(row: Any) -> TopupRecord:
@@ -29,6 +30,35 @@ def _record(row: Any) -> TopupRecord:
         credited_at=row.credited_at,
         transaction_id=row.transaction_id,
         last_event_id=row.last_event_id,
+        payment_intent_id=row.payment_intent_id,
+    )
+
+
+def _reversal(row: Any) -> ReversalRecord:
+    return ReversalRecord(
+        id=row.id,
+        kind=ReversalKind(row.kind),
+        stripe_object_id=row.stripe_object_id,
+        topup_id=row.topup_id,
+        account_id=row.account_id,
+        status=ReversalStatus(row.status),
+        amount_cents=int(row.amount_cents),
+        wallet_units=int(row.wallet_units),
+        uncollected_units=int(row.uncollected_units),
+        last_event_id=row.last_event_id,
+    )
+
+
+def _reversal_posting(row: Any) -> ReversalPostingRecord:
+    return ReversalPostingRecord(
+        id=row.id,
+        reversal_id=row.reversal_id,
+        movement=Movement(row.movement),
+        wallet_units=int(row.wallet_units),
+        uncollected_units=int(row.uncollected_units),
+        amount_cents_after=int(row.amount_cents_after),
+        event_id=row.event_id,
+        transaction_id=row.transaction_id,
     )
 
 
@@ -96,3 +126,111 @@ class SqlTopups:
         )
         if moved.rowcount != 1:
             raise LedgerInvariantViolation(f"top-up {topup_id} left {before} under a caller that held it")
+
+    def created_since(self, since: datetime) -> list[TopupRecord]:
+        rows = self.connection.execute(
+            select(stripe_topups)
+            .where(stripe_topups.c.created_at >= since)
+            .order_by(stripe_topups.c.created_at, stripe_topups.c.id)
+        )
+        return [_record(row) for row in rows]
+
+    def oldest_pending_created_at(self) -> datetime | None:
+        oldest: datetime | None = self.connection.execute(
+            select(func.min(stripe_topups.c.created_at)).where(stripe_topups.c.status == TopupStatus.PENDING.value)
+        ).scalar_one()
+        return oldest
+
+    def by_payment_intent(self, payment_intent_id: str) -> TopupRecord | None:
+        row = self.connection.execute(
+            select(stripe_topups).where(stripe_topups.c.payment_intent_id == payment_intent_id)
+        ).first()
+        return None if row is None else _record(row)
+
+    def record_payment_intent(self, topup_id: str, payment_intent_id: str) -> None:
+        self.connection.execute(
+            update(stripe_topups)
+            .where((stripe_topups.c.id == topup_id) & stripe_topups.c.payment_intent_id.is_(None))
+            .values(payment_intent_id=payment_intent_id, updated_at=self.now)
+        )
+
+    # -- refunds and disputes -------------------------------------------------------------
+
+    def reversal(self, kind: ReversalKind, stripe_object_id: str, *, for_update: bool = False) -> ReversalRecord | None:
+        stmt = select(stripe_reversals).where(
+            (stripe_reversals.c.kind == kind.value) & (stripe_reversals.c.stripe_object_id == stripe_object_id)
+        )
+        if for_update:
+            stmt = stmt.with_for_update()
+        row = self.connection.execute(stmt).first()
+        return None if row is None else _reversal(row)
+
+    def add_reversal(self, reversal: ReversalRecord) -> bool:
+        inserted = self.connection.execute(
+            upsert_factory(self.connection)(stripe_reversals)
+            .values(
+                id=reversal.id,
+                kind=reversal.kind.value,
+                stripe_object_id=reversal.stripe_object_id,
+                topup_id=reversal.topup_id,
+                account_id=reversal.account_id,
+                status=reversal.status.value,
+                amount_cents=reversal.amount_cents,
+                wallet_units=reversal.wallet_units,
+                uncollected_units=reversal.uncollected_units,
+                last_event_id=reversal.last_event_id,
+                created_at=self.now,
+                updated_at=self.now,
+            )
+            .on_conflict_do_nothing(index_elements=["kind", "stripe_object_id"])
+            .returning(stripe_reversals.c.id)
+        ).first()
+        return inserted is not None
+
+    def update_reversal(
+        self,
+        reversal_id: str,
+        *,
+        status: ReversalStatus,
+        amount_cents: int,
+        wallet_units: int,
+        uncollected_units: int,
+        event_id: str,
+    ) -> None:
+        moved = self.connection.execute(
+            update(stripe_reversals)
+            .where(stripe_reversals.c.id == reversal_id)
+            .values(
+                status=status.value,
+                amount_cents=amount_cents,
+                wallet_units=wallet_units,
+                uncollected_units=uncollected_units,
+                last_event_id=event_id,
+                updated_at=self.now,
+            )
+        )
+        if moved.rowcount != 1:
+            raise LedgerInvariantViolation(f"reversal {reversal_id} vanished under a caller that held it")
+
+    def add_reversal_posting(self, posting: ReversalPostingRecord) -> None:
+        self.connection.execute(
+            stripe_reversal_postings.insert().values(
+                id=posting.id,
+                reversal_id=posting.reversal_id,
+                movement=posting.movement.value,
+                wallet_units=posting.wallet_units,
+                uncollected_units=posting.uncollected_units,
+                amount_cents_after=posting.amount_cents_after,
+                event_id=posting.event_id,
+                transaction_id=posting.transaction_id,
+                created_at=self.now,
+            )
+        )
+
+    def reversals(self) -> list[ReversalRecord]:
+        rows = self.connection.execute(select(stripe_reversals).order_by(stripe_reversals.c.id))
+        return [_reversal(row) for row in rows]
+
+    def reversal_postings(self) -> list[ReversalPostingRecord]:
+        rows = self.connection.execute(select(stripe_reversal_postings).order_by(stripe_reversal_postings.c.id))
+        return [_reversal_posting(row) for row in rows]
