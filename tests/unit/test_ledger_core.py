@@ -143,3 +143,12 @@ def test_random_sequences_of_transactions_keep_every_invariant(
         rebuilt = opening.get(aid, 0) if aid != "f-clearing" else -sum(v for k, v in opening.items() if k != aid)
         rebuilt += sum(p.amount_units for p in postings_log if p.account_id == aid)
         assert state.balance_units == rebuilt
+
+
+def test_a_transfer_is_two_balanced_legs_from_the_debited_to_the_credited_account() -> None:
+    txn = Transaction.transfer("wallet_refund", debit="contra", credit="wallet", amount_units=250, reference_id="r")
+    assert sorted((p.account_id, p.amount_units) for p in txn.postings) == [("contra", -250), ("wallet", 250)]
+    assert {p.reason for p in txn.postings} == {"wallet_refund"}
+    assert (txn.reason, txn.reference_id) == ("wallet_refund", "r")
+    with pytest.raises(LedgerInvariantViolation):
+        Transaction.transfer("wallet_refund", debit="contra", credit="wallet", amount_units=0)

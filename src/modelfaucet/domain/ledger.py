@@ -126,6 +126,26 @@ class Transaction:
     ) -> Transaction:
         return cls(reason, tuple(postings), reference_type, reference_id)
 
+    @classmethod
+    def transfer(
+        cls,
+        reason: str,
+        *,
+        debit: str,
+        credit: str,
+        amount_units: int,
+        reference_type: str | None = None,
+        reference_id: str | None = None,
+    ) -> Transaction:
+        """The two-leg transaction that moves ``amount_units`` from ``debit`` to ``credit``:
+        every top-up, adjustment, payout and seed opening is one."""
+        return cls.of(
+            reason,
+            [Posting.credit(credit, amount_units, reason), Posting.debit(debit, amount_units, reason)],
+            reference_type=reference_type,
+            reference_id=reference_id,
+        )
+
     def net_by_account(self) -> dict[str, int]:
         """The net change of each touched account, accounts in a fixed (sorted) order."""
         net: dict[str, int] = {}

@@ -25,7 +25,7 @@ from ..domain.adjustments import AdjustmentKind as AdjustmentKind  # noqa: PLC04
 from ..domain.adjustments import Direction as Direction  # noqa: PLC0414
 from ..domain.audit import AuditEntry
 from ..domain.identity import new_id
-from ..domain.ledger import WALLET_SCOPES, OwnerScope, Posting, Reason, SystemAccount, Transaction
+from ..domain.ledger import WALLET_SCOPES, OwnerScope, Reason, SystemAccount, Transaction
 from ..domain.money import format_usd, parse_usd
 from ..domain.outcomes import InsufficientBalance, InvalidRequest, LedgerInvariantViolation
 from .context import Actor, ServiceContext
@@ -144,16 +144,15 @@ def _apply(uow: UnitOfWork, command: AdjustWallet, actor: Actor) -> AdjustmentAp
     contra_account, reason = CONTRA_BY_KIND[command.kind]
     contra_id = uow.ledger.ensure(OwnerScope.SYSTEM, contra_account.value)
     adjustment_id = new_id()
-    wallet_posting, contra_posting = (
-        (Posting.credit, Posting.debit) if command.direction is Direction.CREDIT else (Posting.debit, Posting.credit)
+    source, target = (
+        (contra_id, command.wallet_id) if command.direction is Direction.CREDIT else (command.wallet_id, contra_id)
     )
     transaction_id = uow.ledger.post(
-        Transaction.of(
+        Transaction.transfer(
             reason.value,
-            [
-                wallet_posting(command.wallet_id, command.amount_units, reason.value),
-                contra_posting(contra_id, command.amount_units, reason.value),
-            ],
+            debit=source,
+            credit=target,
+            amount_units=command.amount_units,
             reference_type=ADJUSTMENT_REFERENCE_TYPE,
             reference_id=adjustment_id,
         )

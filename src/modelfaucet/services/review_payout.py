@@ -20,7 +20,7 @@ from dataclasses import dataclass, replace
 
 from ..config import Settings
 from ..domain.audit import AuditEntry
-from ..domain.ledger import OwnerScope, Posting, Reason, SystemAccount, Transaction
+from ..domain.ledger import OwnerScope, Reason, SystemAccount, Transaction
 from ..domain.outcomes import Forbidden, InvalidState, LedgerInvariantViolation
 from ..domain.payouts import Decision, Effect, PayoutAction, decide, refusal_message
 from .context import Actor, ServiceContext
@@ -119,12 +119,11 @@ def _post_payment(uow: UnitOfWork, payout: PayoutRecord) -> str:
     clearing = uow.ledger.ensure(OwnerScope.SYSTEM, SystemAccount.PAYOUT_CLEARING.value)
     reason = Reason.MOCK_PAYOUT_PAID.value
     return uow.ledger.post(
-        Transaction.of(
+        Transaction.transfer(
             reason,
-            [
-                Posting.debit(payout.account_id, payout.amount_units, reason),
-                Posting.credit(clearing, payout.amount_units, reason),
-            ],
+            debit=payout.account_id,
+            credit=clearing,
+            amount_units=payout.amount_units,
             reference_type=PAYOUT_REFERENCE_TYPE,
             reference_id=payout.id,
         )

@@ -22,7 +22,6 @@ from ..domain.ledger import (
     PLATFORM_OWNER_ID,
     PROVIDER_COST_OWNER_ID,
     OwnerScope,
-    Posting,
     Reason,
     SystemAccount,
     Transaction,
@@ -148,12 +147,11 @@ def _post_opening_balance(uow: UnitOfWork, end_user_wallet: str) -> None:
     equity = uow.ledger.ensure(OwnerScope.SYSTEM, SystemAccount.SEED_EQUITY.value)
     reason = Reason.SEED_OPENING_BALANCE.value
     uow.ledger.post(
-        Transaction.of(
+        Transaction.transfer(
             reason,
-            [
-                Posting.credit(end_user_wallet, DEMO_OPENING_UNITS, reason),
-                Posting.debit(equity, DEMO_OPENING_UNITS, reason),
-            ],
+            debit=equity,
+            credit=end_user_wallet,
+            amount_units=DEMO_OPENING_UNITS,
             reference_type=OPENING_REFERENCE_TYPE,
             reference_id=OPENING_REFERENCE_ID,
         )

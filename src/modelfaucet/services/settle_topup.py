@@ -17,7 +17,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 
 from ..domain.audit import AuditEntry
-from ..domain.ledger import OwnerScope, Posting, Reason, SystemAccount, Transaction
+from ..domain.ledger import OwnerScope, Reason, SystemAccount, Transaction
 from ..domain.outcomes import InvalidRequest, InvalidState
 from ..domain.topups import TOPUP_REFERENCE_TYPE, Decision, Payment, TopupStatus, decide, refusal_message
 from .repositories import TopupRecord
@@ -85,12 +85,11 @@ def _post_credit(uow: UnitOfWork, topup: TopupRecord) -> str:
     clearing = uow.ledger.ensure(OwnerScope.SYSTEM, SystemAccount.STRIPE_CLEARING.value)
     reason = Reason.STRIPE_CHECKOUT_TOPUP.value
     return uow.ledger.post(
-        Transaction.of(
+        Transaction.transfer(
             reason,
-            [
-                Posting.credit(topup.account_id, topup.amount_units, reason),
-                Posting.debit(clearing, topup.amount_units, reason),
-            ],
+            debit=clearing,
+            credit=topup.account_id,
+            amount_units=topup.amount_units,
             reference_type=TOPUP_REFERENCE_TYPE,
             reference_id=topup.id,
         )
