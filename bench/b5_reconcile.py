@@ -2,7 +2,9 @@
 
 Data: ``wallets`` accounts and ``postings`` postings (two per transaction: a synthetic
 credit to a wallet against the Stripe clearing account), loaded with the fastest bulk path
-of each engine (COPY on PostgreSQL), stored balances consistent with the postings.
+of each engine (COPY on PostgreSQL), stored balances consistent with the postings. The
+transfers have no source row, so the provenance check for unknown reasons names them (the
+run checks it names exactly them and that nothing else fails).
 """
 
 from __future__ import annotations
@@ -112,8 +114,10 @@ def run(engine_name: str, *, quick: bool) -> list[Figure]:
 
         def full() -> object:
             report = reconcile_ledger(ctx)
-            if not report.ok:
-                failed = [c.name for c in report.checks if not c.ok]
+            failed = {c.name: c.offending_count for c in report.checks if not c.ok}
+            # The synthetic transfers have no source row and a reason the service never
+            # writes: the provenance check must name exactly them, and nothing else may fail.
+            if report.mismatch_count or failed != {"transactions_have_known_reasons": postings // 2}:
                 raise RuntimeError(f"benchmark data does not reconcile: {failed} {report.mismatch_count}")
             return report.as_dict()
 

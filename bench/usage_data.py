@@ -13,12 +13,12 @@ from typing import Any
 
 from sqlalchemy import insert
 
-from modelfaucet.adapters.db import ledger
 from modelfaucet.adapters.db.database import Database
 from modelfaucet.adapters.db.tables import accounts, end_users
 from modelfaucet.config import Settings
+from modelfaucet.domain.audit import AuditEntry
 from modelfaucet.domain.identity import external_user_hash, new_id
-from modelfaucet.domain.ledger import OwnerScope, Posting, Reason, SystemAccount, Transaction
+from modelfaucet.domain.ledger import OwnerScope, Reason, SystemAccount, Transaction
 from modelfaucet.domain.money import UNITS_PER_USD
 from modelfaucet.domain.rating import ModelPrice, Pricing, RatedUsage, RouteMode, Usage, rate
 from modelfaucet.services.context import ServiceContext
@@ -109,13 +109,35 @@ def prepare(url: str, *, users: int = USERS) -> UsageWorld:
                 for wallet, uid in zip(wallets, user_ids, strict=True)
             ],
         )
-        equity = ledger.account_id_for(conn, OwnerScope.SYSTEM, SystemAccount.SEED_EQUITY)
-        if equity is None:
-            raise RuntimeError("the seed did not create the equity account")
+    # Each wallet's opening balance is a seed opening of its own, with its audit row, as the
+    # seed writes one: the ledger then reconciles, provenance checks included.
+    with ctx.unit_of_work() as uow:
+        equity = uow.ledger.ensure(OwnerScope.SYSTEM, SystemAccount.SEED_EQUITY.value)
         reason = Reason.SEED_OPENING_BALANCE.value
-        postings = [Posting.credit(wallet, OPENING_UNITS, reason) for wallet in wallets]
-        postings.append(Posting.debit(equity, OPENING_UNITS * users, reason))
-        ledger.post(conn, Transaction.of(reason, postings), now=now)
+        uow.ledger.post_many(
+            [
+                Transaction.transfer(
+                    reason,
+                    debit=equity,
+                    credit=wallet,
+                    amount_units=OPENING_UNITS,
+                    reference_type="seed",
+                    reference_id=f"bench_opening_{n}",
+                )
+                for n, wallet in enumerate(wallets)
+            ]
+        )
+        for wallet in wallets:
+            uow.audit.add(
+                AuditEntry(
+                    actor="seed",
+                    action="seed.opening_balance",
+                    resource_type="wallet",
+                    resource_id=wallet,
+                    amount_units=OPENING_UNITS,
+                )
+            )
+        uow.commit()
     db.dispose()
     rated = rate(
         Usage(RouteMode.PLATFORM, INPUT_TOKENS, OUTPUT_TOKENS, 0),

@@ -50,15 +50,15 @@ class SqlProvenance:
             row.id: LedgerTransactionRecord(row.id, row.reason, row.reference_type, row.reference_id, [])
             for row in self.connection.execute(stmt)
         }
-        if found:
+        ids = list(found)
+        for start in range(0, len(ids), 500):
+            chunk = ids[start : start + 500]
             postings = self.connection.execute(
                 select(ledger_postings.c.transaction_id, ledger_postings.c.account_id, ledger_postings.c.amount_units)
-                .join(ledger_transactions, ledger_transactions.c.id == ledger_postings.c.transaction_id)
-                .where(condition)
+                .where(ledger_postings.c.transaction_id.in_(chunk))
             )
             for transaction_id, account_id, amount in postings:
-                if transaction_id in found:
-                    found[transaction_id].postings.append((account_id, int(amount)))
+                found[transaction_id].postings.append((account_id, int(amount)))
         return list(found.values())
 
     def usage_event_transaction_count(self) -> int:
