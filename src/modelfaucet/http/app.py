@@ -30,13 +30,16 @@ def _routers() -> list[APIRouter]:
         admin_app_secret_keys,
         admin_audit,
         admin_catalog,
+        admin_developer_tokens,
         admin_payouts,
         admin_reconciliation,
         admin_reports,
         admin_wallets,
+        developer,
         health,
         provider_keys,
         sessions,
+        statements,
         stripe_webhook,
         usage,
         user,
@@ -57,6 +60,9 @@ def _routers() -> list[APIRouter]:
         admin_app_secret_keys.router,
         admin_reports.router,
         admin_audit.router,
+        developer.router,
+        admin_developer_tokens.router,
+        statements.router,
     ]
 
 

@@ -25,6 +25,7 @@ from .repositories import (
     AdjustmentRepository,
     AuditLog,
     CatalogRepository,
+    DeveloperAccessRepository,
     IdempotencyRepository,
     LedgerRepository,
     PayoutRepository,
@@ -32,6 +33,7 @@ from .repositories import (
     ProviderKeyRepository,
     ReportRepository,
     SessionRepository,
+    StatementRepository,
     StripeEventRepository,
     TopupRepository,
     UsageRepository,
@@ -84,6 +86,12 @@ class UnitOfWork(Protocol):
 
     @property
     def provenance(self) -> ProvenanceRepository: ...
+
+    @property
+    def developers(self) -> DeveloperAccessRepository: ...
+
+    @property
+    def statements(self) -> StatementRepository: ...
 
     @property
     def dialect(self) -> str:

@@ -372,3 +372,32 @@ app_secret_keys = Table(
     _ts("revoked_at", nullable=True),
 )
 Index("ix_app_secret_keys_app", app_secret_keys.c.app_id, app_secret_keys.c.created_at)
+
+# A developer's tokens (SPEC §17): they open the developer's own /v1/developer/* routes and
+# nothing else. Only the SHA-256 of a token is stored; a revoked token keeps its row.
+developer_tokens = Table(
+    "developer_tokens",
+    metadata,
+    Column("id", String(36), primary_key=True),
+    Column("developer_id", String(36), ForeignKey("developers.id"), nullable=False),
+    Column("name", String(200), nullable=False),
+    Column("token_hash", String(64), nullable=False, unique=True),
+    _ts("created_at"),
+    _ts("last_used_at", nullable=True),
+    _ts("revoked_at", nullable=True),
+)
+Index("ix_developer_tokens_developer", developer_tokens.c.developer_id, developer_tokens.c.created_at)
+
+# Statements and point-in-time balances (SPEC §19) read one wallet's postings by the moment
+# they were created: a range of this index, however many postings other wallets hold. It
+# carries the amount (and the reason, on PostgreSQL) so that balances and totals by reason
+# over a range are index-only scans.
+Index(
+    "ix_ledger_postings_account_created",
+    ledger_postings.c.account_id,
+    ledger_postings.c.created_at,
+    ledger_postings.c.id,
+    postgresql_include=["amount_units", "reason"],
+)
+# A developer's payouts, newest first.
+Index("ix_payouts_developer_created", payouts.c.developer_id, payouts.c.created_at)
