@@ -31,6 +31,7 @@ from modelfaucet.domain.money import format_usd
 from modelfaucet.domain.outcomes import InsufficientBalance, InvalidRequest, LedgerInvariantViolation, NotFound
 from modelfaucet.services.repositories import AdjustmentRecord, PostingLine, StoredKey
 from tests.fakes.catalog import CatalogState, MemoryCatalog, MemorySessions
+from tests.fakes.developers import DeveloperAccessState, MemoryDeveloperAccess, MemoryStatements
 
 
 @dataclass
@@ -42,6 +43,7 @@ class MemoryState:
     keys: dict[tuple[str, str], StoredKey] = field(default_factory=dict)
     adjustments: dict[str, AdjustmentRecord] = field(default_factory=dict)
     catalog: CatalogState = field(default_factory=CatalogState)
+    developer_access: DeveloperAccessState = field(default_factory=DeveloperAccessState)
 
 
 class MemoryStore:
@@ -258,6 +260,8 @@ class MemoryUnitOfWork:
         self.idempotency = MemoryIdempotencyKeys(state, self.now)
         self.adjustments = MemoryAdjustments(state, self.now)
         self.catalog, self.sessions = MemoryCatalog(state.catalog, self.now), MemorySessions(state.catalog, self.now)
+        self.developers = MemoryDeveloperAccess(state.developer_access, state.catalog, self.now)
+        self.statements = MemoryStatements(state.postings, state.transactions, self.now)
         for name in (
             "payouts",
             "topups",

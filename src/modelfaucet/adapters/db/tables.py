@@ -390,14 +390,13 @@ Index("ix_developer_tokens_developer", developer_tokens.c.developer_id, develope
 
 # Statements and point-in-time balances (SPEC §19) read one wallet's postings by the moment
 # they were created: a range of this index, however many postings other wallets hold. It
-# carries the amount (and the reason, on PostgreSQL) so that balances and totals by reason
-# over a range are index-only scans.
+# carries the amount (PostgreSQL), so a balance at an instant is an index-only range sum.
 Index(
     "ix_ledger_postings_account_created",
     ledger_postings.c.account_id,
     ledger_postings.c.created_at,
     ledger_postings.c.id,
-    postgresql_include=["amount_units", "reason"],
+    postgresql_include=["amount_units"],
 )
 # A developer's payouts, newest first.
 Index("ix_payouts_developer_created", payouts.c.developer_id, payouts.c.created_at)

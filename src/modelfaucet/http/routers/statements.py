@@ -91,7 +91,7 @@ def statement_response(ctx: ServiceContext, of: StatementOf, *, csv: bool) -> St
 
     def body() -> Iterator[bytes]:
         with statements.open_statement(ctx, of) as statement:
-            yield from statements.statement_csv(statement) if csv else _json_chunks(statement)
+            yield from statements.statement_csv(statement) if csv else statement_json(statement)
 
     if csv:
         name = f"statement-{of.wallet_id}-{of.window.start:%Y%m%d}-{of.window.end:%Y%m%d}.csv"
@@ -103,7 +103,7 @@ def statement_response(ctx: ServiceContext, of: StatementOf, *, csv: bool) -> St
     return StreamingResponse(body(), media_type="application/json", headers={"cache-control": "no-store"})
 
 
-def _json_chunks(statement: Statement) -> Iterator[bytes]:
+def statement_json(statement: Statement) -> Iterator[bytes]:
     summary = statement.summary
     head = {
         "wallet_id": summary.wallet_id,

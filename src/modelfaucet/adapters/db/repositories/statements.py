@@ -71,17 +71,14 @@ class SqlStatements:
             .where(and_(p.account_id == account_id, p.created_at >= start, p.created_at < end))
             .order_by(p.created_at, p.id)
         )
+        # A server-side cursor, which PostgreSQL plans for its first rows: the range of the
+        # wallet's index and one primary-key probe per posting into the transactions, never
+        # a scan of every transaction (a plain query of many rows may hash-join one).
         streaming = self.connection.execution_options(stream_results=True, yield_per=YIELD_PER)
-        for row in streaming.execute(stmt):
-            yield StatementLine(
-                int(row.id),
-                row.transaction_id,
-                int(row.amount_units),
-                row.reason,
-                row.created_at,
-                row.reference_type,
-                row.reference_id,
-            )
+        for posting_id, transaction_id, amount, reason, created_at, reference_type, reference_id in streaming.execute(
+            stmt
+        ):
+            yield StatementLine(posting_id, transaction_id, amount, reason, created_at, reference_type, reference_id)
 
 
 def _nearer_the_start(instant: datetime, *, opened: datetime, now: datetime) -> bool:

@@ -2,14 +2,14 @@
 
 - ``developer_tokens``: a developer's bearer tokens, stored only as SHA-256 hashes.
 - ``ix_ledger_postings_account_created``: one wallet's postings by creation time, with the
-  amount (and reason, on PostgreSQL) carried along, so a statement or an as-of balance
-  reads a range of one wallet's postings however many other wallets hold.
+  amount carried along (PostgreSQL), so a statement or an as-of balance reads a range of
+  one wallet's postings however many other wallets hold.
 - ``ix_payouts_developer_created``: a developer's payouts, newest first.
 
 A large ledger: building the postings index blocks writes to ``ledger_postings`` while it
 runs. On PostgreSQL, build it beforehand without blocking —
 ``CREATE INDEX CONCURRENTLY ix_ledger_postings_account_created ON ledger_postings
-(account_id, created_at, id) INCLUDE (amount_units, reason)`` — and this migration keeps it.
+(account_id, created_at, id) INCLUDE (amount_units)`` — and this migration keeps it.
 
 Revision ID: 0003
 Revises: 0002
@@ -48,7 +48,7 @@ def upgrade() -> None:
         "ix_ledger_postings_account_created",
         "ledger_postings",
         ["account_id", "created_at", "id"],
-        postgresql_include=["amount_units", "reason"],
+        postgresql_include=["amount_units"],
         if_not_exists=True,
     )
     op.create_index("ix_payouts_developer_created", "payouts", ["developer_id", "created_at"])
