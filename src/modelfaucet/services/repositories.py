@@ -14,7 +14,7 @@ from __future__ import annotations
 from collections.abc import Collection, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any, Protocol
+from typing import Any, NamedTuple, Protocol
 
 from ..domain.audit import AuditEntry
 from ..domain.catalog import CatalogStatus
@@ -562,9 +562,11 @@ class DeveloperAccessRepository(Protocol):
 # --- statements: a wallet's postings over a window, and its balance at any instant --------
 
 
-@dataclass(frozen=True, slots=True)
-class StatementLine:
-    """One posting as a statement lists it, with what its transaction refers to."""
+class StatementLine(NamedTuple):
+    """One posting as a statement lists it, with what its transaction refers to.
+
+    A named tuple, not a frozen dataclass: a statement builds one per posting, and a tuple
+    is built four times faster (B8)."""
 
     posting_id: int
     transaction_id: str

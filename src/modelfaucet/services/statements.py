@@ -20,6 +20,7 @@ from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from typing import NamedTuple
 
 from ..adapters.csvout import Cell, stream_csv
 from ..domain.earnings import Window, reading_window
@@ -64,8 +65,9 @@ class StatementSummary:
     totals_by_reason: Mapping[str, int]
 
 
-@dataclass(frozen=True, slots=True)
-class StatementEntry:
+class StatementEntry(NamedTuple):
+    """One entry of a statement (a named tuple: one is built per posting, see StatementLine)."""
+
     posted_at: datetime
     transaction_id: str
     reason: str
