@@ -17,10 +17,11 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from modelfaucet.config import Settings
-from modelfaucet.domain.earnings import EarningsGrouping, Window, month_start, reading_window
+from modelfaucet.domain.earnings import EarningsGrouping
 from modelfaucet.domain.ledger import OwnerScope, Posting, Reason, SystemAccount, Transaction
 from modelfaucet.domain.outcomes import InvalidRequest, InvalidSession, NotFound
 from modelfaucet.domain.payouts import PayoutStatus
+from modelfaucet.domain.windows import Window, month_start, reading_window
 from modelfaucet.services import developer_access, developer_tokens, statements
 from modelfaucet.services.catalog import create_app, create_developer
 from modelfaucet.services.context import Actor, ServiceContext

@@ -1,20 +1,16 @@
-"""What a developer earned, and the windows money is read over (SPEC §17, §19).
+"""What a developer earned (SPEC §17).
 
 Pure: the groupings of the earnings report, one line of it, the totals of several lines,
-the default reading window (the calendar month, in UTC, that the window ends in), and
-which ledger reasons count as earned or paid out.
-Windows are half-open everywhere: ``start`` inclusive, ``end`` exclusive.
+and which ledger reasons count as earned or paid out.
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
 from enum import StrEnum
 
 from .ledger import Reason
-from .outcomes import InvalidRequest
 
 
 class EarningsGrouping(StrEnum):
@@ -49,33 +45,6 @@ def total_of(lines: Iterable[EarningsLine]) -> EarningsLine:
         retail += line.retail_units
         channel += line.channel_revenue_units
     return EarningsLine("total", requests, input_tokens, output_tokens, retail, channel)
-
-
-@dataclass(frozen=True, slots=True)
-class Window:
-    """``start`` ≤ t < ``end``, both aware UTC datetimes."""
-
-    start: datetime
-    end: datetime
-
-
-_JUST_BEFORE = timedelta(microseconds=1)
-
-
-def month_start(instant: datetime) -> datetime:
-    """Midnight UTC of the first day of ``instant``'s month."""
-    moment = instant.astimezone(UTC)
-    return moment.replace(day=1, hour=0, minute=0, second=0, microsecond=0)
-
-
-def reading_window(start: datetime | None, end: datetime | None, *, now: datetime) -> Window:
-    """The window a read covers: ``end`` defaults to ``now``; ``start`` to the first instant
-    of the month the window ends in (so ``to=2026-11-01`` alone reads October)."""
-    end = (now if end is None else end).astimezone(UTC)
-    start = month_start(end - _JUST_BEFORE) if start is None else start.astimezone(UTC)
-    if end < start:
-        raise InvalidRequest("to must not be before from.", details={"field": "to"})
-    return Window(start, end)
 
 
 # What a developer wallet "earned": the credits usage posts to it — the channel revenue,

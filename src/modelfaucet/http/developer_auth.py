@@ -38,8 +38,9 @@ def require_developer(
 ) -> DeveloperPrincipal:
     """The developer of a valid ``mf_dev_…`` bearer token (401 otherwise)."""
     # The token is read the same way as every other bearer credential of the API.
-    return authenticate_developer(ctx, bearer_token(request))
+    request_id = str(getattr(request.state, "request_id", "")) or None
+    return authenticate_developer(ctx, bearer_token(request), request_id=request_id)
 
 
-# The authenticated developer: ``developer_id`` and ``token_id``; ``.actor`` for the audit trail.
+# The authenticated developer: ``developer_id``, ``token_id``; ``.actor`` names them in the audit trail.
 Developer = Annotated[DeveloperPrincipal, Depends(require_developer)]

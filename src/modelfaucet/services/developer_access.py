@@ -16,10 +16,11 @@ from dataclasses import dataclass
 from datetime import datetime
 
 from ..domain.catalog import APP_NOT_FOUND
-from ..domain.earnings import EarningsGrouping, EarningsLine, Window, lifetime_totals, reading_window, total_of
+from ..domain.earnings import EarningsGrouping, EarningsLine, lifetime_totals, total_of
 from ..domain.ledger import OwnerScope
 from ..domain.outcomes import NotFound
 from ..domain.payouts import PayoutStatus
+from ..domain.windows import Window, reading_window
 from . import provider_keys
 from .catalog import require_developer
 from .context import ServiceContext

@@ -48,11 +48,12 @@ class DeveloperPrincipal:
 
     developer_id: str
     token_id: str
+    request_id: str | None = None
 
     @property
     def actor(self) -> Actor:
         """The audit trail's name for what the developer does themselves."""
-        return Actor(name=f"developer:{self.developer_id}")
+        return Actor(name=f"developer:{self.developer_id}", request_id=self.request_id)
 
 
 def new_developer_token() -> str:
@@ -116,7 +117,9 @@ def revoke_developer_token(
     return record
 
 
-def authenticate_developer(ctx: ServiceContext, presented: str | None) -> DeveloperPrincipal:
+def authenticate_developer(
+    ctx: ServiceContext, presented: str | None, *, request_id: str | None = None
+) -> DeveloperPrincipal:
     """The developer of a presented live token, or InvalidSession.
 
     ``last_used_at`` is kept to the minute: a token's row is written (in a short unit of
@@ -133,4 +136,4 @@ def authenticate_developer(ctx: ServiceContext, presented: str | None) -> Develo
         with ctx.unit_of_work() as uow:
             uow.developers.mark_token_used(record.id, unless_used_since=uow.now - LAST_USED_RESOLUTION)
             uow.commit()
-    return DeveloperPrincipal(developer_id=record.developer_id, token_id=record.id)
+    return DeveloperPrincipal(developer_id=record.developer_id, token_id=record.id, request_id=request_id)

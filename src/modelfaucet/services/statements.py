@@ -23,10 +23,10 @@ from datetime import UTC, datetime
 from typing import NamedTuple
 
 from ..adapters.csvout import Cell, stream_csv
-from ..domain.earnings import Window, reading_window
 from ..domain.ledger import OwnerScope
 from ..domain.money import format_usd
 from ..domain.outcomes import LedgerInvariantViolation
+from ..domain.windows import Window, reading_window
 from .context import ServiceContext
 from .formatting import iso
 from .repositories import StatementLine
@@ -97,7 +97,7 @@ def statement_of(
     ctx: ServiceContext, wallet_id: str, *, start: datetime | None = None, end: datetime | None = None
 ) -> StatementOf:
     """Check the statement of ``wallet_id`` over [start, end) (defaults: see
-    :func:`~modelfaucet.domain.earnings.reading_window`); an unknown wallet is NotFound."""
+    :func:`~modelfaucet.domain.windows.reading_window`); an unknown wallet is NotFound."""
     with ctx.reader() as uow:
         return _checked(uow, wallet_id, start, end)
 

@@ -79,11 +79,9 @@ STATEMENT_CSV_RESPONSES: dict[int | str, dict[str, Any]] = {
 
 
 def window_of(from_: str | None, to: str | None) -> tuple[datetime | None, datetime | None]:
-    """The instants of a ``from``/``to`` query (400 if malformed); None where not given."""
-    start = reports.parse_time_bound(from_, field="from")
-    end = reports.parse_time_bound(to, field="to")
-    reports.check_bounds(start, end)
-    return start, end
+    """The instants of a ``from``/``to`` query (400 if malformed); None where not given.
+    Their order is the window's rule (:func:`~modelfaucet.domain.windows.reading_window`)."""
+    return reports.parse_time_bound(from_, field="from"), reports.parse_time_bound(to, field="to")
 
 
 def statement_response(ctx: ServiceContext, of: StatementOf, *, csv: bool) -> StreamingResponse:
