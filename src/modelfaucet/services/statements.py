@@ -51,8 +51,6 @@ class StatementOf:
     """A statement that may be read: the wallet exists (and is the caller's) and the window is valid."""
 
     wallet_id: str
-    owner_scope: OwnerScope
-    owner_id: str
     window: Window
 
 
@@ -124,7 +122,7 @@ def require_wallet_id(uow: UnitOfWork, scope: OwnerScope, owner_id: str) -> str:
 def _checked(uow: UnitOfWork, wallet_id: str, start: datetime | None, end: datetime | None) -> StatementOf:
     wallet = uow.ledger.require(wallet_id)
     window = reading_window(start, end, now=uow.now)
-    return StatementOf(wallet.account_id, wallet.owner_scope, wallet.owner_id, window)
+    return StatementOf(wallet.account_id, window)
 
 
 @contextmanager
@@ -150,12 +148,7 @@ def _entries(lines: Iterator[StatementLine], summary: StatementSummary) -> Itera
     for line in lines:
         balance += line.amount_units
         yield StatementEntry(
-            posted_at=line.created_at,
-            transaction_id=line.transaction_id,
-            reason=line.reason,
-            amount_units=line.amount_units,
-            balance_after_units=balance,
-            reference=reference_of(line),
+            line.created_at, line.transaction_id, line.reason, line.amount_units, balance, reference_of(line)
         )
     if balance != summary.closing_units:
         raise LedgerInvariantViolation(
