@@ -19,7 +19,7 @@ Scenario = Callable[..., list[Figure]]
 
 def scenarios() -> dict[str, tuple[Scenario, tuple[str, ...]]]:
     """Scenario id → (runner, engines it runs on)."""
-    from . import b1_posting, b5_reconcile, b6_usage_csv, b_http
+    from . import b1_posting, b5_reconcile, b6_usage_csv, b8_statements, b_http
 
     table: dict[str, tuple[Scenario, tuple[str, ...]]] = {
         "B1": (b1_posting.run, ("postgresql", "sqlite")),
@@ -29,6 +29,7 @@ def scenarios() -> dict[str, tuple[Scenario, tuple[str, ...]]]:
         "B5": (b5_reconcile.run, ("postgresql", "sqlite")),
         "B6": (b6_usage_csv.run, ("postgresql", "sqlite")),
         "B7": (b_http.run_b7, ("postgresql",)),
+        "B8": (b8_statements.run, ("postgresql", "sqlite")),
     }
     return table
 

@@ -46,7 +46,8 @@ from modelfaucet.adapters.db.tables import adjustments, audit_log, ledger_postin
 from modelfaucet.adapters.stripe.signature import sign
 from modelfaucet.config import Settings
 from modelfaucet.http.app import create_app
-from modelfaucet.services.context import ServiceContext
+from modelfaucet.services.context import Actor, ServiceContext
+from modelfaucet.services.developer_tokens import issue_developer_token
 from modelfaucet.services.seed import SeedResult
 from modelfaucet.services.sessions import create_session
 from tests.conftest import ADMIN_TOKEN, APP_KEY_HEADERS, GATEWAY_TOKEN, with_settings
@@ -72,9 +73,17 @@ def session_headers(ctx: ServiceContext, seeded: SeedResult) -> dict[str, str]:
     return {"Authorization": f"Bearer {created.token}"}
 
 
-def credentials_for(path: str, session: dict[str, str]) -> dict[str, str]:
+@pytest.fixture
+def developer_headers(ctx: ServiceContext, seeded: SeedResult) -> dict[str, str]:
+    issued = issue_developer_token(ctx, Actor("fuzz"), developer_id=seeded.developer_id, name="fuzz")
+    return {"Authorization": f"Bearer {issued.token}"}
+
+
+def credentials_for(path: str, session: dict[str, str], developer: dict[str, str]) -> dict[str, str]:
     if path.startswith("/v1/user/"):
         return session
+    if path.startswith("/v1/developer/"):
+        return developer
     if path == "/v1/sessions":
         return APP_KEY_HEADERS
     if path.startswith("/v1/usage/"):
@@ -85,7 +94,7 @@ def credentials_for(path: str, session: dict[str, str]) -> dict[str, str]:
 
 
 def test_every_operation_answers_within_its_schema_and_never_5xx(
-    app: FastAPI, session_headers: dict[str, str], ctx: ServiceContext
+    app: FastAPI, session_headers: dict[str, str], developer_headers: dict[str, str], ctx: ServiceContext
 ) -> None:
     schema = schemathesis.openapi.from_asgi("/openapi.json", app)
     operations = [result.ok() for result in schema.get_all_operations()]
@@ -103,7 +112,7 @@ def test_every_operation_answers_within_its_schema_and_never_5xx(
             suppress_health_check=list(HealthCheck),
         )
         def fuzz(case: Any) -> None:
-            headers = credentials_for(case.operation.path, session_headers)
+            headers = credentials_for(case.operation.path, session_headers, developer_headers)
             response = case.call_and_validate(headers=headers, checks=CHECKS)
             statuses[response.status_code] += 1
 

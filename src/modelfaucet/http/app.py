@@ -30,14 +30,17 @@ def _routers() -> list[APIRouter]:
         admin_app_secret_keys,
         admin_audit,
         admin_catalog,
+        admin_developer_tokens,
         admin_payouts,
         admin_reconciliation,
         admin_reports,
         admin_stripe,
         admin_wallets,
+        developer,
         health,
         provider_keys,
         sessions,
+        statements,
         stripe_webhook,
         usage,
         user,
@@ -59,6 +62,9 @@ def _routers() -> list[APIRouter]:
         admin_reports.router,
         admin_audit.router,
         admin_stripe.router,
+        developer.router,
+        admin_developer_tokens.router,
+        statements.router,
     ]
 
 

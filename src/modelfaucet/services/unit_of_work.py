@@ -26,6 +26,7 @@ from .repositories import (
     AdjustmentRepository,
     AuditLog,
     CatalogRepository,
+    DeveloperAccessRepository,
     IdempotencyRepository,
     LedgerRepository,
     PayoutRepository,
@@ -33,6 +34,7 @@ from .repositories import (
     ProviderKeyRepository,
     ReportRepository,
     SessionRepository,
+    StatementRepository,
     StripeEventRepository,
     TopupRepository,
     UsageRepository,
@@ -104,6 +106,12 @@ class UnitOfWork(Protocol):
 
     @property
     def provenance(self) -> ProvenanceRepository: ...
+
+    @property
+    def developers(self) -> DeveloperAccessRepository: ...
+
+    @property
+    def statements(self) -> StatementRepository: ...
 
     @property
     def dialect(self) -> str:

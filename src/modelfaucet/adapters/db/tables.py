@@ -487,3 +487,31 @@ stripe_offline_sessions = Table(
     CheckConstraint(one_of("status", SessionStatus), name="status"),
 )
 Index("ix_stripe_offline_sessions_created", stripe_offline_sessions.c.created_at)
+
+# A developer's tokens (SPEC §17): they open the developer's own /v1/developer/* routes and
+# nothing else. Only the SHA-256 of a token is stored; a revoked token keeps its row.
+developer_tokens = Table(
+    "developer_tokens",
+    metadata,
+    Column("id", String(36), primary_key=True),
+    Column("developer_id", String(36), ForeignKey("developers.id"), nullable=False),
+    Column("name", String(200), nullable=False),
+    Column("token_hash", String(64), nullable=False, unique=True),
+    _ts("created_at"),
+    _ts("last_used_at", nullable=True),
+    _ts("revoked_at", nullable=True),
+)
+Index("ix_developer_tokens_developer", developer_tokens.c.developer_id, developer_tokens.c.created_at)
+
+# Statements and point-in-time balances (SPEC §19) read one wallet's postings by the moment
+# they were created: a range of this index, however many postings other wallets hold. It
+# carries the amount (PostgreSQL), so a balance at an instant is an index-only range sum.
+Index(
+    "ix_ledger_postings_account_created",
+    ledger_postings.c.account_id,
+    ledger_postings.c.created_at,
+    ledger_postings.c.id,
+    postgresql_include=["amount_units"],
+)
+# A developer's payouts, newest first.
+Index("ix_payouts_developer_created", payouts.c.developer_id, payouts.c.created_at)

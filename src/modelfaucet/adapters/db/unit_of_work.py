@@ -27,12 +27,14 @@ from .ledger import SqlLedger
 from .repositories.adjustments import SqlAdjustments
 from .repositories.audit import SqlAuditLog
 from .repositories.catalog import SqlCatalog
+from .repositories.developers import SqlDeveloperAccess
 from .repositories.idempotency import SqlIdempotencyKeys
 from .repositories.payouts import SqlPayouts
 from .repositories.provenance import SqlProvenance
 from .repositories.provider_keys import SqlProviderKeys
 from .repositories.reports import SqlReports
 from .repositories.sessions import SqlSessions
+from .repositories.statements import SqlStatements
 from .repositories.stripe_events import SqlStripeEvents
 from .repositories.topups import SqlTopups
 from .repositories.usage import SqlUsage
@@ -92,6 +94,8 @@ class SqlUnitOfWork:
         self.provider_keys = SqlProviderKeys(connection, now)
         self.reports = SqlReports(connection, now)
         self.provenance = SqlProvenance(connection, now)
+        self.developers = SqlDeveloperAccess(connection, now)
+        self.statements = SqlStatements(connection, now)
         return self
 
     def __exit__(

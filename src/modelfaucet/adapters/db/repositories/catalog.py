@@ -28,7 +28,7 @@ def _developer(row: Any) -> DeveloperRecord:
     return DeveloperRecord(row.id, row.name, row.email, CatalogStatus(row.status), row.created_at)
 
 
-def _app(row: Any) -> AppRecord:
+def app_record(row: Any) -> AppRecord:
     return AppRecord(
         id=row.id,
         public_app_id=row.public_app_id,
@@ -41,7 +41,7 @@ def _app(row: Any) -> AppRecord:
     )
 
 
-def _feature(row: Any) -> FeatureRecord:
+def feature_record(row: Any) -> FeatureRecord:
     return FeatureRecord(
         id=row.id,
         app_id=row.app_id,
@@ -125,7 +125,7 @@ class SqlCatalog:
 
     def get_app(self, public_app_id: str) -> AppRecord | None:
         row = self.connection.execute(select(apps).where(apps.c.public_app_id == public_app_id)).first()
-        return None if row is None else _app(row)
+        return None if row is None else app_record(row)
 
     def ensure_app(self, proposed: AppRecord) -> AppRecord:
         values = {
@@ -139,7 +139,7 @@ class SqlCatalog:
             "created_at": self.now,
         }
         self._insert_absent(apps, values, unique=["public_app_id"])
-        return _app(self._one(apps, apps.c.public_app_id == proposed.public_app_id))
+        return app_record(self._one(apps, apps.c.public_app_id == proposed.public_app_id))
 
     # -- features and model prices ------------------------------------------------------
 
@@ -157,7 +157,7 @@ class SqlCatalog:
             "updated_at": self.now,
         }
         self._insert_absent(app_features, values, unique=["app_id", "feature_key"])
-        return _feature(self._one(app_features, _feature_is(proposed.app_id, proposed.feature_key)))
+        return feature_record(self._one(app_features, _feature_is(proposed.app_id, proposed.feature_key)))
 
     def put_feature(
         self,
@@ -189,7 +189,7 @@ class SqlCatalog:
             self.connection.execute(
                 update(app_features).where(where).values(pricing_version=app_features.c.pricing_version + 1, **values)
             )
-        return _feature(self._one(app_features, where))
+        return feature_record(self._one(app_features, where))
 
     def has_feature(self, app_id: str, feature_key: str) -> bool:
         where = _feature_is(app_id, feature_key)
