@@ -285,7 +285,11 @@ def signed_app(database: Database, settings: Settings, seeded: SeedResult) -> Fa
 
 
 def test_every_operation_answers_hostile_values_anywhere_below_500(
-    signed_app: FastAPI, session_headers: dict[str, str], ctx: ServiceContext, seeded: SeedResult
+    signed_app: FastAPI,
+    session_headers: dict[str, str],
+    developer_headers: dict[str, str],
+    ctx: ServiceContext,
+    seeded: SeedResult,
 ) -> None:
     app = signed_app
     known = {"paths": known_path_values(seeded), "bodies": known_bodies(seeded)}
@@ -304,7 +308,7 @@ def test_every_operation_answers_hostile_values_anywhere_below_500(
                 suppress_health_check=list(HealthCheck),
             )
             def hostile(case: Any) -> None:
-                credentials = credentials_for(case.operation.path, session_headers)
+                credentials = credentials_for(case.operation.path, session_headers, developer_headers)
                 for what, status, text in asyncio.run(_send_variants(app, case, credentials, known)):
                     statuses[status] += 1
                     if status >= 500:
