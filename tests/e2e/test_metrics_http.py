@@ -7,6 +7,7 @@ import json
 import re
 import shutil
 import subprocess
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -147,6 +148,23 @@ def test_every_route_is_labelled_by_its_template_including_the_documentation(wat
     routes = {dict(labels).get("route") for name, labels in samples if name == "modelfaucet_http_requests_total"}
     assert {"/openapi.json", "/docs", "/v1/admin/payouts/{payout_id}", "unmatched"} <= routes
     assert "/nowhere" not in routes and "/v1/admin/payouts/po_unknown" not in routes
+
+
+def test_reconcile_every_seconds_runs_reconciliation_inside_the_service(
+    database: Database, settings: Settings, seeded: SeedResult
+) -> None:
+    configured = with_settings(settings, reconcile_every_seconds=1)
+    with TestClient(create_app(configured, db=database)) as client:
+        deadline = time.monotonic() + 10
+        while value(scrape(client), "modelfaucet_reconciliation_last_run_timestamp_seconds") == 0:
+            assert time.monotonic() < deadline, "no periodic reconciliation within 10 s"
+            time.sleep(0.2)
+        assert value(scrape(client), "modelfaucet_reconciliation_mismatches") == 0
+
+
+def test_without_reconcile_every_seconds_nothing_reconciles_on_its_own(watched: TestClient) -> None:
+    time.sleep(1.2)
+    assert value(scrape(watched), "modelfaucet_reconciliation_last_run_timestamp_seconds") == 0
 
 
 def _metric_names(expression: str) -> set[str]:

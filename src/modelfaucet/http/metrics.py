@@ -125,6 +125,7 @@ class Metrics:
             "When the last reconciliation run in this process finished (Unix time; 0: never).",
             registry=registry,
         )
+        self._event_types = frozenset((*HANDLERS, UNKNOWN_EVENT_TYPE))
         # Every bounded series exists from the start, so rate() and alerts see a zero.
         for outcome in _USAGE_OUTCOMES:
             for mode in _ROUTE_MODES:
@@ -132,7 +133,7 @@ class Metrics:
         for reason in _REASONS:
             self.ledger_postings.labels(reason)
             self.moved_units.labels(reason)
-        for event_type in (*HANDLERS, UNKNOWN_EVENT_TYPE):
+        for event_type in self._event_types:
             for webhook_outcome in _WEBHOOK_OUTCOMES:
                 self.stripe_webhooks.labels(event_type, webhook_outcome)
 
@@ -157,8 +158,8 @@ class Metrics:
             self.moved_units.labels(label).inc(moved.units)
 
     def stripe_webhook(self, event_type: str, outcome: str) -> None:
-        known_types = frozenset((*HANDLERS, UNKNOWN_EVENT_TYPE))
-        self.stripe_webhooks.labels(_bounded(event_type, known_types), _bounded(outcome, _WEBHOOK_OUTCOMES)).inc()
+        labels = _bounded(event_type, self._event_types), _bounded(outcome, _WEBHOOK_OUTCOMES)
+        self.stripe_webhooks.labels(*labels).inc()
 
     def reconciled(self, mismatches: int, *, at: datetime) -> None:
         self.reconciliation_mismatches.set(mismatches)
