@@ -126,7 +126,9 @@ class UnitOfWork(Protocol):
 
     def after_commit(self, callback: Callable[[], None]) -> None:
         """Run ``callback`` once this unit of work has committed (in registration order);
-        dropped if it rolls back. For what must only be told of committed work: metrics."""
+        dropped if it rolls back. For what must only be told of committed work: metrics.
+        The unit of work itself tells ``Signals.money_moved`` what its ledger posted, by
+        reason, just before these callbacks run."""
         ...
 
     def rollback(self) -> None: ...
