@@ -192,6 +192,8 @@ class Settings(BaseSettings):
     session_ttl_seconds: Integer = Field(3600, ge=1, validation_alias="SESSION_TTL_SECONDS")
     max_body_bytes: Integer = Field(1_048_576, ge=1024, validation_alias="MODELFAUCET_MAX_BODY_BYTES")
     cors_origins: TextList = Field((), validation_alias="CORS_ORIGINS")
+    # Seconds between the service's own reconciliation runs (metrics); 0, the default: never.
+    reconcile_every_seconds: Integer = Field(0, ge=0, validation_alias="RECONCILE_EVERY_SECONDS")
     # Peers whose X-Forwarded-For / X-Forwarded-Proto are believed (a reverse proxy in front
     # of the API): IP addresses or networks, comma separated. None by default: the client
     # address is the socket peer, for uvicorn and for the rate limiter alike.

@@ -30,6 +30,7 @@ from modelfaucet.domain.ledger import (
 from modelfaucet.domain.money import format_usd
 from modelfaucet.domain.outcomes import InsufficientBalance, InvalidRequest, LedgerInvariantViolation, NotFound
 from modelfaucet.services.repositories import AdjustmentRecord, PostingLine, StoredKey
+from modelfaucet.services.signals import Moved, NoSignals, Signals, tally_moved
 from tests.fakes.catalog import CatalogState, MemoryCatalog, MemorySessions
 from tests.fakes.developers import DeveloperAccessState, MemoryDeveloperAccess, MemoryStatements
 from tests.fakes.payouts import MemoryPayouts, PayoutBook
@@ -60,10 +61,11 @@ class MemoryState:
 class MemoryStore:
     """The committed books, and a factory of units of work over them."""
 
-    def __init__(self, clock: Callable[[], datetime] | None = None) -> None:
+    def __init__(self, clock: Callable[[], datetime] | None = None, signals: Signals | None = None) -> None:
         self.state = MemoryState()
         self.clock = clock or (lambda: datetime.now(UTC))
         self.commits = 0
+        self.signals: Signals = signals or NoSignals()
 
     def __call__(self, *, read_only: bool = False, snapshot: bool = False) -> MemoryUnitOfWork:
         return MemoryUnitOfWork(self, read_only=read_only or snapshot)
@@ -94,6 +96,7 @@ class MemoryLedger:
     def __init__(self, state: MemoryState, now: datetime) -> None:
         self.state = state
         self.now = now
+        self.moved: dict[str, Moved] = {}
 
     def get(self, account_id: str, *, for_update: bool = False) -> AccountState | None:
         found = self.state.accounts.get(account_id)
@@ -167,6 +170,7 @@ class MemoryLedger:
                     )
                 )
             ids.append(transaction_id)
+        self.moved = tally_moved(self.moved, transactions)
         return ids
 
     def change_reserved(self, account_id: str, delta_units: int) -> None:
@@ -267,6 +271,7 @@ class MemoryUnitOfWork:
         self.read_only = read_only
         self._working: MemoryState | None = None
         self._committed = False
+        self._after_commit: list[Callable[[], None]] = []
 
     @property
     def dialect(self) -> str:
@@ -311,6 +316,17 @@ class MemoryUnitOfWork:
         self.store.state = self._working
         self.store.commits += 1
         self._committed = True
+        if self.ledger.moved:
+            self.store.signals.money_moved(dict(self.ledger.moved))
+        callbacks, self._after_commit = self._after_commit, []
+        for callback in callbacks:
+            callback()
+
+    def after_commit(self, callback: Callable[[], None]) -> None:
+        if self._committed:
+            raise LedgerInvariantViolation("after_commit on a unit of work that already committed")
+        self._after_commit.append(callback)
 
     def rollback(self) -> None:
         self._working = None
+        self._after_commit = []

@@ -9,6 +9,7 @@ order, a status-conditional update.
 
 from __future__ import annotations
 
+from collections import Counter
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import TYPE_CHECKING
@@ -80,3 +81,9 @@ class MemoryPayouts:
         found.sort(key=lambda p: p.id)
         found.sort(key=lambda p: p.created_at, reverse=True)
         return found[:limit]
+
+    def count_by_status(self) -> dict[PayoutStatus, int]:
+        return dict(Counter(p.status for p in self.book.payouts.values()))
+
+    def oldest_open_created_at(self) -> datetime | None:
+        return min((p.created_at for p in self.book.payouts.values() if p.status in OPEN_STATUSES), default=None)

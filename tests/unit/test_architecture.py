@@ -123,7 +123,7 @@ def test_each_layer_imports_only_the_layers_below_it(layer: str, may_import: set
 
 
 def test_adapters_use_only_the_ports_and_records_of_services() -> None:
-    allowed = {f"{PACKAGE}.services.repositories", f"{PACKAGE}.services.unit_of_work"}
+    allowed = {f"{PACKAGE}.services.{port}" for port in ("repositories", "unit_of_work", "signals")}
     wrong = sorted(
         f"{module} -> {target}"
         for module, targets in GRAPH.items()

@@ -31,6 +31,7 @@ VARIABLES = {
     "SESSION_TTL_SECONDS": "session_ttl_seconds",
     "MODELFAUCET_MAX_BODY_BYTES": "max_body_bytes",
     "CORS_ORIGINS": "cors_origins",
+    "RECONCILE_EVERY_SECONDS": "reconcile_every_seconds",
     "FORWARDED_ALLOW_IPS": "forwarded_allow_ips",
 }
 

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import asyncio
+import logging
 from collections.abc import AsyncIterator, Callable
-from contextlib import asynccontextmanager
+from contextlib import asynccontextmanager, suppress
 from datetime import datetime
 from typing import Any
 
@@ -17,10 +19,13 @@ from ..adapters.db.database import Database
 from ..config import Settings
 from ..services.context import ServiceContext, utcnow
 from ..services.posting_engine import PostingEngine
+from ..services.reconcile import reconcile_ledger
 from .errors import install_error_handlers
 from .metrics import Metrics
 from .middleware import EdgeMiddleware
 from .ratelimit import RateLimitMiddleware
+
+log = logging.getLogger("modelfaucet.http")
 
 
 def _routers() -> list[APIRouter]:
@@ -99,6 +104,18 @@ def _document_validation_errors_as_400(app: FastAPI) -> None:
     app.openapi = openapi  # type: ignore[method-assign]
 
 
+async def _reconcile_periodically(ctx: ServiceContext, every_seconds: int) -> None:
+    """``RECONCILE_EVERY_SECONDS``: reconcile in a worker thread every so often, so the
+    reconciliation gauges stay fresh. A failed run is logged and the next one still runs
+    (the last-run timestamp then ages, which is what the alert watches)."""
+    while True:
+        await asyncio.sleep(every_seconds)
+        try:
+            await run_in_threadpool(reconcile_ledger, ctx)
+        except Exception as exc:
+            log.error("periodic reconciliation failed: %s", type(exc).__name__, exc_info=exc)
+
+
 def create_app(
     settings: Settings,
     *,
@@ -108,12 +125,21 @@ def create_app(
     database = db if db is not None else Database.from_url(settings.database_url)
     owns_database = db is None
 
-    ctx = ServiceContext(db=database, settings=settings, clock=clock)
+    metrics = Metrics()
+    ctx = ServiceContext(db=database, settings=settings, clock=clock, signals=metrics)
     posting_engine = PostingEngine(ctx)
 
     @asynccontextmanager
     async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
-        yield
+        every = settings.reconcile_every_seconds
+        periodic = asyncio.create_task(_reconcile_periodically(ctx, every)) if every else None
+        try:
+            yield
+        finally:
+            if periodic is not None:
+                periodic.cancel()
+                with suppress(asyncio.CancelledError):
+                    await periodic
         # Acknowledged usage is posted before the process lets go of the database.
         await run_in_threadpool(posting_engine.close)
         if owns_database:
@@ -127,7 +153,7 @@ def create_app(
     )
     app.state.ctx = ctx
     app.state.usage_posting_engine = posting_engine
-    app.state.metrics = Metrics()
+    app.state.metrics = metrics
     install_error_handlers(app)
     for router in _routers():
         app.include_router(router)

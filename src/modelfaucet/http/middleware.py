@@ -20,7 +20,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from . import json_guard
 from .errors import error_body
-from .metrics import Metrics
+from .metrics import Metrics, route_label
 
 log = logging.getLogger("modelfaucet.http")
 _BODY_METHODS = {"POST", "PUT", "PATCH", "DELETE"}
@@ -98,9 +98,8 @@ class EdgeMiddleware:
                 body = error_body("internal_error", "An internal error occurred.", request_id)
                 await _send_json(send_with_headers, 500, body)
         finally:
-            route = scope.get("route")
-            path = getattr(route, "path", None) or "unmatched"
-            self.metrics.observe(scope.get("method", "GET"), path, status_holder[0], time.perf_counter() - started)
+            route = route_label(scope)
+            self.metrics.observe(scope.get("method", "GET"), route, status_holder[0], time.perf_counter() - started)
 
 
 def _incoming_request_id(scope: Scope) -> str | None:

@@ -9,6 +9,7 @@ from datetime import UTC, datetime
 from ..adapters.db.database import Database
 from ..adapters.db.unit_of_work import SqlUnitOfWorkFactory
 from ..config import Settings
+from .signals import NoSignals, Signals
 from .unit_of_work import UnitOfWork, UnitOfWorkFactory
 
 
@@ -21,13 +22,14 @@ class ServiceContext:
     """The composition root hands this to every service.
 
     ``db`` builds the SQL units of work; tests of the money rules pass ``units`` (an
-    in-memory factory) and no database at all.
+    in-memory factory) and no database at all. ``signals`` is told what committed (metrics).
     """
 
     db: Database
     settings: Settings
     clock: Callable[[], datetime] = field(default=utcnow)
     units: UnitOfWorkFactory | None = None
+    signals: Signals = field(default_factory=NoSignals)
 
     def unit_of_work(self) -> UnitOfWork:
         """A write unit of work: commit it, or everything it did is rolled back."""
@@ -42,7 +44,7 @@ class ServiceContext:
             return self.units
         if self.db is None:
             raise RuntimeError("ServiceContext needs a database or a unit-of-work factory")
-        return SqlUnitOfWorkFactory(self.db, self.clock)
+        return SqlUnitOfWorkFactory(self.db, self.clock, self.signals)
 
 
 @dataclass(frozen=True)

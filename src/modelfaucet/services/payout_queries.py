@@ -1,8 +1,9 @@
-"""Reading payouts for operators: the newest ones, and one with its history."""
+"""Reading payouts for operators: the newest ones, one with its history, and the gauges."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
+from datetime import datetime
 
 from ..domain.payouts import PayoutStatus
 from .context import ServiceContext
@@ -27,3 +28,17 @@ def get_payout(ctx: ServiceContext, payout_id: str) -> PayoutWithHistory:
         payout = uow.payouts.require(payout_id)
         history = uow.reports.audit_history(PAYOUT_REFERENCE_TYPE, payout_id)
     return PayoutWithHistory(payout, tuple(history))
+
+
+@dataclass(frozen=True, slots=True)
+class PayoutGauges:
+    by_status: dict[PayoutStatus, int]  # every status, 0 when none
+    oldest_open_created_at: datetime | None
+
+
+def payout_gauges(ctx: ServiceContext) -> PayoutGauges:
+    """What the metrics scrape shows of payouts: two small aggregate reads."""
+    with ctx.reader() as uow:
+        counts = uow.payouts.count_by_status()
+        oldest = uow.payouts.oldest_open_created_at()
+    return PayoutGauges({status: counts.get(status, 0) for status in PayoutStatus}, oldest)

@@ -37,6 +37,12 @@ class ReconciliationReport:
         return sum(1 for line in self.items if line.delta_units != 0)
 
     @property
+    def problem_count(self) -> int:
+        """Wallets out of balance, plus failing checks, plus a flagged Stripe sync (0: ok)."""
+        stripe_flagged = int(self.stripe is not None and not self.stripe.ok)
+        return self.mismatch_count + sum(1 for check in self.checks if not check.ok) + stripe_flagged
+
+    @property
     def ok(self) -> bool:
         stripe_ok = self.stripe is None or self.stripe.ok
         return self.mismatch_count == 0 and all(check.ok for check in self.checks) and stripe_ok
@@ -60,9 +66,9 @@ class ReconciliationReport:
 def reconcile_ledger(ctx: ServiceContext, *, include_checks: bool = True) -> ReconciliationReport:
     with ctx.reader(snapshot=True) as uow:
         balances = sorted(uow.reports.account_balances(), key=attrgetter("owner_scope", "owner_id"))
-        checks = (
-            (*run_checks(uow, balances), *(check(uow) for check in PROVENANCE_CHECKS)) if include_checks else ()
-        )
+        checks = (*run_checks(uow, balances), *(check(uow) for check in PROVENANCE_CHECKS)) if include_checks else ()
         stripe = last_sync_flags(uow) if include_checks else None
     wallets = tuple(line for line in balances if line.owner_scope in WALLET_SCOPES)
-    return ReconciliationReport(generated_at=ctx.clock(), items=wallets, checks=checks, stripe=stripe)
+    report = ReconciliationReport(generated_at=ctx.clock(), items=wallets, checks=checks, stripe=stripe)
+    ctx.signals.reconciled(report.problem_count, at=report.generated_at)
+    return report

@@ -34,8 +34,10 @@ No audit row is written per usage event: the ledger and the usage row are the re
 from __future__ import annotations
 
 import threading
+import time
 from collections.abc import Sequence
 from dataclasses import replace
+from functools import partial
 
 from ..domain.identity import new_id
 from ..domain.ledger import PLATFORM_OWNER_ID, PROVIDER_COST_OWNER_ID, OwnerScope, Transaction
@@ -112,16 +114,25 @@ def record_usage_batch(
     if not events:
         return []
     fingerprints = [fingerprint(event) for event in events]
+    started = time.perf_counter()
     for attempt in range(1, MAX_ATTEMPTS + 1):
         try:
             with ctx.unit_of_work() as uow:
                 outcomes = _post_batch(uow, events, fingerprints, account_ids)
+                uow.after_commit(partial(_tell_committed, ctx, events, outcomes, started))
                 uow.commit()
             return outcomes
         except ConcurrentWrite:
             if attempt == MAX_ATTEMPTS:
                 raise
     raise LedgerInvariantViolation("unreachable")  # pragma: no cover
+
+
+def _tell_committed(
+    ctx: ServiceContext, events: Sequence[UsageEvent], outcomes: Sequence[UsageOutcome], started: float
+) -> None:
+    labels = [(str(outcome.status), str(event.route_mode)) for event, outcome in zip(events, outcomes, strict=True)]
+    ctx.signals.usage_batch(labels, seconds=time.perf_counter() - started)
 
 
 def _post_batch(

@@ -231,6 +231,14 @@ class PayoutRepository(Protocol):
         """Newest first (then by id), optionally of one status."""
         ...
 
+    def count_by_status(self) -> dict[PayoutStatus, int]:
+        """How many payouts are in each status (statuses with none are left out)."""
+        ...
+
+    def oldest_open_created_at(self) -> datetime | None:
+        """When the oldest open payout was created; None when none is open."""
+        ...
+
 
 @dataclass(frozen=True, slots=True)
 class NewTopup:

@@ -32,6 +32,7 @@ import json
 import logging
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
+from functools import partial
 from typing import Any
 
 from ..adapters.stripe.signature import SignatureError, secrets_from_setting, verify
@@ -106,6 +107,7 @@ class WebhookOutcome:
 
 StripeEventOutcome = WebhookOutcome | ReversalApplied
 Handler = Callable[[UnitOfWork, StripeEvent], StripeEventOutcome]
+UNKNOWN_EVENT_TYPE = "other"  # the metric label of every event type this service does not handle
 
 
 def outcome_from_record(record: Mapping[str, Any], *, duplicate: bool = False) -> StripeEventOutcome:
@@ -127,19 +129,24 @@ def handle_stripe_webhook(ctx: ServiceContext, *, payload: bytes, signature_head
                 tolerance_seconds=ctx.settings.stripe_webhook_tolerance_seconds,
             )
         except SignatureError as exc:
+            ctx.signals.stripe_webhook(UNKNOWN_EVENT_TYPE, "signature_failed")
             raise InvalidRequest(f"Stripe webhook signature verification failed: {exc}") from None
     event = _parse(payload)
 
     with ctx.unit_of_work() as uow:
-        if not uow.stripe_events.add_received(event_id=event.id, event_type=event.type, payload=payload.decode()):
-            return _stored_outcome(uow, event.id)
         handler = HANDLERS.get(event.type)
+        kind = event.type if handler is not None else UNKNOWN_EVENT_TYPE  # a bounded metric label
+        if not uow.stripe_events.add_received(event_id=event.id, event_type=event.type, payload=payload.decode()):
+            stored = _stored_outcome(uow, event.id)
+            ctx.signals.stripe_webhook(kind, "duplicate")
+            return stored
         outcome: StripeEventOutcome
         if handler is None:
             outcome, status = WebhookOutcome(event_id=event.id), StripeEventStatus.IGNORED
         else:
             outcome, status = handler(uow, event), StripeEventStatus.PROCESSED
         uow.stripe_events.record_answer(event.id, status=status, answer=outcome.to_record())
+        uow.after_commit(partial(ctx.signals.stripe_webhook, kind, str(status)))
         uow.commit()
     return outcome
 

@@ -17,6 +17,7 @@ the money rules use. Both satisfy this protocol; mypy checks that.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from datetime import datetime
 from types import TracebackType
 from typing import Any, Protocol
@@ -129,6 +130,13 @@ class UnitOfWork(Protocol):
 
     def commit(self) -> None:
         """Write the collected audit entries, then commit. Only once per unit of work."""
+        ...
+
+    def after_commit(self, callback: Callable[[], None]) -> None:
+        """Run ``callback`` once this unit of work has committed (in registration order);
+        dropped if it rolls back. For what must only be told of committed work: metrics.
+        The unit of work itself tells ``Signals.money_moved`` what its ledger posted, by
+        reason, just before these callbacks run."""
         ...
 
     def rollback(self) -> None: ...

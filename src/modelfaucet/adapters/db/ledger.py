@@ -35,6 +35,7 @@ from ...domain.ledger import CONSTRAINED_SCOPES, MAX_BALANCE_UNITS, AccountState
 from ...domain.money import format_usd
 from ...domain.outcomes import InsufficientBalance, InvalidRequest, LedgerInvariantViolation, NotFound
 from ...services.repositories import PostingLine
+from ...services.signals import Moved, tally_moved
 from .bulk import insert_many, upsert_factory
 from .tables import accounts, ledger_postings, ledger_transactions
 
@@ -80,6 +81,7 @@ class SqlLedger:
     def __init__(self, connection: Connection, now: datetime) -> None:
         self.connection = connection
         self.now = now
+        self.moved: dict[str, Moved] = {}  # what this unit of work posted, told once it commits
 
     # -- reads ------------------------------------------------------------------------
 
@@ -187,6 +189,7 @@ class SqlLedger:
         self._move_balances(net, decided=decided)
         items = [(new_id(), transaction) for transaction in transactions]
         self._insert_rows(items)
+        self.moved = tally_moved(self.moved, transactions)
         return [transaction_id for transaction_id, _ in items]
 
     def change_reserved(self, account_id: str, delta_units: int) -> None:

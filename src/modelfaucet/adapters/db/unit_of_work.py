@@ -19,6 +19,7 @@ from typing import Any
 from sqlalchemy import Connection, RootTransaction
 
 from ...domain.outcomes import LedgerInvariantViolation
+from ...services.signals import NoSignals, Signals
 from ...services.unit_of_work import ConcurrentWrite
 from .database import Database
 from .engine import DEFERRED_OPTION
@@ -44,10 +45,18 @@ class SqlUnitOfWork:
     """Implements :class:`modelfaucet.services.unit_of_work.UnitOfWork` on SQLite and PostgreSQL."""
 
     def __init__(
-        self, db: Database, clock: Callable[[], datetime], *, read_only: bool = False, snapshot: bool = False
+        self,
+        db: Database,
+        clock: Callable[[], datetime],
+        *,
+        read_only: bool = False,
+        snapshot: bool = False,
+        signals: Signals | None = None,
     ) -> None:
         self.db = db
         self.clock = clock
+        self.signals: Signals = signals or NoSignals()
+        self._after_commit: list[Callable[[], None]] = []
         self.read_only = read_only or snapshot
         self.snapshot = snapshot
         self._connection: Connection | None = None
@@ -124,8 +133,19 @@ class SqlUnitOfWork:
         self.audit.flush()
         self._transaction.commit()
         self._committed = True
+        if self.ledger.moved:
+            self.signals.money_moved(dict(self.ledger.moved))
+        callbacks, self._after_commit = self._after_commit, []
+        for callback in callbacks:
+            callback()
+
+    def after_commit(self, callback: Callable[[], None]) -> None:
+        if self._committed:
+            raise LedgerInvariantViolation("after_commit on a unit of work that already committed")
+        self._after_commit.append(callback)
 
     def rollback(self) -> None:
+        self._after_commit = []
         if self._transaction is not None and self._transaction.is_active:
             self._transaction.rollback()
 
@@ -133,9 +153,10 @@ class SqlUnitOfWork:
 class SqlUnitOfWorkFactory:
     """Implements :class:`modelfaucet.services.unit_of_work.UnitOfWorkFactory`."""
 
-    def __init__(self, db: Database, clock: Callable[[], datetime]) -> None:
+    def __init__(self, db: Database, clock: Callable[[], datetime], signals: Signals | None = None) -> None:
         self.db = db
         self.clock = clock
+        self.signals = signals
 
     def __call__(self, *, read_only: bool = False, snapshot: bool = False) -> SqlUnitOfWork:
-        return SqlUnitOfWork(self.db, self.clock, read_only=read_only, snapshot=snapshot)
+        return SqlUnitOfWork(self.db, self.clock, read_only=read_only, snapshot=snapshot, signals=self.signals)

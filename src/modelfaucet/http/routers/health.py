@@ -7,7 +7,9 @@ from fastapi.responses import JSONResponse
 from pydantic import BaseModel
 from starlette.concurrency import run_in_threadpool
 
+from ...services.payout_queries import payout_gauges
 from ..deps import Context
+from ..metrics import Metrics
 
 router = APIRouter(tags=["operations"])
 
@@ -44,5 +46,7 @@ async def ready(ctx: Context) -> Response:
 
 
 @router.get("/metrics", response_class=Response, responses={200: {"content": {"text/plain": {}}}})
-def metrics(request: Request) -> Response:
-    return Response(request.app.state.metrics.render(), media_type="text/plain; version=0.0.4; charset=utf-8")
+def metrics(request: Request, ctx: Context) -> Response:
+    watched: Metrics = request.app.state.metrics
+    watched.refresh_payouts(payout_gauges(ctx), now=ctx.clock())
+    return Response(watched.render(), media_type="text/plain; version=0.0.4; charset=utf-8")

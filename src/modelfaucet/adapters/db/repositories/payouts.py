@@ -16,6 +16,7 @@ from ....domain.catalog import CatalogStatus
 from ....domain.ledger import OwnerScope
 from ....domain.outcomes import NotFound
 from ....domain.payouts import OPEN_STATUSES, PayoutStatus
+from ....domain.timestamps import as_utc
 from ....services.repositories import PayoutCandidate, PayoutRecord
 from ..bulk import upsert_factory
 from ..tables import accounts, developers, ledger_postings, payouts
@@ -133,3 +134,12 @@ class SqlPayouts:
         if status is not None:
             stmt = stmt.where(payouts.c.status == str(status))
         return [payout_record(row) for row in self.connection.execute(stmt)]
+
+    def count_by_status(self) -> dict[PayoutStatus, int]:
+        stmt = select(payouts.c.status, func.count()).group_by(payouts.c.status)
+        return {PayoutStatus(status): count for status, count in self.connection.execute(stmt)}
+
+    def oldest_open_created_at(self) -> datetime | None:
+        found = self.connection.execute(select(func.min(payouts.c.created_at)).where(payouts.c.status.in_(OPEN)))
+        oldest: datetime | None = found.scalar_one()
+        return None if oldest is None else as_utc(oldest)
