@@ -189,6 +189,10 @@ def test_malformed_json_is_a_400_not_a_422(probe_client: TestClient) -> None:
     response = probe_client.post("/probe/echo", content=b"{not json", headers={"content-type": "application/json"})
     error = _assert_error(response, 400, "invalid_request")
     assert "not valid JSON" in str(error["message"])
+    # The body is named as the field, never the decoder's character position ("field": "1").
+    details = error["details"]
+    assert details["field"] == "body"  # type: ignore[index]
+    assert "at character 1" in details["reason"]  # type: ignore[index]
 
 
 @pytest.mark.parametrize(
@@ -205,7 +209,8 @@ def test_malformed_json_is_a_400_not_a_422(probe_client: TestClient) -> None:
 def test_invalid_fields_are_named_in_a_400(probe_client: TestClient, body: dict[str, object], field: str) -> None:
     error = _assert_error(probe_client.post("/probe/echo", json=body), 400, "invalid_request")
     assert field in str(error["message"])
-    assert field in [f["field"] for f in error["details"]["fields"]]  # type: ignore[index]
+    assert error["details"]["field"] == field  # type: ignore[index]
+    assert error["details"]["reason"]  # type: ignore[index]
 
 
 def test_a_valid_money_string_reaches_the_route_as_integer_units(probe_client: TestClient) -> None:

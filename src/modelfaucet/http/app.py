@@ -34,6 +34,7 @@ def _routers() -> list[APIRouter]:
         admin_reconciliation,
         admin_reports,
         admin_wallets,
+        docs,
         health,
         provider_keys,
         sessions,
@@ -57,6 +58,7 @@ def _routers() -> list[APIRouter]:
         admin_app_secret_keys.router,
         admin_reports.router,
         admin_audit.router,
+        docs.router,
     ]
 
 
@@ -116,6 +118,9 @@ def create_app(
         version=__version__,
         description="Prepaid credits, usage rating, double-entry ledger, payouts (test mode).",
         lifespan=lifespan,
+        # /docs and /redoc are routers/docs.py: the same pages with no CDN.
+        docs_url=None,
+        redoc_url=None,
     )
     app.state.ctx = ctx
     app.state.usage_posting_engine = posting_engine
