@@ -302,3 +302,28 @@ def test_head_answers_like_get_without_a_body(client: TestClient, path: str) -> 
 def test_head_is_not_a_separate_operation_in_the_openapi_document(client: TestClient) -> None:
     paths = client.get("/openapi.json").json()["paths"]
     assert set(paths["/health"]) == {"get"} and set(paths["/ready"]) == {"get"}
+
+
+@pytest.mark.parametrize(
+    ("method", "path", "headers"),
+    [
+        ("GET", "/v1/admin/wallets", {}),
+        ("GET", "/v1/admin/wallets", {"Authorization": "Bearer wrong"}),
+        ("POST", "/v1/usage/events", {"Authorization": "Basic dXNlcjpwYXNz"}),
+        ("GET", "/v1/user/wallet", {"Authorization": "Bearer mf_sess_expired_or_unknown"}),
+    ],
+)
+def test_every_401_names_the_bearer_scheme_it_accepts(
+    client: TestClient, method: str, path: str, headers: dict[str, str]
+) -> None:
+    response = client.request(method, path, headers=headers)
+    _assert_error(response, 401, response.json()["error"]["code"])
+    assert response.headers["www-authenticate"] == "Bearer"
+
+
+def test_a_refusal_that_is_not_a_401_carries_no_authentication_challenge(
+    client: TestClient, admin_headers: dict[str, str]
+) -> None:
+    response = client.get("/v1/admin/wallets/not-a-uuid", headers=admin_headers)
+    assert response.status_code == 400
+    assert "www-authenticate" not in response.headers
