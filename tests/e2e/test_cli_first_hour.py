@@ -16,9 +16,8 @@ from sqlalchemy.engine import make_url
 
 from modelfaucet import __version__
 from modelfaucet.adapters.db.database import Database
-from modelfaucet.adapters.db.engine import normalise_url
 from modelfaucet.adapters.db.tables import developers
-from tests.conftest import free_port
+from tests.conftest import free_port, postgres_server_url
 
 PASSWORD = "hunter2-not-a-real-password"
 
@@ -70,18 +69,9 @@ def test_every_command_names_an_unreachable_database_without_its_password_or_a_t
 
 
 def test_a_database_that_does_not_exist_on_a_running_server_is_named(tmp_path: Path) -> None:
-    base = make_url(
-        normalise_url(os.environ.get("MODELFAUCET_TEST_POSTGRES_URL") or "postgresql://postgres@127.0.0.1:5432/test")
-    )
-    try:
-        with socket.create_connection((base.host or "127.0.0.1", base.port or 5432), timeout=2):
-            pass
-    except OSError:
-        if os.environ.get("MODELFAUCET_REQUIRE_POSTGRES") == "1":
-            pytest.fail("PostgreSQL is mandatory here and does not answer")
-        pytest.skip(f"no PostgreSQL server answers at {base.host}:{base.port}")
+    server = make_url(postgres_server_url())
     missing = f"mf_missing_{uuid.uuid4().hex[:12]}"
-    url = base.set(database=missing, password=PASSWORD).render_as_string(hide_password=False)
+    url = server.set(database=missing, password=PASSWORD).render_as_string(hide_password=False)
     for command in (["reconcile"], ["db", "upgrade"]):
         assert_refused_in_one_line(run(command, tmp_path, DATABASE_URL=url), f'database "{missing}" does not exist')
 
