@@ -7,8 +7,9 @@ Stopping: on SIGTERM (or Ctrl-C) uvicorn stops accepting connections, lets the r
 flight finish (up to :data:`SHUTDOWN_GRACE_SECONDS`), then runs the app's lifespan shutdown,
 which drains the usage posting engine (:meth:`PostingEngine.close`): every usage event a
 caller was answered for is in the database before the process ends. uvicorn then re-raises
-the signal to end the process "as the signal would have"; the no-op handlers installed here
-turn that into a normal return, so a drained stop exits 0.
+the signal to end the process "as the signal would have"; the handlers installed here turn
+that into a normal return, so a drained stop exits 0. With several workers, uvicorn's
+supervisor stops each worker the same way and returns.
 """
 
 from __future__ import annotations
@@ -47,23 +48,23 @@ def listen(host: str, port: int) -> socket.socket:
 
 def run(settings: Settings, sock: socket.socket, *, workers: int) -> bool:
     """Serve until stopped; False if the app failed to start (its lifespan refused)."""
-    # X-Forwarded-For/-Proto only from the configured proxies; uvicorn would otherwise
-    # believe them from 127.0.0.1 by default, letting any local caller pick its address.
     config = uvicorn.Config(
         ASGI_IMPORT_PATH if workers > 1 else create_app(settings),
         workers=workers,
         log_config=None,  # uvicorn's records go to our handler, in our format
         log_level="warning",
         access_log=False,  # the edge middleware logs one line per request
+        # X-Forwarded-For/-Proto only from the configured proxies; uvicorn would otherwise
+        # believe them from 127.0.0.1 by default, letting any local caller pick its address.
         proxy_headers=bool(settings.forwarded_allow_ips),
         forwarded_allow_ips=list(settings.forwarded_allow_ips) or None,
         timeout_graceful_shutdown=SHUTDOWN_GRACE_SECONDS,
     )
-    _end_normally_after_a_drained_stop()
     if workers > 1:
         _supervise(config, sock)
         return True
     server = uvicorn.Server(config)
+    _stop_on_signals(server)
     server.run(sockets=[sock])
     return server.started
 
@@ -79,9 +80,13 @@ def _supervise(config: uvicorn.Config, sock: socket.socket) -> None:
     supervisor.run()
 
 
-def _end_normally_after_a_drained_stop() -> None:
-    def drained(_signal: int, _frame: FrameType | None) -> None:
-        return None
+def _stop_on_signals(server: uvicorn.Server) -> None:
+    """Handlers for the moments uvicorn's own are not installed: before it serves, a signal
+    asks the server to stop; after its drain, the signal it re-raises ends nothing more, so
+    the process returns normally (exit 0) instead of dying by that signal."""
+
+    def stop(_signal: int, _frame: FrameType | None) -> None:
+        server.should_exit = True
 
     for stop_signal in (signal.SIGTERM, signal.SIGINT):
-        signal.signal(stop_signal, drained)
+        signal.signal(stop_signal, stop)
