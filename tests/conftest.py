@@ -178,6 +178,20 @@ def gateway_headers() -> dict[str, str]:
     return {"Authorization": f"Bearer {GATEWAY_TOKEN}"}
 
 
+def postgres_server_url() -> str:
+    """The test PostgreSQL server's URL on its maintenance database ``postgres``; skip (or,
+    where PostgreSQL is mandatory, fail) when no server answers."""
+    base = make_url(normalise_url(_pg_base_url()))
+    try:
+        with socket.create_connection((base.host or "127.0.0.1", base.port or 5432), timeout=2):
+            pass
+    except OSError:
+        if _require_pg():
+            pytest.fail(f"PostgreSQL is mandatory here and does not answer at {base.host}:{base.port}")
+        pytest.skip(f"no PostgreSQL server answers at {base.host}:{base.port}")
+    return base.set(drivername="postgresql", database="postgres").render_as_string(hide_password=False)
+
+
 def free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))

@@ -25,7 +25,7 @@ from pydantic import AfterValidator, BeforeValidator, Field, ValidationError
 from pydantic.fields import FieldInfo
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
 
-from .domain.money import parse_usd
+from .domain.money import MoneyError, parse_usd
 
 DEFAULT_SQLITE_FILE = "modelfaucet.sqlite3"
 MIN_SECRET_KEY_CHARS = 32  # same rule as adapters.secretbox.key_from_text
@@ -88,8 +88,18 @@ def _supported_database(url: str) -> str:
 
 
 def _usd_units(value: object) -> object:
-    # Text is the variable (USD, "1.00000000"); an int is already in units.
-    return parse_usd(value, field="PAYOUT_THRESHOLD_USD") if isinstance(value, str) else value
+    # Text is the variable (USD, "1.00000000"); an int is already in units. The message
+    # names no variable: describe() puts the variable's name in front of it.
+    if isinstance(value, str):
+        try:
+            return parse_usd(value, field="value")
+        except MoneyError as exc:
+            raise ValueError(str(exc).removeprefix("value ")) from None
+    return value
+
+
+def _log_format(value: object) -> object:
+    return value.strip().lower() if isinstance(value, str) else value
 
 
 def _operator_tokens(value: object) -> object:
@@ -183,7 +193,11 @@ class Settings(BaseSettings):
     )
     rate_limit_per_minute: Integer = Field(600, ge=0, validation_alias="MODELFAUCET_RATE_LIMIT_PER_MINUTE")
     payout_threshold_units: Annotated[int, BeforeValidator(_usd_units)] = Field(
-        100_000_000, ge=0, validation_alias="PAYOUT_THRESHOLD_USD"
+        100_000_000, gt=0, validation_alias="PAYOUT_THRESHOLD_USD"
+    )
+    # No payout below this amount is ever opened, whatever threshold a run-mock call names.
+    payout_minimum_units: Annotated[int, BeforeValidator(_usd_units)] = Field(
+        100_000_000, gt=0, validation_alias="PAYOUT_MINIMUM_USD"
     )
     payout_hold_days: Integer = Field(0, ge=0, validation_alias="PAYOUT_HOLD_DAYS")
     payout_require_distinct_approver: Annotated[bool, BeforeValidator(_flag)] = Field(
@@ -199,6 +213,10 @@ class Settings(BaseSettings):
     # address is the socket peer, for uvicorn and for the rate limiter alike.
     forwarded_allow_ips: Annotated[TextList, AfterValidator(_proxy_addresses)] = Field(
         (), validation_alias="FORWARDED_ALLOW_IPS"
+    )
+    # "text" or "json" (one object per line); unset: json in production, text otherwise.
+    log_format: Annotated[Literal["text", "json"] | None, BeforeValidator(_log_format)] = Field(
+        None, validation_alias="LOG_FORMAT"
     )
 
     @classmethod
@@ -217,6 +235,10 @@ class Settings(BaseSettings):
     def production(self) -> bool:
         return self.environment == "production"
 
+    @property
+    def json_logs(self) -> bool:
+        return self.log_format == "json" or (self.log_format is None and self.production)
+
     def operator_credentials(self) -> list[tuple[str, str]]:
         """(operator name, token) pairs accepted on admin routes."""
         pairs = [(name, token) for name, token in self.operator_tokens.items()]
@@ -230,6 +252,8 @@ class Settings(BaseSettings):
             notes.append("STRIPE_WEBHOOK_SECRET is not set: unsigned Stripe webhooks are accepted (development only).")
         if not self.admin_token and not self.operator_tokens:
             notes.append("ADMIN_TOKEN is not set: admin routes answer 401.")
+        if not self.gateway_service_token:
+            notes.append("GATEWAY_SERVICE_TOKEN is not set: usage reports (POST /v1/usage/events) answer 401.")
         return notes
 
 

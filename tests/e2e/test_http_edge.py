@@ -189,6 +189,10 @@ def test_malformed_json_is_a_400_not_a_422(probe_client: TestClient) -> None:
     response = probe_client.post("/probe/echo", content=b"{not json", headers={"content-type": "application/json"})
     error = _assert_error(response, 400, "invalid_request")
     assert "not valid JSON" in str(error["message"])
+    # The body is named as the field, never the decoder's character position ("field": "1").
+    details = error["details"]
+    assert details["field"] == "body"  # type: ignore[index]
+    assert "at character 1" in details["reason"]  # type: ignore[index]
 
 
 @pytest.mark.parametrize(
@@ -205,7 +209,8 @@ def test_malformed_json_is_a_400_not_a_422(probe_client: TestClient) -> None:
 def test_invalid_fields_are_named_in_a_400(probe_client: TestClient, body: dict[str, object], field: str) -> None:
     error = _assert_error(probe_client.post("/probe/echo", json=body), 400, "invalid_request")
     assert field in str(error["message"])
-    assert field in [f["field"] for f in error["details"]["fields"]]  # type: ignore[index]
+    assert error["details"]["field"] == field  # type: ignore[index]
+    assert error["details"]["reason"]  # type: ignore[index]
 
 
 def test_a_valid_money_string_reaches_the_route_as_integer_units(probe_client: TestClient) -> None:
@@ -297,3 +302,28 @@ def test_head_answers_like_get_without_a_body(client: TestClient, path: str) -> 
 def test_head_is_not_a_separate_operation_in_the_openapi_document(client: TestClient) -> None:
     paths = client.get("/openapi.json").json()["paths"]
     assert set(paths["/health"]) == {"get"} and set(paths["/ready"]) == {"get"}
+
+
+@pytest.mark.parametrize(
+    ("method", "path", "headers"),
+    [
+        ("GET", "/v1/admin/wallets", {}),
+        ("GET", "/v1/admin/wallets", {"Authorization": "Bearer wrong"}),
+        ("POST", "/v1/usage/events", {"Authorization": "Basic dXNlcjpwYXNz"}),
+        ("GET", "/v1/user/wallet", {"Authorization": "Bearer mf_sess_expired_or_unknown"}),
+    ],
+)
+def test_every_401_names_the_bearer_scheme_it_accepts(
+    client: TestClient, method: str, path: str, headers: dict[str, str]
+) -> None:
+    response = client.request(method, path, headers=headers)
+    _assert_error(response, 401, response.json()["error"]["code"])
+    assert response.headers["www-authenticate"] == "Bearer"
+
+
+def test_a_refusal_that_is_not_a_401_carries_no_authentication_challenge(
+    client: TestClient, admin_headers: dict[str, str]
+) -> None:
+    response = client.get("/v1/admin/wallets/not-a-uuid", headers=admin_headers)
+    assert response.status_code == 400
+    assert "www-authenticate" not in response.headers

@@ -255,9 +255,22 @@ def test_payouts_can_be_listed_by_status_and_unknown_ids_are_404(
 def test_run_mock_refuses_a_bad_threshold(
     client: TestClient, admin_headers: dict[str, str], ctx: ServiceContext, funded: SeedResult
 ) -> None:
-    for bad in ["-1", 1, "1.123456789", "abc"]:
+    for bad in ["-1", "0", 1, "1.123456789", "abc"]:
         response = client.post(RUN_MOCK, json={"threshold_usd": bad}, headers=admin_headers)
         assert response.status_code == 400, bad
+    assert counts(ctx)["payouts"] == 0
+
+
+def test_run_mock_refuses_a_zero_threshold_naming_the_field_and_never_pays_below_the_minimum(
+    database: Database, settings: Settings, admin_headers: dict[str, str], ctx: ServiceContext, funded: SeedResult
+) -> None:
+    with TestClient(create_app(settings, db=database), raise_server_exceptions=False) as client:
+        zero = client.post(RUN_MOCK, json={"threshold_usd": "0"}, headers=admin_headers)
+    assert zero.status_code == 400
+    assert zero.json()["error"]["details"] == {"field": "threshold_usd"}
+    high_minimum = with_settings(settings, payout_minimum_units=6 * USD)  # the developer has 5.00
+    with TestClient(create_app(high_minimum, db=database), raise_server_exceptions=False) as client:
+        assert run_mock(client, admin_headers, threshold="0.00000001") == []
     assert counts(ctx)["payouts"] == 0
 
 

@@ -212,7 +212,7 @@ def test_the_rotate_command_reencrypts_and_reports(keyed_ctx: ServiceContext, db
     }
     result = CliRunner().invoke(cli_app, ["secrets", "rotate", "--batch-size", "1"], env=env)
     assert result.exit_code == 0, result.output
-    assert "re-encrypted 1 provider keys" in result.output and "0 remaining" in result.output
+    assert "re-encrypted 1 provider key under" in result.output and "0 remaining" in result.output
     assert new_key not in result.output and OPENAI_KEY not in result.output
     missing_old = CliRunner().invoke(
         cli_app, ["secrets", "rotate"], env={"DATABASE_URL": db_url, "MODELFAUCET_SECRET_KEY": generate_key()}

@@ -60,7 +60,8 @@ def test_a_paid_completion_credits_the_wallet_once_with_balanced_postings_and_an
     assert result.outcome == "credited"
     assert balance(ctx, seeded.end_user_wallet_id) == before + FIVE_USD
     assert topup_status(ctx, topup.checkout_session_id) == "credited"
-    clearing = list_wallets(ctx, owner_scope=OwnerScope.SYSTEM, owner_id=SystemAccount.STRIPE_CLEARING.value, limit=1)
+    [listed] = list_wallets(ctx, owner_scope=OwnerScope.SYSTEM, owner_id=SystemAccount.STRIPE_CLEARING.value, limit=1)
+    clearing = [listed.wallet]
     assert clearing[0].balance_units == -FIVE_USD
     with ctx.db.read() as conn:
         postings = conn.execute(

@@ -147,7 +147,7 @@ def test_the_same_request_id_with_other_content_is_a_conflict_naming_the_fields(
     record_usage(ctx, event("req-c"))
     outcome = record_usage(ctx, event("req-c", output_tokens=301, model="mock-large"))
     assert isinstance(outcome.error, IdempotencyConflict)
-    assert outcome.error.details["fields"] == ["model", "output_tokens"]
+    assert outcome.error.details["differing_fields"] == ["model", "output_tokens"]
     assert posting_count(ctx) == 4
 
 

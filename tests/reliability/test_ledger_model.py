@@ -413,7 +413,8 @@ class LedgerMachine(RuleBasedStateMachine):
         available = self.model.available(self.developer)
         is_open = any(p.status in ("pending", "processing") for p in self.model.payouts.values())
         created = run_mock_payouts(self.ctx, actor=ADMIN, threshold_units=threshold)
-        if is_open or available <= 0 or available < threshold:
+        due_from = max(threshold, self.ctx.settings.payout_minimum_units)  # never below the minimum payout
+        if is_open or available <= 0 or available < due_from:
             assert created == []
             return multiple()
         assert len(created) == 1, created

@@ -19,6 +19,29 @@ def test_defaults_are_the_embedded_development_setup() -> None:
     assert any("STRIPE_WEBHOOK_SECRET" in warning for warning in settings.warnings())
 
 
+def test_an_unset_gateway_token_is_warned_about_at_start_up_and_a_set_one_is_not() -> None:
+    unset = load_settings({})
+    assert any("GATEWAY_SERVICE_TOKEN is not set" in warning for warning in unset.warnings())
+    configured = load_settings({"GATEWAY_SERVICE_TOKEN": "gw-token"})
+    assert not any("GATEWAY_SERVICE_TOKEN" in warning for warning in configured.warnings())
+
+
+@pytest.mark.parametrize(
+    ("env", "json_logs"),
+    [
+        ({}, False),
+        ({"LOG_FORMAT": "json"}, True),
+        ({"MODELFAUCET_ENV": "production"}, True),
+        ({"MODELFAUCET_ENV": "production", "LOG_FORMAT": "text"}, False),
+    ],
+)
+def test_log_format_json_switches_to_json_lines_and_production_defaults_to_them(
+    env: dict[str, str], json_logs: bool
+) -> None:
+    production = {"ADMIN_TOKEN": "a" * 32, "STRIPE_WEBHOOK_SECRET": "whsec_x", "MODELFAUCET_SECRET_KEY": "k" * 43}
+    assert load_settings({**env, **production}).json_logs is json_logs
+
+
 def test_named_operators_are_parsed() -> None:
     settings = load_settings({"MODELFAUCET_OPERATOR_TOKENS": "alice=tok1, bob=tok2", "ADMIN_TOKEN": "root"})
     assert dict(settings.operator_tokens) == {"alice": "tok1", "bob": "tok2"}

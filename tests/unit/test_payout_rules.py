@@ -13,7 +13,7 @@ import pytest
 
 from modelfaucet.config import Settings
 from modelfaucet.domain.ledger import OwnerScope, Reason
-from modelfaucet.domain.outcomes import Forbidden, InvalidState, NotFound
+from modelfaucet.domain.outcomes import Forbidden, InvalidRequest, InvalidState, NotFound
 from modelfaucet.domain.payouts import Effect, PayoutAction, PayoutStatus
 from modelfaucet.services.context import Actor, ServiceContext
 from modelfaucet.services.payout_queries import get_payout, list_payouts
@@ -82,19 +82,21 @@ def review(ctx: ServiceContext, payout_id: str, action: PayoutAction, actor: Act
 
 
 @pytest.mark.parametrize(
-    ("revenue", "threshold", "expected_amount"),
+    ("revenue", "threshold", "minimum", "expected_amount"),
     [
-        (5 * USD, USD, 5 * USD),
-        (5 * USD, 5 * USD, 5 * USD),
-        (5 * USD, 5 * USD + 1, None),
-        (1, 1, 1),
-        (0, 1, None),
-        (0, 0, None),  # nothing payable is never a payout, whatever the threshold
+        (5 * USD, USD, USD, 5 * USD),
+        (5 * USD, 5 * USD, USD, 5 * USD),
+        (5 * USD, 5 * USD + 1, USD, None),
+        (1, 1, 1, 1),
+        (0, 1, 1, None),  # nothing payable is never a payout, whatever the threshold
+        (USD - 1, 1, USD, None),  # below the minimum payout: a low threshold does not lower it
+        (USD, 1, USD, USD),
     ],
 )
-def test_run_mock_opens_a_payout_of_the_whole_available_balance_once_it_reaches_the_threshold(
-    store: MemoryStore, ctx: ServiceContext, revenue: int, threshold: int, expected_amount: int | None
+def test_run_mock_opens_a_payout_of_the_whole_available_balance_once_it_reaches_the_threshold_and_the_minimum(
+    store: MemoryStore, revenue: int, threshold: int, minimum: int, expected_amount: int | None
 ) -> None:
+    ctx = context(store, payout_minimum_units=minimum)
     wallet_id = developer(store, revenue)
     postings_before = len(store.state.postings)
     opened = run_mock_payouts(ctx, actor=MAKER, threshold_units=threshold)
@@ -108,6 +110,18 @@ def test_run_mock_opens_a_payout_of_the_whole_available_balance_once_it_reaches_
     assert wallet(store, wallet_id) == (revenue, expected_amount), "reserved, not moved"
     assert len(store.state.postings) == postings_before
     assert store.state.payouts.payouts == {payout.id: payout}
+
+
+@pytest.mark.parametrize("threshold", [0, -1])
+def test_run_mock_refuses_a_threshold_that_is_not_greater_than_zero_and_opens_nothing(
+    store: MemoryStore, ctx: ServiceContext, threshold: int
+) -> None:
+    wallet_id = developer(store, 5 * USD)
+    with pytest.raises(InvalidRequest) as refused:
+        run_mock_payouts(ctx, actor=MAKER, threshold_units=threshold)
+    assert refused.value.details == {"field": "threshold_usd"}
+    assert store.state.payouts.payouts == {}
+    assert wallet(store, wallet_id) == (5 * USD, 0)
 
 
 def test_run_mock_defaults_to_the_configured_threshold(store: MemoryStore) -> None:

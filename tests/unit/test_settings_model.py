@@ -33,6 +33,8 @@ VARIABLES = {
     "CORS_ORIGINS": "cors_origins",
     "RECONCILE_EVERY_SECONDS": "reconcile_every_seconds",
     "FORWARDED_ALLOW_IPS": "forwarded_allow_ips",
+    "PAYOUT_MINIMUM_USD": "payout_minimum_units",
+    "LOG_FORMAT": "log_format",
 }
 
 
@@ -58,6 +60,11 @@ def test_every_setting_is_read_from_its_documented_variable() -> None:
         ({"FORWARDED_ALLOW_IPS": "10.0.0.1, 192.168.0.0/16"}, "forwarded_allow_ips", ("10.0.0.1", "192.168.0.0/16")),
         ({}, "forwarded_allow_ips", ()),
         ({"MODELFAUCET_MAX_BODY_BYTES": "1024"}, "max_body_bytes", 1024),
+        ({}, "payout_minimum_units", 100_000_000),
+        ({"PAYOUT_MINIMUM_USD": "0.50"}, "payout_minimum_units", 50_000_000),
+        ({}, "log_format", None),
+        ({"LOG_FORMAT": " JSON "}, "log_format", "json"),
+        ({"LOG_FORMAT": "text"}, "log_format", "text"),
     ],
 )  # fmt: skip
 def test_a_variable_is_read_into_its_typed_setting(env: dict[str, str], field: str, value: object) -> None:
@@ -76,6 +83,10 @@ def test_a_variable_is_read_into_its_typed_setting(env: dict[str, str], field: s
         ({"MODELFAUCET_MAX_BODY_BYTES": "1023"}, "MODELFAUCET_MAX_BODY_BYTES"),
         ({"PAYOUT_HOLD_DAYS": "9" * 40}, "PAYOUT_HOLD_DAYS"),
         ({"PAYOUT_THRESHOLD_USD": "١"}, "PAYOUT_THRESHOLD_USD"),
+        ({"PAYOUT_THRESHOLD_USD": "0"}, "PAYOUT_THRESHOLD_USD"),  # run-mock would open sub-cent payouts
+        ({"PAYOUT_MINIMUM_USD": "0"}, "PAYOUT_MINIMUM_USD"),
+        ({"PAYOUT_MINIMUM_USD": "1e2"}, "PAYOUT_MINIMUM_USD"),
+        ({"LOG_FORMAT": "xml"}, "LOG_FORMAT"),
         ({"FORWARDED_ALLOW_IPS": "proxy.internal"}, "FORWARDED_ALLOW_IPS"),
         ({"MODELFAUCET_SECRET_KEY_PREVIOUS": f"{'a' * 43},short"}, "MODELFAUCET_SECRET_KEY_PREVIOUS"),
     ],

@@ -290,7 +290,7 @@ def test_a_request_id_repeated_in_one_batch_is_posted_once(store: MemoryStore, c
     assert statuses(outcomes) == [RECORDED, DUPLICATE, REJECTED]
     assert outcomes[1].receipt == outcomes[0].receipt
     assert isinstance(outcomes[2].error, IdempotencyConflict)
-    assert outcomes[2].error.details == {"request_id": "same", "fields": ["output_tokens"]}
+    assert outcomes[2].error.details == {"request_id": "same", "differing_fields": ["output_tokens"]}
     assert store.balance_of(wallet) == 9 * RETAIL
     assert len(store.state.transactions) == 2  # the opening balance and one usage event
 
@@ -311,7 +311,7 @@ def test_a_stored_request_id_answers_its_original_receipt_or_a_conflict(
     assert statuses(again) == [DUPLICATE, REJECTED]
     assert again[0].receipt == first.receipt
     assert isinstance(again[1].error, IdempotencyConflict)
-    assert again[1].error.details["fields"] == ["cached_tokens", "model"]
+    assert again[1].error.details["differing_fields"] == ["cached_tokens", "model"]
     assert store.balance_of(wallet) == 9 * RETAIL
 
 

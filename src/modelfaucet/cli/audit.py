@@ -7,7 +7,7 @@ from typing import Annotated
 
 import typer
 
-from .context import open_context, require_migrated, settings_or_exit
+from .context import open_context, plural, require_migrated, settings_or_exit
 
 audit_app = typer.Typer(help="Audit log commands.", no_args_is_help=True)
 
@@ -19,18 +19,18 @@ def verify(
     """Recompute the audit log's hash chain and name the first broken row."""
     from ..services.verify_audit import verify_audit_chain
 
-    ctx = open_context(settings_or_exit())
+    ctx = open_context(settings_or_exit(), read_only=True)
     require_migrated(ctx)
     report = verify_audit_chain(ctx)
     ctx.db.dispose()
     if as_json:
         typer.echo(json.dumps(report.as_dict(), indent=2))
     elif report.ok:
-        typer.echo(f"audit chain intact: {report.checked_count} rows, tail hash {report.tail_hash}")
+        typer.echo(f"audit chain intact: {plural(report.checked_count, 'row')}, tail hash {report.tail_hash}")
     else:
         typer.echo(
             f"audit chain BROKEN at row {report.first_broken_id}: {report.problem} "
-            f"({report.checked_count} rows before it verified)",
+            f"({plural(report.checked_count, 'row')} before it verified)",
             err=True,
         )
     if not report.ok:

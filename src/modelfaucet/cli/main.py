@@ -1,24 +1,32 @@
-"""``modelfaucet``: serve, db upgrade, seed, reconcile (SPEC §16)."""
+"""``modelfaucet``: serve, db upgrade, seed, reconcile, and the subcommands of the modules beside it."""
 
 from __future__ import annotations
 
 import json
 import logging
-import sys
 from typing import Annotated
 
 import typer
 
-from ..config import Settings
+from .. import __version__
+from ..logs import configure_logging
 from ..services.context import ServiceContext
 from .audit import audit_app
-from .context import open_context, require_migrated, settings_or_exit
+from .context import open_context, plural, refuse, require_migrated, settings_or_exit
 from .replay import stripe_app
 from .reports import reports_command
 from .secrets import secrets_app
 from .stripe_sync import add_stripe_sync_commands
 
-app = typer.Typer(help="ModelFaucet billing and settlement service.", no_args_is_help=True, add_completion=False)
+app = typer.Typer(
+    help="ModelFaucet billing and settlement service.",
+    no_args_is_help=True,
+    add_completion=False,
+    # Plain help: the rich renderer shows a flag as "--demo <bool>", as if it took a value.
+    rich_markup_mode=None,
+    # A traceback's local variables could hold settings (a database password).
+    pretty_exceptions_show_locals=False,
+)
 db_app = typer.Typer(help="Database commands.", no_args_is_help=True)
 app.add_typer(db_app, name="db")
 app.add_typer(stripe_app, name="stripe")
@@ -30,65 +38,77 @@ app.command("reports")(reports_command)
 log = logging.getLogger("modelfaucet")
 
 
+def _print_version(value: bool) -> None:
+    if value:
+        typer.echo(f"modelfaucet {__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def root(
+    _version: Annotated[
+        bool,
+        typer.Option("--version", help="Print the version and exit.", is_eager=True, callback=_print_version),
+    ] = False,
+) -> None:
+    """ModelFaucet billing and settlement service."""
+
+
 @app.command()
 def serve(
-    host: Annotated[str | None, typer.Option(help="Interface to listen on (HOST).")] = None,
-    port: Annotated[int | None, typer.Option(help="Port to listen on (PORT).")] = None,
-    demo: Annotated[bool, typer.Option("--demo", help="Write the demo data (seed) before serving.")] = False,
-    workers: Annotated[int, typer.Option(help="Worker processes (PostgreSQL only).")] = 1,
+    host: Annotated[str | None, typer.Option(help="Interface to listen on (default HOST, 127.0.0.1).")] = None,
+    port: Annotated[int | None, typer.Option(help="Port to listen on (default PORT, 3001).")] = None,
+    demo: Annotated[
+        bool, typer.Option("--demo", help="A flag: write the demo data (as `modelfaucet seed` does) before serving.")
+    ] = False,
+    workers: Annotated[
+        int, typer.Option(min=1, help="Worker processes; several need PostgreSQL (production: about one per core).")
+    ] = 1,
 ) -> None:
-    """Run the API (migrates an empty embedded database first)."""
-    import uvicorn
+    """Run the API (migrates an empty embedded database first).
 
-    from ..http.app import create_app
+    The port is bound before anything is written or announced; SIGTERM drains the requests
+    in flight and the usage queue, then exits 0.
+    """
+    from ..http import server
 
     settings = settings_or_exit()
-    _configure_logging(settings)
+    configure_logging(settings)
     for warning in settings.warnings():
         log.warning(warning)
     ctx = open_context(settings)
     require_migrated(ctx)
-    if demo:
-        _print_seed(ctx)
-    ctx.db.dispose()
     if workers > 1 and ctx.db.is_sqlite:
         typer.echo("several workers need PostgreSQL; serving with one", err=True)
         workers = 1
     bind_host = host or settings.host
     bind_port = port or settings.port
-    # X-Forwarded-For/-Proto only from the configured proxies; uvicorn would otherwise
-    # believe them from 127.0.0.1 by default, letting any local caller pick its address.
-    proxy_headers = bool(settings.forwarded_allow_ips)
-    forwarded_allow_ips = list(settings.forwarded_allow_ips) or None
+    try:
+        sock = server.listen(bind_host, bind_port)
+    except server.ListenError as exc:
+        ctx.db.dispose()
+        refuse(str(exc))
+    if demo:
+        _print_seed(ctx)
+    ctx.db.dispose()
     typer.echo(f"ModelFaucet listening on http://{bind_host}:{bind_port} (docs at /docs)")
-    if workers > 1:
-        uvicorn.run(
-            "modelfaucet.http.asgi:app",
-            host=bind_host,
-            port=bind_port,
-            workers=workers,
-            log_level="warning",
-            proxy_headers=proxy_headers,
-            forwarded_allow_ips=forwarded_allow_ips,
-        )
-        return
-    uvicorn.run(
-        create_app(settings),
-        host=bind_host,
-        port=bind_port,
-        log_level="warning",
-        access_log=False,
-        proxy_headers=proxy_headers,
-        forwarded_allow_ips=forwarded_allow_ips,
-    )
+    if not server.run(settings, sock, workers=workers):
+        raise typer.Exit(1)
 
 
 @db_app.command("upgrade")
 def db_upgrade() -> None:
-    """Apply migrations to DATABASE_URL."""
+    """Apply pending migrations to DATABASE_URL and name them."""
     ctx = open_context(settings_or_exit())
-    ctx.db.upgrade()
-    typer.echo("database is at the latest migration")
+    applied = ctx.db.upgrade()
+    ctx.db.dispose()
+    if applied:
+        typer.echo(f"applied {plural(len(applied), 'migration')}:")
+        for migration in applied:
+            typer.echo(f"  {migration}")
+        typer.echo("the database is at the latest migration")
+    else:
+        typer.echo("nothing to apply: the database is at the latest migration")
 
 
 @app.command()
@@ -97,6 +117,7 @@ def seed() -> None:
     ctx = open_context(settings_or_exit())
     require_migrated(ctx)
     _print_seed(ctx)
+    ctx.db.dispose()
 
 
 @app.command()
@@ -106,9 +127,10 @@ def reconcile(
     """Print the reconciliation report; exit 1 on any mismatch or failed check."""
     from ..services.reconcile import reconcile_ledger
 
-    ctx = open_context(settings_or_exit())
+    ctx = open_context(settings_or_exit(), read_only=True)
     require_migrated(ctx)
     report = reconcile_ledger(ctx)
+    ctx.db.dispose()
     body = report.as_dict()
     if as_json:
         typer.echo(json.dumps(body, indent=2))
@@ -141,33 +163,6 @@ def _print_seed(ctx: ServiceContext) -> None:
     for key, value in vars(result).items():
         if key != "created_opening_balance":
             typer.echo(f"  {key}: {value}")
-
-
-def _configure_logging(settings: Settings) -> None:
-    handler = logging.StreamHandler(sys.stderr)
-    if settings.production:
-        handler.setFormatter(_JsonFormatter())
-    else:
-        handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s %(message)s"))
-    root = logging.getLogger()
-    root.handlers[:] = [handler]
-    root.setLevel(logging.INFO)
-    # Migration chatter on every start-up buries the lines an operator needs.
-    logging.getLogger("alembic").setLevel(logging.WARNING)
-
-
-class _JsonFormatter(logging.Formatter):
-    def format(self, record: logging.LogRecord) -> str:
-        entry = {
-            "time": self.formatTime(record),
-            "level": record.levelname,
-            "logger": record.name,
-            "message": record.getMessage(),
-        }
-        request_id = getattr(record, "request_id", None)
-        if request_id:
-            entry["request_id"] = request_id
-        return json.dumps(entry)
 
 
 def main() -> None:

@@ -19,7 +19,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from ..adapters.csvout import Cell, write_csv
 from ..domain.outcomes import Refusal
 from ..services import reports
-from .context import open_context, require_migrated, settings_or_exit
+from .context import open_context, plural, require_migrated, settings_or_exit
 
 
 def reports_command(
@@ -41,7 +41,7 @@ def reports_command(
         known = ", ".join(sorted(reports.REPORTS))
         console.print(f"error: {refusal.message} (reports: {known})")
         raise typer.Exit(2) from None
-    ctx = open_context(settings_or_exit())
+    ctx = open_context(settings_or_exit(), read_only=True)
     try:
         require_migrated(ctx)
         total = reports.count_report_rows(ctx, spec.name, start=start, end=end)
@@ -71,7 +71,7 @@ def reports_command(
     finally:
         ctx.db.dispose()
     if output is not None:
-        console.print(f"wrote {written} rows to {output}")
+        console.print(f"wrote {plural(written, 'row')} to {output}")
 
 
 def _write(handle: BinaryIO, header: tuple[str, ...], rows: Iterator[Sequence[Cell]]) -> int:

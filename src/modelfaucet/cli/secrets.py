@@ -6,7 +6,7 @@ from typing import Annotated
 
 import typer
 
-from .context import open_context, require_migrated, settings_or_exit
+from .context import open_context, plural, require_migrated, settings_or_exit
 
 secrets_app = typer.Typer(help="Secret key commands.", no_args_is_help=True)
 
@@ -56,7 +56,7 @@ def rotate(
     finally:
         ctx.db.dispose()
     typer.echo(
-        f"re-encrypted {result.rotated_count} provider keys under key {result.key_id}; "
+        f"re-encrypted {plural(result.rotated_count, 'provider key')} under key {result.key_id}; "
         f"{result.remaining_count} remaining"
     )
     if result.remaining_count:

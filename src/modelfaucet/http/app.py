@@ -42,6 +42,7 @@ def _routers() -> list[APIRouter]:
         admin_stripe,
         admin_wallets,
         developer,
+        docs,
         health,
         provider_keys,
         sessions,
@@ -70,6 +71,7 @@ def _routers() -> list[APIRouter]:
         developer.router,
         admin_developer_tokens.router,
         statements.router,
+        docs.router,
     ]
 
 
@@ -150,6 +152,9 @@ def create_app(
         version=__version__,
         description="Prepaid credits, usage rating, double-entry ledger, payouts (test mode).",
         lifespan=lifespan,
+        # /docs and /redoc are routers/docs.py: the same pages with no CDN.
+        docs_url=None,
+        redoc_url=None,
     )
     app.state.ctx = ctx
     app.state.usage_posting_engine = posting_engine

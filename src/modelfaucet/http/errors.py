@@ -1,8 +1,20 @@
-"""The one table from outcome to HTTP status, and the error body of SPEC §3."""
+"""The one table from outcome to HTTP status, and the error body.
+
+Every error is ``{"error": {"code", "message", "request_id", "details"}}``. ``details`` has
+one shape per kind of refusal (see :class:`modelfaucet.http.schemas.ErrorDetail`):
+
+- a field is wrong: ``{"field": "amount_usd", "reason": "must be greater than 0"}`` —
+  ``field`` is the dotted path of the first offending field (``body`` when the body itself is
+  not JSON), ``reason`` is optional; the message lists up to five offending fields;
+- an idempotency key was reused with a different request: ``{"differing_fields": [...]}``
+  plus the key (``idempotency_key`` or ``request_id``);
+- other refusals carry the ids they concern (``wallet_id``, ``payout_id``, …).
+"""
 
 from __future__ import annotations
 
 import logging
+from collections.abc import Sequence
 from typing import Any
 
 from fastapi import FastAPI, Request
@@ -12,7 +24,7 @@ from sqlalchemy.exc import DataError, DBAPIError, OperationalError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from ..domain import outcomes
-from ..domain.outcomes import Refusal
+from ..domain.outcomes import InvalidRequest, Refusal
 
 log = logging.getLogger("modelfaucet.http")
 
@@ -51,6 +63,8 @@ def error_response(
     headers = {}
     if details and "retry_after_seconds" in details:
         headers["retry-after"] = str(details["retry_after_seconds"])
+    if status == 401:  # RFC 9110: a 401 names the scheme that would be accepted
+        headers["www-authenticate"] = "Bearer"
     return JSONResponse(error_body(code, message, request_id_of(request), details), status_code=status, headers=headers)
 
 
@@ -68,12 +82,8 @@ def install_error_handlers(app: FastAPI) -> None:
 
     async def on_validation(request: Request, exc: Exception) -> JSONResponse:
         assert isinstance(exc, RequestValidationError)
-        fields = [describe_validation_error(error) for error in exc.errors()]
-        if any(error.get("type") == "json_invalid" for error in exc.errors()):
-            message = "The request body is not valid JSON."
-        else:
-            message = "; ".join(f"{f['field']}: {f['message']}" for f in fields[:5]) or "Invalid request."
-        return error_response(request, 400, "invalid_request", message, {"fields": fields})
+        refusal = validation_refusal(exc.errors())
+        return error_response(request, 400, refusal.code, refusal.message, refusal.details)
 
     async def on_http(request: Request, exc: Exception) -> JSONResponse:
         assert isinstance(exc, StarletteHTTPException)
@@ -109,8 +119,37 @@ def install_error_handlers(app: FastAPI) -> None:
     app.add_exception_handler(DBAPIError, on_database)
 
 
+def field_details(field: str, reason: str | None = None) -> dict[str, str]:
+    """The one shape of a field error's ``details``."""
+    return {"field": field} if reason is None else {"field": field, "reason": reason}
+
+
+def validation_refusal(
+    errors: Sequence[Any], *, prefix: str = "", fallback: str = "Invalid request."
+) -> InvalidRequest:
+    """A 400 for failed validation: the message names up to five fields, ``details`` the first.
+
+    ``prefix`` places the fields inside a larger body (``events.3.``: the fourth event of a batch).
+    """
+    described = [describe_validation_error(error) for error in errors]
+    for item in described:
+        whole = item["field"] == "body"
+        item["field"] = (prefix.rstrip(".") if whole else prefix + item["field"]) if prefix else item["field"]
+    if any(error.get("type") == "json_invalid" for error in errors):
+        message = "The request body is not valid JSON."
+    else:
+        message = "; ".join(f"{f['field']}: {f['message']}" for f in described[:5]) or fallback
+    first = described[0] if described else {"field": "body", "message": fallback}
+    return InvalidRequest(message, details=field_details(first["field"], first["message"]))
+
+
 def describe_validation_error(error: Any) -> dict[str, str]:
     """A validation error without the offending input (it could be a secret)."""
+    if error.get("type") == "json_invalid":
+        # FastAPI puts the decoder's character position where a field name goes.
+        position = [part for part in error.get("loc", ()) if isinstance(part, int)]
+        reason = str(error.get("ctx", {}).get("error") or "not valid JSON")
+        return {"field": "body", "message": reason + (f" at character {position[0]}" if position else "")}
     location = [str(part) for part in error.get("loc", ()) if part not in ("body", "query", "path", "header")]
     message = str(error.get("msg", "invalid value"))
     message = message.removeprefix("Value error, ")

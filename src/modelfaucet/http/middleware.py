@@ -23,6 +23,9 @@ from .errors import error_body
 from .metrics import Metrics, route_label
 
 log = logging.getLogger("modelfaucet.http")
+# One line per request: id, method, route template (never the path as sent: it may carry
+# ids, and the query string could carry anything), status, duration. No header, no body.
+access_log = logging.getLogger("modelfaucet.access")
 _BODY_METHODS = {"POST", "PUT", "PATCH", "DELETE"}
 _VALID_REQUEST_ID = re.compile(r"^[A-Za-z0-9._:\-]{1,128}$")
 
@@ -32,7 +35,19 @@ SECURITY_HEADERS = [
     (b"referrer-policy", b"no-referrer"),
     (b"cache-control", b"no-store"),
 ]
-_DOCS_PATHS = {"/docs", "/docs/oauth2-redirect", "/redoc"}
+API_CSP = b"default-src 'none'; frame-ancestors 'none'"
+# The docs pages load only same-origin files (routers/docs.py). Swagger UI sets element
+# styles from script (allowed) and draws its icons as data: images; ReDoc injects <style>
+# elements (styled-components) and searches in a blob: web worker.
+_DOCS_CSP = (
+    b"default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self' data:; "
+    b"connect-src 'self'; frame-ancestors 'none'; base-uri 'none'; form-action 'none'"
+)
+_REDOC_CSP = (
+    b"default-src 'none'; script-src 'self'; style-src 'self' 'unsafe-inline'; img-src 'self' data:; "
+    b"connect-src 'self'; worker-src blob:; frame-ancestors 'none'; base-uri 'none'; form-action 'none'"
+)
+CSP_BY_PATH = {"/docs": _DOCS_CSP, "/redoc": _REDOC_CSP}
 
 
 def new_request_id() -> str:
@@ -64,8 +79,7 @@ class EdgeMiddleware:
                 headers = [(k, v) for k, v in message.get("headers", []) if k.lower() != b"x-request-id"]
                 headers.append((b"x-request-id", header_id))
                 headers.extend(SECURITY_HEADERS)
-                if scope.get("path") not in _DOCS_PATHS:
-                    headers.append((b"content-security-policy", b"default-src 'none'; frame-ancestors 'none'"))
+                headers.append((b"content-security-policy", CSP_BY_PATH.get(scope.get("path", ""), API_CSP)))
                 message["headers"] = headers
             await send(message)
 
@@ -98,8 +112,18 @@ class EdgeMiddleware:
                 body = error_body("internal_error", "An internal error occurred.", request_id)
                 await _send_json(send_with_headers, 500, body)
         finally:
-            route = route_label(scope)
-            self.metrics.observe(scope.get("method", "GET"), route, status_holder[0], time.perf_counter() - started)
+            path = route_label(scope)
+            method = scope.get("method", "GET")
+            elapsed = time.perf_counter() - started
+            self.metrics.observe(method, path, status_holder[0], elapsed)
+            if access_log.isEnabledFor(logging.INFO):
+                _log_request(request_id, method, path, status_holder[0], elapsed)
+
+
+def _log_request(request_id: str, method: str, route: str, status: int, elapsed: float) -> None:
+    duration_ms = round(elapsed * 1000, 1)
+    fields = {"request_id": request_id, "method": method, "route": route, "status": status, "duration_ms": duration_ms}
+    access_log.info("%s %s %d %.1fms %s", method, route, status, duration_ms, request_id, extra=fields)
 
 
 def _incoming_request_id(scope: Scope) -> str | None:

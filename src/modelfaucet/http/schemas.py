@@ -103,7 +103,17 @@ class ErrorDetail(BaseModel):
     code: str
     message: str
     request_id: str
-    details: dict[str, Any] = Field(default_factory=dict)
+    details: dict[str, Any] = Field(
+        default_factory=dict,
+        description=(
+            "One shape per kind of refusal. A wrong field: "
+            '{"field": "amount_usd", "reason": "must be greater than 0"} (the first offending field, '
+            'as a dotted path; "body" when the body is not JSON; reason optional; the allowed values '
+            "may follow). An idempotency key reused with a different request: "
+            '{"differing_fields": ["amount_usd"], ...}. '
+            "Other refusals name the ids they concern."
+        ),
+    )
 
 
 class ErrorResponse(BaseModel):

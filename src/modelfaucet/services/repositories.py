@@ -932,6 +932,34 @@ class PayoutReportRow:
     developer_email: str
 
 
+@dataclass(frozen=True, slots=True)
+class WalletQuery:
+    """Which wallets a listing shows; every given condition must hold."""
+
+    owner_scope: OwnerScope | None = None
+    owner_id: str | None = None
+    app_id: str | None = None  # end users of this app
+    external_user_hash: str | None = None  # the end user stored under this per-app hash
+    developer_email: str | None = None  # the developer's wallet and its apps' end users'
+    limit: int = 100
+
+
+@dataclass(frozen=True, slots=True)
+class WalletOwner:
+    """Who a wallet belongs to, as far as it is stored: an end user's app and its developer,
+    or a developer. Never an end user's external id: only its per-app hash is stored."""
+
+    public_app_id: str | None = None
+    developer_id: str | None = None
+    developer_email: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class ListedWallet:
+    wallet: AccountState
+    owner: WalletOwner
+
+
 class ReportRepository(Protocol):
     """Read-only queries behind reports, reconciliation and listings.
 
@@ -970,8 +998,8 @@ class ReportRepository(Protocol):
 
     # -- listings --
 
-    def wallets(self, *, owner_scope: OwnerScope | None, owner_id: str | None, limit: int) -> list[AccountState]:
-        """Accounts by owner scope, then owner id."""
+    def wallets(self, query: WalletQuery) -> list[ListedWallet]:
+        """Accounts matching ``query`` with their owners, by owner scope, then owner id."""
         ...
 
     def audit_entries(self, query: AuditQuery) -> list[AuditRecord]:

@@ -2,8 +2,10 @@
 
 A payout is a pending transfer. For every active developer whose *payable* balance (see
 :func:`~modelfaucet.domain.payouts.payable_units`: available funds minus revenue still
-within the hold period) reaches the threshold and who has no open payout, run-mock records
-a ``pending`` payout and *reserves* its amount on the developer wallet. No money moves, but
+within the hold period) reaches the threshold (greater than 0) and the minimum payout
+amount ``PAYOUT_MINIMUM_USD`` (whatever threshold the caller names), and who has no open
+payout, run-mock records a ``pending`` payout and *reserves* its amount on the developer
+wallet. No money moves, but
 no later debit (chargeback, adjustment) can spend it: the balance mover never lets a
 wallet's balance go below its reservation. Review (:mod:`.review_payout`) then posts or
 voids it.
@@ -23,6 +25,7 @@ from datetime import timedelta
 from ..domain.audit import AuditEntry
 from ..domain.identity import new_id
 from ..domain.money import format_usd
+from ..domain.outcomes import InvalidRequest
 from ..domain.payouts import PayoutStatus, payable_units
 from .context import Actor, ServiceContext
 from .repositories import PAYOUT_REFERENCE_TYPE, PayoutCandidate, PayoutRecord
@@ -32,8 +35,15 @@ MOCK_PROVIDER = "mock"
 
 
 def run_mock_payouts(ctx: ServiceContext, *, actor: Actor, threshold_units: int | None = None) -> list[PayoutRecord]:
-    """Open and reserve one pending payout per eligible developer; return the new payouts."""
+    """Open and reserve one pending payout per eligible developer; return the new payouts.
+
+    Refused: a threshold that is not greater than 0 (``InvalidRequest``, nothing written).
+    """
     threshold = ctx.settings.payout_threshold_units if threshold_units is None else threshold_units
+    if threshold <= 0:
+        raise InvalidRequest("threshold_usd must be greater than 0.", details={"field": "threshold_usd"})
+    # A payout is never smaller than the configured minimum (sub-cent payouts cost more than they pay).
+    threshold = max(threshold, ctx.settings.payout_minimum_units)
     hold = timedelta(days=ctx.settings.payout_hold_days)
     with ctx.unit_of_work() as uow:
         opened: list[PayoutRecord] = []
@@ -55,7 +65,7 @@ def _open_payout(
         return None
     held = uow.payouts.credited_since(wallet.account_id, since=uow.now - hold) if hold else 0
     amount = payable_units(balance_units=wallet.balance_units, reserved_units=wallet.reserved_units, held_units=held)
-    if amount <= 0 or amount < threshold_units:
+    if amount < threshold_units:
         return None
     payout = PayoutRecord(
         id=new_id(),

@@ -182,7 +182,7 @@ def _conflict(request_id: str, current: Mapping[str, Any], original: Mapping[str
     differing = sorted(name for name in current if current.get(name) != original.get(name))
     return IdempotencyConflict(
         "This request_id was already used for a different usage event.",
-        details={"request_id": request_id, "fields": differing},
+        details={"request_id": request_id, "differing_fields": differing},
     )
 
 

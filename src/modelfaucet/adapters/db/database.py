@@ -8,9 +8,14 @@ from typing import Any
 
 from sqlalchemy import Connection, Engine, Table, text
 from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.exc import DBAPIError
 
 from . import migrate
-from .engine import is_sqlite, make_engine, read_connection
+from .engine import is_sqlite, make_engine, read_connection, shown_url, unavailable_reason
+
+
+class DatabaseUnavailable(Exception):
+    """The database cannot be reached or does not exist; the message says which (never a password)."""
 
 
 class Database:
@@ -59,14 +64,23 @@ class Database:
             return False
         return True
 
+    def check_available(self) -> None:
+        """Connect once; raise :class:`DatabaseUnavailable` saying why not, if not."""
+        try:
+            with self.engine.connect() as connection:
+                connection.execute(text("SELECT 1"))
+        except DBAPIError as exc:
+            raise DatabaseUnavailable(describe_unavailable(str(self.engine.url), exc)) from None
+
     def is_migrated(self) -> bool:
         try:
             return migrate.is_up_to_date(self.engine)
         except Exception:
             return False
 
-    def upgrade(self) -> None:
-        migrate.upgrade(self.engine)
+    def upgrade(self) -> list[str]:
+        """Apply pending migrations; return the ones applied (empty: nothing was pending)."""
+        return migrate.upgrade(self.engine)
 
     def dispose(self) -> None:
         self.engine.dispose()
@@ -74,3 +88,11 @@ class Database:
 
 def url_is_sqlite(url: str) -> bool:
     return is_sqlite(url)
+
+
+def describe_unavailable(url: str, error: BaseException) -> str:
+    """ "database … does not exist" or "cannot connect to …: reason", the password masked."""
+    reason = unavailable_reason(error)
+    if reason.startswith("database ") and reason.endswith("does not exist"):
+        return f"{reason} (on {shown_url(url)})"
+    return f"cannot connect to {shown_url(url)}: {reason}"

@@ -10,10 +10,12 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from contextlib import contextmanager
+from pathlib import Path
 from typing import Any
 
 from sqlalchemy import Connection, Engine, create_engine, event
 from sqlalchemy.engine import make_url
+from sqlalchemy.exc import ArgumentError
 from sqlalchemy.pool import NullPool
 
 SQLITE_BUSY_TIMEOUT_MS = 30_000
@@ -43,6 +45,39 @@ def normalise_url(url: str) -> str:
 
 def is_sqlite(url: str) -> bool:
     return normalise_url(url).startswith("sqlite")
+
+
+def sqlite_file(url: str) -> Path | None:
+    """The file of a SQLite URL; None for PostgreSQL or an in-memory database."""
+    if not is_sqlite(url):
+        return None
+    database = make_url(normalise_url(url)).database or ""
+    if database in {"", ":memory:"} or database.startswith("file:"):
+        return None
+    return Path(database)
+
+
+def shown_url(url: str) -> str:
+    """The URL as messages may show it: the password masked, no driver name."""
+    try:
+        parsed = make_url(normalise_url(url))
+        return parsed.set(drivername=parsed.get_backend_name()).render_as_string(hide_password=True)
+    except ArgumentError:
+        return "DATABASE_URL"
+
+
+def unavailable_reason(error: BaseException) -> str:
+    """Why a connection attempt failed, in the driver's words, without the URL.
+
+    libpq says "connection to server at "h", port p failed: FATAL:  database "x" does not
+    exist" or "...: Connection refused\n\tIs the server running...": keep the part after the
+    last "failed:" on its first line. Driver messages never contain the password.
+    """
+    text = str(getattr(error, "orig", None) or error).strip()
+    if "failed: " in text:
+        text = text.rsplit("failed: ", 1)[1]
+    first_line = text.splitlines()[0] if text else type(error).__name__
+    return first_line.removeprefix("FATAL:").strip()
 
 
 def make_engine(url: str, *, pool_size: int = 10, poolclass: Any = None) -> Engine:

@@ -35,8 +35,19 @@ def is_up_to_date(engine: Engine) -> bool:
     return current_revision(engine) == head_revision()
 
 
-def upgrade(engine: Engine, revision: str = "head") -> None:
+def pending_migrations(engine: Engine) -> list[str]:
+    """The migrations ``upgrade`` would apply, oldest first, as "0002 what it does"."""
+    scripts = ScriptDirectory.from_config(alembic_config())
+    current = current_revision(engine)
+    pending = list(scripts.iterate_revisions("heads", current))
+    return [f"{script.revision} {script.doc}".rstrip() for script in reversed(pending)]
+
+
+def upgrade(engine: Engine, revision: str = "head") -> list[str]:
+    """Apply the pending migrations in one transaction; return what was applied (oldest first)."""
+    applied = pending_migrations(engine) if revision == "head" else []
     config = alembic_config()
     with engine.begin() as connection:
         config.attributes["connection"] = connection
         command.upgrade(config, revision)
+    return applied

@@ -27,7 +27,11 @@ Note = Annotated[str | None, Field(default=None, max_length=2000)]
 
 class RunMockIn(StrictModel):
     threshold_usd: UsdUnits | None = Field(
-        default=None, description="Minimum payable balance; default PAYOUT_THRESHOLD_USD."
+        default=None,
+        description=(
+            "Minimum payable balance, greater than 0; default PAYOUT_THRESHOLD_USD. No payout is ever "
+            "smaller than PAYOUT_MINIMUM_USD, whatever the threshold."
+        ),
     )
 
 

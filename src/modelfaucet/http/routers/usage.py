@@ -28,7 +28,7 @@ from ...services.posting_engine import PostingEngine
 from ...services.record_usage import UsageEvent, UsageOutcome, UsageReceipt, UsageStatus
 from ...services.repositories import UsageLine
 from ..deps import AdminActor, Context, get_context, require_gateway
-from ..errors import describe_validation_error, error_body, request_id_of, status_for
+from ..errors import error_body, request_id_of, status_for, validation_refusal
 from ..schemas import StrictModel, UsdString, UsdUnits, error_responses
 
 router = APIRouter(tags=["usage"])
@@ -141,14 +141,6 @@ def engine_for(request: Request) -> PostingEngine:
     return engine
 
 
-def _validation_refusal(exc: ValidationError, prefix: str = "") -> InvalidRequest:
-    fields = [describe_validation_error(error) for error in exc.errors()]
-    for item in fields:
-        item["field"] = prefix + item["field"]
-    message = "; ".join(f"{f['field']}: {f['message']}" for f in fields[:5]) or "Invalid usage event."
-    return InvalidRequest(message, details={"fields": fields})
-
-
 def _receipt_json(receipt: UsageReceipt) -> dict[str, Any]:
     return {
         "request_id": receipt.request_id,
@@ -197,7 +189,7 @@ async def post_usage_events(request: Request, _actor: FastGatewayActor) -> Any:
     try:
         event = UsageEventIn.model_validate(body)
     except ValidationError as exc:
-        raise _validation_refusal(exc) from None
+        raise validation_refusal(exc.errors(), fallback="Invalid usage event.") from None
     outcome = await asyncio.wrap_future(engine_for(request).submit(event.command()))
     if outcome.error is not None:
         raise outcome.error
@@ -222,7 +214,7 @@ async def _post_batch(request: Request, body: dict[str, Any]) -> JSONResponse:
         try:
             commands.append((index, UsageEventIn.model_validate(item).command()))
         except ValidationError as exc:
-            refusal = _validation_refusal(exc, prefix=f"events.{index}.")
+            refusal = validation_refusal(exc.errors(), prefix=f"events.{index}.", fallback="Invalid usage event.")
             items[index].update(status=UsageStatus.REJECTED.value, error={**_error(refusal, request_id), "status": 400})
     futures = engine_for(request).submit_many([command for _, command in commands])
     outcomes: list[UsageOutcome] = await asyncio.gather(*(asyncio.wrap_future(f) for f in futures))

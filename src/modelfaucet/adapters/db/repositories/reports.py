@@ -12,9 +12,9 @@ from collections.abc import Iterator, Sequence
 from datetime import datetime
 from typing import Any, cast
 
-from sqlalchemy import ColumnElement, Connection, and_, case, func, or_, select
+from sqlalchemy import ColumnElement, Connection, and_, case, func, or_, select, true
 
-from ....domain.ledger import AccountState, OwnerScope, Reason
+from ....domain.ledger import OwnerScope, Reason
 from ....domain.payouts import PayoutStatus
 from ....domain.topups import TopupStatus
 from ....services.repositories import (
@@ -23,6 +23,7 @@ from ....services.repositories import (
     AuditQuery,
     AuditRecord,
     CreditedTopup,
+    ListedWallet,
     PaidPayoutMismatch,
     PayoutReportRow,
     ReservationMismatch,
@@ -31,6 +32,8 @@ from ....services.repositories import (
     UnbalancedTransactions,
     UsagePostingMismatch,
     UsageReportRow,
+    WalletOwner,
+    WalletQuery,
 )
 from ..audit import GENESIS_HASH, row_hash
 from ..ledger import account_state
@@ -39,6 +42,7 @@ from ..tables import (
     apps,
     audit_log,
     developers,
+    end_users,
     ledger_postings,
     ledger_transactions,
     payouts,
@@ -261,13 +265,55 @@ class SqlReports:
 
     # -- listings ------------------------------------------------------------------------
 
-    def wallets(self, *, owner_scope: OwnerScope | None, owner_id: str | None, limit: int) -> list[AccountState]:
-        stmt = select(accounts).order_by(accounts.c.owner_scope, accounts.c.owner_id).limit(limit)
-        if owner_scope is not None:
-            stmt = stmt.where(accounts.c.owner_scope == str(owner_scope))
-        if owner_id is not None:
-            stmt = stmt.where(accounts.c.owner_id == owner_id)
-        return [account_state(row) for row in self.connection.execute(stmt)]
+    def wallets(self, query: WalletQuery) -> list[ListedWallet]:
+        # An end user's wallet → its end user → app → developer; a developer's wallet → the
+        # developer. Two aliases, so each join is an equality the indexes serve.
+        app_developer = developers.alias("app_developer")
+        wallet_developer = developers.alias("wallet_developer")
+        joined = (
+            accounts.outerjoin(
+                end_users,
+                and_(accounts.c.owner_scope == OwnerScope.END_USER.value, end_users.c.id == accounts.c.owner_id),
+            )
+            .outerjoin(apps, apps.c.id == end_users.c.app_id)
+            .outerjoin(app_developer, app_developer.c.id == apps.c.developer_id)
+            .outerjoin(
+                wallet_developer,
+                and_(
+                    accounts.c.owner_scope == OwnerScope.DEVELOPER.value,
+                    wallet_developer.c.id == accounts.c.owner_id,
+                ),
+            )
+        )
+        developer_id = func.coalesce(wallet_developer.c.id, app_developer.c.id)
+        developer_email = func.coalesce(wallet_developer.c.email, app_developer.c.email)
+        conditions: list[ColumnElement[bool]] = []
+        if query.owner_scope is not None:
+            conditions.append(accounts.c.owner_scope == str(query.owner_scope))
+        if query.owner_id is not None:
+            conditions.append(accounts.c.owner_id == query.owner_id)
+        if query.app_id is not None:
+            conditions.append(end_users.c.app_id == query.app_id)
+        if query.external_user_hash is not None:
+            conditions.append(end_users.c.external_user_hash == query.external_user_hash)
+        if query.developer_email is not None:
+            conditions.append(developer_email == query.developer_email)
+        stmt = (
+            select(
+                accounts,
+                apps.c.public_app_id,
+                developer_id.label("developer_id"),
+                developer_email.label("developer_email"),
+            )
+            .select_from(joined)
+            .where(and_(true(), *conditions))
+            .order_by(accounts.c.owner_scope, accounts.c.owner_id)
+            .limit(query.limit)
+        )
+        return [
+            ListedWallet(account_state(row), WalletOwner(row.public_app_id, row.developer_id, row.developer_email))
+            for row in self.connection.execute(stmt)
+        ]
 
     def audit_entries(self, query: AuditQuery) -> list[AuditRecord]:
         c = audit_log.c
