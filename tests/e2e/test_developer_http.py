@@ -41,7 +41,8 @@ MOCK_KEY = "mock-developer-key-0123456789"
 
 @pytest.fixture
 def api(database: Database, settings: Settings) -> Iterator[TestClient]:
-    keyed = with_settings(settings, secret_key=generate_key())
+    # Sub-cent payouts on purpose: the developer's money here is a few usage events' revenue.
+    keyed = with_settings(settings, secret_key=generate_key(), payout_minimum_units=1)
     with TestClient(create_app(keyed, db=database), raise_server_exceptions=False) as client:
         yield client
 

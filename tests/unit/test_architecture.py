@@ -107,8 +107,8 @@ def _layer(module: str) -> str:
         ("domain", {"domain"}),
         ("services", {"services", "domain", "adapters", "config"}),
         ("adapters", {"adapters", "domain", "services", "config"}),
-        ("http", {"http", "services", "domain", "adapters", "config"}),
-        ("cli", {"cli", "services", "domain", "adapters", "config", "http"}),
+        ("http", {"http", "services", "domain", "adapters", "config", "logs"}),
+        ("cli", {"cli", "services", "domain", "adapters", "config", "http", "logs"}),
     ],
 )
 def test_each_layer_imports_only_the_layers_below_it(layer: str, may_import: set[str]) -> None:

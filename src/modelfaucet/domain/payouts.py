@@ -15,6 +15,8 @@ from dataclasses import dataclass
 from enum import StrEnum
 from typing import Final
 
+PAYOUT_NOT_FOUND = "Payout was not found."
+
 
 class PayoutStatus(StrEnum):
     PENDING = "pending"

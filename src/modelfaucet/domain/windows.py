@@ -26,6 +26,12 @@ class Window:
 _JUST_BEFORE = timedelta(microseconds=1)
 
 
+def check_order(start: datetime | None, end: datetime | None) -> None:
+    """Refuse a window whose ``to`` comes before its ``from`` (either may be open)."""
+    if start is not None and end is not None and end < start:
+        raise InvalidRequest(WINDOW_REVERSED, details={"field": "to"})
+
+
 def month_start(instant: datetime) -> datetime:
     """Midnight UTC of the first day of ``instant``'s month."""
     moment = instant.astimezone(UTC)
@@ -37,6 +43,5 @@ def reading_window(start: datetime | None, end: datetime | None, *, now: datetim
     of the month the window ends in (so ``to=2026-11-01`` alone reads October)."""
     end = (now if end is None else end).astimezone(UTC)
     start = month_start(end - _JUST_BEFORE) if start is None else start.astimezone(UTC)
-    if end < start:
-        raise InvalidRequest(WINDOW_REVERSED, details={"field": "to"})
+    check_order(start, end)
     return Window(start, end)

@@ -19,7 +19,7 @@ from ..domain.catalog import APP_NOT_FOUND
 from ..domain.earnings import EarningsGrouping, EarningsLine, lifetime_totals, total_of
 from ..domain.ledger import OwnerScope
 from ..domain.outcomes import NotFound
-from ..domain.payouts import PayoutStatus
+from ..domain.payouts import PAYOUT_NOT_FOUND, PayoutStatus
 from ..domain.windows import Window, reading_window
 from . import provider_keys
 from .catalog import require_developer
@@ -35,8 +35,6 @@ from .repositories import (
     ProviderKeyRecord,
 )
 from .statements import StatementOf, require_wallet_id, statement_of_owner
-
-PAYOUT_NOT_FOUND = "Payout was not found."
 
 
 @dataclass(frozen=True, slots=True)

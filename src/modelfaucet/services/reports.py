@@ -22,6 +22,7 @@ from ..adapters.csvout import Cell, stream_csv
 from ..domain.money import format_usd
 from ..domain.outcomes import InvalidRequest, NotFound
 from ..domain.timestamps import iso
+from ..domain.windows import check_order
 from .context import ServiceContext
 from .repositories import ReportRepository
 
@@ -75,8 +76,7 @@ def parse_time_bound(value: str | None, *, field: str) -> datetime | None:
 
 
 def check_bounds(start: datetime | None, end: datetime | None) -> None:
-    if start is not None and end is not None and end < start:
-        raise InvalidRequest("to must not be before from.", details={"field": "to"})
+    check_order(start, end)
 
 
 def get_report(name: str) -> ReportSpec:

@@ -15,7 +15,7 @@ from sqlalchemy import Connection, and_, func, select, update
 from ....domain.catalog import CatalogStatus
 from ....domain.ledger import OwnerScope
 from ....domain.outcomes import NotFound
-from ....domain.payouts import OPEN_STATUSES, PayoutStatus
+from ....domain.payouts import OPEN_STATUSES, PAYOUT_NOT_FOUND, PayoutStatus
 from ....domain.timestamps import as_utc
 from ....services.repositories import PayoutCandidate, PayoutRecord
 from ..bulk import upsert_factory
@@ -23,7 +23,6 @@ from ..tables import accounts, developers, ledger_postings, payouts
 
 # The open statuses as the SQL compares them (tables.py's partial index spells the same set).
 OPEN = sorted(str(status) for status in OPEN_STATUSES)
-PAYOUT_NOT_FOUND = "Payout was not found."
 # The developers.status of a developer who can be paid.
 
 
