@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+import logging
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from datetime import datetime
@@ -16,11 +18,28 @@ from .. import __version__
 from ..adapters.db.database import Database
 from ..config import Settings
 from ..services.context import ServiceContext, utcnow
+from ..services.holds import expire_due_holds
 from ..services.posting_engine import PostingEngine
 from .errors import install_error_handlers
 from .metrics import Metrics
 from .middleware import EdgeMiddleware
 from .ratelimit import RateLimitMiddleware
+
+HOLD_SWEEP_SECONDS = 5.0
+log = logging.getLogger(__name__)
+
+
+async def sweep_expired_holds(ctx: ServiceContext, *, every_seconds: float) -> None:
+    """The periodic hold sweep (SPEC §18), inside the API process: every ``every_seconds``,
+    expire one bounded batch of overdue holds. Several processes may sweep at once: each
+    hold ends once (a guarded update under its wallet's lock). A failed sweep (the database
+    away) is logged and the next tick tries again; the lazy expiry on each write stays."""
+    while True:
+        await asyncio.sleep(every_seconds)
+        try:
+            await run_in_threadpool(expire_due_holds, ctx)
+        except Exception:
+            log.exception("hold sweep failed; retrying at the next tick")
 
 
 def _routers() -> list[APIRouter]:
@@ -40,6 +59,7 @@ def _routers() -> list[APIRouter]:
         sessions,
         stripe_webhook,
         usage,
+        usage_holds,
         user,
     )
 
@@ -49,6 +69,7 @@ def _routers() -> list[APIRouter]:
         user.router,
         stripe_webhook.router,
         usage.router,
+        usage_holds.router,
         provider_keys.router,
         admin_reconciliation.router,
         admin_wallets.router,
@@ -98,6 +119,7 @@ def create_app(
     *,
     db: Database | None = None,
     clock: Callable[[], datetime] = utcnow,
+    hold_sweep_seconds: float = HOLD_SWEEP_SECONDS,
 ) -> FastAPI:
     database = db if db is not None else Database.from_url(settings.database_url)
     owns_database = db is None
@@ -107,7 +129,9 @@ def create_app(
 
     @asynccontextmanager
     async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
+        sweeper = asyncio.create_task(sweep_expired_holds(ctx, every_seconds=hold_sweep_seconds))
         yield
+        sweeper.cancel()
         # Acknowledged usage is posted before the process lets go of the database.
         await run_in_threadpool(posting_engine.close)
         if owns_database:

@@ -60,9 +60,7 @@ class ReconciliationReport:
 def reconcile_ledger(ctx: ServiceContext, *, include_checks: bool = True) -> ReconciliationReport:
     with ctx.reader(snapshot=True) as uow:
         balances = sorted(uow.reports.account_balances(), key=attrgetter("owner_scope", "owner_id"))
-        checks = (
-            (*run_checks(uow, balances), *(check(uow) for check in PROVENANCE_CHECKS)) if include_checks else ()
-        )
+        checks = (*run_checks(uow, balances), *(check(uow) for check in PROVENANCE_CHECKS)) if include_checks else ()
         stripe = last_sync_flags(uow) if include_checks else None
     wallets = tuple(line for line in balances if line.owner_scope in WALLET_SCOPES)
     return ReconciliationReport(generated_at=ctx.clock(), items=wallets, checks=checks, stripe=stripe)

@@ -26,6 +26,7 @@ from .repositories import (
     AdjustmentRepository,
     AuditLog,
     CatalogRepository,
+    HoldRepository,
     IdempotencyRepository,
     LedgerRepository,
     PayoutRepository,
@@ -92,6 +93,9 @@ class UnitOfWork(Protocol):
 
     @property
     def catalog(self) -> CatalogRepository: ...
+
+    @property
+    def holds(self) -> HoldRepository: ...
 
     @property
     def sessions(self) -> SessionRepository: ...

@@ -1,4 +1,5 @@
-"""Read models of wallets for operators: a listing, and one wallet with its recent postings."""
+"""Read models of wallets for operators: a listing, and one wallet with its recent postings
+and open holds."""
 
 from __future__ import annotations
 
@@ -6,7 +7,7 @@ from dataclasses import dataclass
 
 from ..domain.ledger import AccountState, OwnerScope
 from .context import ServiceContext
-from .repositories import PostingLine
+from .repositories import HoldRecord, PostingLine
 
 RECENT_ENTRIES = 20
 
@@ -15,6 +16,7 @@ RECENT_ENTRIES = 20
 class WalletDetail:
     wallet: AccountState
     recent_entries: tuple[PostingLine, ...]  # newest first
+    open_holds: tuple[HoldRecord, ...] = ()  # oldest first (SPEC §18)
 
 
 def list_wallets(
@@ -30,4 +32,5 @@ def wallet_detail(ctx: ServiceContext, wallet_id: str) -> WalletDetail:
     with ctx.reader() as uow:
         wallet = uow.ledger.require(wallet_id)
         entries = uow.ledger.recent_postings(wallet_id, limit=RECENT_ENTRIES)
-    return WalletDetail(wallet, tuple(entries))
+        holds = uow.holds.open_on(wallet_id)
+    return WalletDetail(wallet, tuple(entries), tuple(holds))
