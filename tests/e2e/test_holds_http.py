@@ -238,6 +238,7 @@ def test_a_captured_hold_cannot_be_voided(api: TestClient, gateway_headers: dict
 
 
 def test_an_expired_hold_is_released_by_the_next_write_and_cannot_be_captured(
+    *,
     api: TestClient,
     gateway_headers: dict[str, str],
     admin_headers: dict[str, str],
@@ -259,6 +260,7 @@ def test_an_expired_hold_is_released_by_the_next_write_and_cannot_be_captured(
 
 
 def test_the_sweep_expires_overdue_holds(
+    *,
     api: TestClient,
     gateway_headers: dict[str, str],
     admin_headers: dict[str, str],

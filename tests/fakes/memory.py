@@ -31,6 +31,7 @@ from modelfaucet.domain.money import format_usd
 from modelfaucet.domain.outcomes import InsufficientBalance, InvalidRequest, LedgerInvariantViolation, NotFound
 from modelfaucet.services.repositories import AdjustmentRecord, PostingLine, StoredKey
 from tests.fakes.catalog import CatalogState, MemoryCatalog, MemorySessions
+from tests.fakes.holds import HoldState, MemoryHolds
 from tests.fakes.payouts import MemoryPayouts, PayoutBook
 from tests.fakes.stripe import StripeState, stripe_repositories
 from tests.fakes.usage import MemoryUsage, UsageState
@@ -48,6 +49,7 @@ class MemoryState:
     stripe: StripeState = field(default_factory=StripeState)
     payouts: PayoutBook = field(default_factory=PayoutBook)
     usage: UsageState = field(default_factory=UsageState)
+    holds: HoldState = field(default_factory=HoldState)
 
     def __post_init__(self) -> None:
         # One table of end users, as in the database: the usage fake reads what the catalog writes.
@@ -280,6 +282,7 @@ class MemoryUnitOfWork:
         self.catalog, self.sessions = MemoryCatalog(state.catalog, self.now), MemorySessions(state.catalog, self.now)
         self.payouts = MemoryPayouts(state, self.now)
         self.usage = MemoryUsage(state.usage, self.now)
+        self.holds = MemoryHolds(state.holds, self.now)
         for name in (
             "provider_keys",
             "reports",

@@ -30,6 +30,8 @@ class HoldStatus(StrEnum):
     EXPIRED = "expired"
 
 
+OPEN_HOLD_STATUSES = frozenset({HoldStatus.HELD})  # reserved on the wallet; ended_at not set yet
+
 # The only allowed transitions: out of ``held``, once.
 TRANSITIONS: frozenset[tuple[HoldStatus, HoldStatus]] = frozenset(
     (HoldStatus.HELD, end) for end in (HoldStatus.CAPTURED, HoldStatus.RELEASED, HoldStatus.EXPIRED)

@@ -33,7 +33,7 @@ from sqlalchemy import (
 )
 
 from ...domain.adjustments import AdjustmentKind, Direction
-from ...domain.holds import HoldStatus
+from ...domain.holds import OPEN_HOLD_STATUSES, HoldStatus
 from ...domain.idempotency import KeyState
 from ...domain.ledger import CONSTRAINED_SCOPES, OwnerScope
 from ...domain.payouts import OPEN_STATUSES, PayoutStatus
@@ -508,7 +508,7 @@ holds = Table(
     _ts("ended_at", nullable=True),
     CheckConstraint("amount_units > 0", name="positive"),
     CheckConstraint(one_of("status", HoldStatus), name="status"),
-    CheckConstraint("(status = 'held') = (ended_at IS NULL)", name="ended"),
+    CheckConstraint(f"({one_of('status', OPEN_HOLD_STATUSES)}) = (ended_at IS NULL)", name="ended"),
 )
 Index("ix_holds_open_by_account", holds.c.account_id, holds.c.status, holds.c.expires_at)
 Index("ix_holds_open_by_expiry", holds.c.status, holds.c.expires_at)

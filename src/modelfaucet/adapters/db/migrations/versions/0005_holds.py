@@ -37,7 +37,7 @@ def upgrade() -> None:
         sa.Column("ended_at", sa.DateTime(timezone=True), nullable=True),
         sa.CheckConstraint("amount_units > 0", name=op.f("ck_holds_positive")),
         sa.CheckConstraint("status IN ('held','captured','released','expired')", name=op.f("ck_holds_status")),
-        sa.CheckConstraint("(status = 'held') = (ended_at IS NULL)", name=op.f("ck_holds_ended")),
+        sa.CheckConstraint("(status IN ('held')) = (ended_at IS NULL)", name=op.f("ck_holds_ended")),
         sa.ForeignKeyConstraint(["account_id"], ["accounts.id"], name=op.f("fk_holds_account_id_accounts")),
         sa.ForeignKeyConstraint(["app_id"], ["apps.id"], name=op.f("fk_holds_app_id_apps")),
         sa.ForeignKeyConstraint(["end_user_id"], ["end_users.id"], name=op.f("fk_holds_end_user_id_end_users")),
