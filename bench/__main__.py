@@ -29,6 +29,7 @@ def scenarios() -> dict[str, tuple[Scenario, tuple[str, ...]]]:
         "B5": (b5_reconcile.run, ("postgresql", "sqlite")),
         "B6": (b6_usage_csv.run, ("postgresql", "sqlite")),
         "B7": (b_http.run_b7, ("postgresql",)),
+        "B9": (b_http.run_b9, ("postgresql", "sqlite")),
     }
     return table
 
