@@ -30,6 +30,7 @@ def scenarios() -> dict[str, tuple[Scenario, tuple[str, ...]]]:
         "B6": (b6_usage_csv.run, ("postgresql", "sqlite")),
         "B7": (b_http.run_b7, ("postgresql",)),
         "B8": (b8_statements.run, ("postgresql", "sqlite")),
+        "B9": (b_http.run_b9, ("postgresql", "sqlite")),
     }
     return table
 

@@ -7,6 +7,7 @@ generator of :mod:`bench.loadgen` in this process.
 - B4: B2 at 1, 8 and 32 clients.
 - B7: the Stripe webhook credit path (signed ``checkout.session.completed`` events, each
   crediting its own pending top-up), beside the no-op route at the same concurrency.
+- B9: hold + capture pairs (SPEC §18), beside single events in the same run.
 """
 
 from __future__ import annotations
@@ -341,4 +342,72 @@ def run_b7(engine_name: str, *, quick: bool) -> list[Figure]:
             baseline_label="no-op route p99, 1 client",
             notes={"events": sequential, "rate_per_s": round(one.rate, 1)},
         ),
+    ]
+
+
+# -- B9: holds -----------------------------------------------------------------------------
+
+HOLDS_PATH = "/v1/usage/holds"
+
+
+def _hold_requests(tag: str, count: int) -> list[bytes]:
+    def hold_json(n: int) -> dict[str, object]:
+        event = event_json(tag, n)
+        return {
+            "request_id": event["request_id"],
+            "public_app_id": event["public_app_id"],
+            "external_user_id": event["external_user_id"],
+            "feature_key": event["feature_key"],
+            "amount_usd": "0.01000000",
+        }
+
+    return [request_bytes("POST", HOLDS_PATH, json.dumps(hold_json(n)).encode(), _AUTH) for n in range(count)]
+
+
+def _captured(url: str, tag: str) -> int:
+    from modelfaucet.adapters.db.tables import holds
+
+    db = Database.from_url(url)
+    with db.read() as conn:
+        found = conn.execute(
+            select(func.count())
+            .select_from(holds)
+            .where(holds.c.request_id.like(f"{tag}-%"), holds.c.status == "captured")
+        ).scalar_one()
+    db.dispose()
+    return int(found)
+
+
+def run_b9(engine_name: str, *, quick: bool) -> list[Figure]:
+    """Hold + capture pairs over HTTP at 32 clients, beside B2's single events in the same
+    run: every hold of the run is placed, then every capture (the usage event with the
+    hold's request id) is sent; a pair costs the two phases' time over the pair count."""
+    count = 1_000 if quick else 10_000
+    clients = 32
+    with fresh_database(engine_name, "b9") as url, tempfile.TemporaryDirectory(prefix="mfbench-b9-") as folder:
+        prepare(url)
+        with bench_server(_server_env(url), Path(folder) / "server.log") as server:
+            _single(server.port, "warm", 500, clients)
+            events = _single(server.port, "b9ev", count, clients)
+            holds = run_load(server.port, _hold_requests("b9", count), clients)
+            expect_statuses(holds, lambda s: s == 201, "b9 holds")
+            captures = _single(server.port, "b9", count, clients)
+        if _captured(url, "b9") != count:
+            raise RuntimeError("B9: not every hold was captured by its event")
+    pair_rate = count / (holds.seconds + captures.seconds)
+    ratio = events.rate / pair_rate
+    gated = not quick and engine_name == "postgresql"
+    return [
+        Figure(
+            "B9",
+            engine_name,
+            "HTTP hold + capture pairs, 32 clients (pairs/s)",
+            pair_rate,
+            "pairs/s",
+            baseline=events.rate,
+            baseline_label="B2 single events, same run",
+            target="a pair costs ≤ 2.2× one event",
+            met=(ratio <= 2.2) if gated else None,
+            notes={"pairs": count, "clients": clients, "pair_cost_in_events": round(ratio, 2)},
+        )
     ]

@@ -33,6 +33,7 @@ from modelfaucet.services.repositories import AdjustmentRecord, PostingLine, Sto
 from modelfaucet.services.signals import Moved, NoSignals, Signals, tally_moved
 from tests.fakes.catalog import CatalogState, MemoryCatalog, MemorySessions
 from tests.fakes.developers import DeveloperAccessState, MemoryDeveloperAccess, MemoryStatements
+from tests.fakes.holds import HoldState, MemoryHolds
 from tests.fakes.payouts import MemoryPayouts, PayoutBook
 from tests.fakes.stripe import StripeState, stripe_repositories
 from tests.fakes.usage import MemoryUsage, UsageState
@@ -50,6 +51,7 @@ class MemoryState:
     stripe: StripeState = field(default_factory=StripeState)
     payouts: PayoutBook = field(default_factory=PayoutBook)
     usage: UsageState = field(default_factory=UsageState)
+    holds: HoldState = field(default_factory=HoldState)
 
     developer_access: DeveloperAccessState = field(default_factory=DeveloperAccessState)
 
@@ -290,6 +292,7 @@ class MemoryUnitOfWork:
         self.usage = MemoryUsage(state.usage, self.now)
         self.developers = MemoryDeveloperAccess(state.developer_access, state.catalog, self.now)
         self.statements = MemoryStatements(state.postings, state.transactions, self.now)
+        self.holds = MemoryHolds(state.holds, self.now)
         for name in (
             "provider_keys",
             "reports",

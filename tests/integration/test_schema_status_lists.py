@@ -19,6 +19,7 @@ from sqlalchemy import CheckConstraint, Connection, text
 from modelfaucet.adapters.db.database import Database
 from modelfaucet.adapters.db.tables import metadata
 from modelfaucet.domain.adjustments import AdjustmentKind, Direction
+from modelfaucet.domain.holds import OPEN_HOLD_STATUSES, HoldStatus
 from modelfaucet.domain.idempotency import KeyState
 from modelfaucet.domain.ledger import CONSTRAINED_SCOPES, OwnerScope
 from modelfaucet.domain.payouts import OPEN_STATUSES, PayoutStatus
@@ -41,6 +42,8 @@ CHECKS: list[tuple[str, str, Iterable[StrEnum]]] = [
     ("stripe_reversals", "ck_stripe_reversals_status", ReversalStatus),
     ("stripe_reversal_postings", "ck_stripe_reversal_postings_movement", Movement),
     ("stripe_offline_sessions", "ck_stripe_offline_sessions_status", SessionStatus),
+    ("holds", "ck_holds_status", HoldStatus),
+    ("holds", "ck_holds_ended", OPEN_HOLD_STATUSES),
 ]
 
 # (index, the values its WHERE clause must list)

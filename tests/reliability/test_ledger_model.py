@@ -4,11 +4,13 @@ A hypothesis state machine drives the service layer — sessions, Checkout top-u
 webhook events (duplicated, out of order, with wrong amounts), usage events one by one and
 in batches (duplicates, conflicting reuse of a request id, unaffordable calls, free calls of
 unknown users), adjustments with idempotency keys (replays, conflicts, refused debits) and
-payout run / approve / mark-paid / cancel / mark-failed — and a plain-Python reference model
-predicts every outcome. After every step the balances (and reservations) must equal the
-model's and every ledger invariant of ARCHITECTURE.md must hold.
+payout run / approve / mark-paid / cancel / mark-failed, holds (place, capture by the usage
+event, void, expire lazily and by the sweep, while time passes) — and a plain-Python
+reference model predicts every outcome. After every step the balances (and reservations)
+must equal the model's, every ledger invariant of ARCHITECTURE.md must hold, and every
+wallet's available ≥ 0 with reserved = its open holds + open payouts.
 
-The model is written from SPEC §6, §8, §9 and §14, not from the code: its own transition
+The model is written from SPEC §6, §8, §9, §14 and §18, not from the code: its own transition
 table, its own rating arithmetic (integers of 1e-8 USD, floor division).
 
 Runs on SQLite and PostgreSQL; each example gets a fresh database (a copy of the pristine
@@ -22,6 +24,7 @@ import json
 import time
 from collections import Counter
 from dataclasses import dataclass, field
+from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any, ClassVar
 
@@ -48,7 +51,8 @@ from modelfaucet.domain.payouts import PayoutAction
 from modelfaucet.domain.rating import RouteMode
 from modelfaucet.services.apply_adjustment import AdjustmentKind, AdjustWallet, Direction, apply_adjustment
 from modelfaucet.services.checkout import CheckoutCommand, create_checkout_session
-from modelfaucet.services.context import Actor, ServiceContext
+from modelfaucet.services.context import Actor, ServiceContext, utcnow
+from modelfaucet.services.holds import PlaceHold, expire_due_holds, place_holds, void_hold
 from modelfaucet.services.record_usage import UsageEvent, record_usage, record_usage_batch
 from modelfaucet.services.repositories import PayoutRecord
 from modelfaucet.services.review_payout import ReviewPayout, review_payout
@@ -109,6 +113,17 @@ class Payout:
 
 
 @dataclass
+class Hold:
+    wallet: str
+    user: str
+    amount: int
+    ttl: int
+    expires_at: datetime
+    id: str = ""
+    status: str = "held"
+
+
+@dataclass
 class Model:
     wallets: dict[str, str] = field(default_factory=dict)  # external user -> wallet id
     balance: dict[str, int] = field(default_factory=dict)  # account id -> units
@@ -118,6 +133,14 @@ class Model:
     usage: dict[str, tuple[Any, str]] = field(default_factory=dict)  # request id -> (fingerprint, status)
     keys: dict[tuple[str, str], tuple[Any, ...]] = field(default_factory=dict)
     payouts: dict[str, Payout] = field(default_factory=dict)
+    holds: dict[str, Hold] = field(default_factory=dict)  # by request id
+
+    def expire(self, wallets: set[str], now: datetime) -> None:
+        """Lazy expiry (SPEC §18): the overdue holds of wallets a write locks end first."""
+        for hold in self.holds.values():
+            if hold.status == "held" and hold.wallet in wallets and hold.expires_at <= now:
+                hold.status = "expired"
+                self.reserved[hold.wallet] -= hold.amount
 
     def credit(self, account: str, units: int) -> None:
         self.balance[account] = self.balance.get(account, 0) + units
@@ -152,13 +175,16 @@ class LedgerMachine(RuleBasedStateMachine):
     sent_usage = Bundle("sent_usage")
     payouts = Bundle("payouts")
     events = Bundle("events")
+    holds = Bundle("holds")
 
     def __init__(self) -> None:
         super().__init__()
         database = self.databases.new()
+        self.clock_offset = timedelta()  # time_passes moves it: holds expire
         self.ctx = ServiceContext(
             db=database,
             settings=Settings(database_url="", admin_token="x" * 32, stripe_webhook_secret=WEBHOOK_SECRET),
+            clock=self.clock,
         )
         seed = seed_demo_data(self.ctx)
         self.seed = seed
@@ -170,6 +196,9 @@ class LedgerMachine(RuleBasedStateMachine):
         self.provider = seed.provider_cost_wallet_id
         self.sessions: dict[str, SessionUser] = {}
         self.event_counter = 0
+
+    def clock(self) -> datetime:
+        return utcnow() + self.clock_offset
 
     def teardown(self) -> None:
         self.ctx.db.dispose()
@@ -265,7 +294,7 @@ class LedgerMachine(RuleBasedStateMachine):
             new_status, credit = "credited", topup.cents * 1_000_000
         elif topup.status == "failed":
             expected_error = InvalidState
-        signature = sign(payload, WEBHOOK_SECRET, int(time.time()))
+        signature = sign(payload, WEBHOOK_SECRET, int(self.clock().timestamp()))
         if expected_error is not None:
             with pytest.raises(expected_error):
                 handle_stripe_webhook(self.ctx, payload=payload, signature_header=signature)
@@ -311,19 +340,33 @@ class LedgerMachine(RuleBasedStateMachine):
         first_in_batch[request_id] = spec
         rated = model_rating(route_mode, tokens)
         wallet = self.model.wallets.get(user)
+        hold = self.model.holds.get(request_id)
+        if hold is not None and hold.status == "held" and hold.user == user and wallet is not None:
+            # Capture: release the hold, pay what is available, the rest is uncollected.
+            hold.status = "captured"
+            self.model.reserved[wallet] -= hold.amount
+            collected = min(rated["retail"], self.model.available(wallet))
+            self.stats["hold_captured_short" if collected < rated["retail"] else "hold_captured"] += 1
+            self._post_usage(spec, wallet, rated, collected)
+            return "recorded"
         if rated["retail"] > 0 and (wallet is None or self.model.available(wallet) < rated["retail"]):
             self._batch_outcomes[request_id] = "402"
             return "402"
         if wallet is None:  # a free call of an unknown user creates the user and the wallet
             wallet = self.model.wallets[user] = f"new:{user}"
-        self.model.credit(wallet, -rated["retail"])
+        self._post_usage(spec, wallet, rated, rated["retail"])
+        return "recorded"
+
+    def _post_usage(self, spec: UsageSpec, wallet: str, rated: dict[str, int], collected: int) -> None:
+        request_id, _, route_mode, _ = spec
+        fingerprint = spec[1:]
+        self.model.credit(wallet, -collected)
         upstream_to = self.developer if route_mode == "developer_key" else self.provider
         self.model.credit(upstream_to, rated["upstream"])
         self.model.credit(self.developer, rated["channel"])
         self.model.credit(self.platform, rated["platform"])
         self.model.usage[request_id] = (fingerprint, "recorded")
         self._batch_outcomes[request_id] = "recorded"
-        return "recorded"
 
     def _check_usage_outcome(self, spec: UsageSpec, expected: str, outcome: Any) -> None:
         self.stats[f"usage_{expected}"] += 1
@@ -350,8 +393,19 @@ class LedgerMachine(RuleBasedStateMachine):
         """The gateway retries a report it already sent."""
         self._one_usage_event(spec)
 
+    def _expire_for_usage(self, specs: list[UsageSpec]) -> None:
+        """The usage batch locks the wallets of its fresh events' known users (the first
+        event of each request id not stored yet), and expires their overdue holds first."""
+        first: dict[str, UsageSpec] = {}
+        for spec in specs:
+            if spec[0] not in self.model.usage:
+                first.setdefault(spec[0], spec)
+        wallets = {self.model.wallets.get(spec[1]) for spec in first.values()}
+        self.model.expire({w for w in wallets if w is not None and not w.startswith("new:")}, self.clock())
+
     def _one_usage_event(self, spec: UsageSpec) -> None:
         self._batch_outcomes: dict[str, str] = {}
+        self._expire_for_usage([spec])
         expected = self._expect_usage(spec, {})
         self._check_usage_outcome(spec, expected, record_usage(self.ctx, self._usage_event(spec)))
 
@@ -359,11 +413,120 @@ class LedgerMachine(RuleBasedStateMachine):
     def usage_batch(self, specs: list[UsageSpec]) -> None:
         self._batch_outcomes = {}
         first_in_batch: dict[str, UsageSpec] = {}
+        self._expire_for_usage(specs)
         expected = [self._expect_usage(spec, first_in_batch) for spec in specs]
         outcomes = record_usage_batch(self.ctx, [self._usage_event(spec) for spec in specs])
         assert len(outcomes) == len(specs)
         for spec, want, outcome in zip(specs, expected, outcomes, strict=True):
             self._check_usage_outcome(spec, want, outcome)
+
+    # -- holds ---------------------------------------------------------------------------
+
+    @rule(
+        target=holds,
+        request_id=st.sampled_from([f"req-{n}" for n in range(40)]),
+        user=st.sampled_from([*USERS, GHOST]),
+        amount=st.sampled_from([1, USD // 2, 3 * USD, 20 * USD]),
+        ttl=st.sampled_from([60, 300]),
+    )
+    def place_hold(self, request_id: str, user: str, amount: int, ttl: int) -> Any:
+        self._place([(request_id, user, amount, ttl)])
+        return request_id
+
+    @rule(
+        specs=st.lists(
+            st.tuples(
+                st.sampled_from([f"req-{n}" for n in range(40)]),
+                st.sampled_from(USERS),
+                st.sampled_from([1, USD // 2, 3 * USD]),
+                st.just(300),
+            ),
+            min_size=1,
+            max_size=4,
+        )
+    )
+    def place_hold_batch(self, specs: list[tuple[str, str, int, int]]) -> None:
+        self._place(specs)
+
+    def _place(self, specs: list[tuple[str, str, int, int]]) -> None:
+        now = self.clock()
+        first: dict[str, int] = {}  # request id → index of its first command in this batch
+        for index, (request_id, _, _, _) in enumerate(specs):
+            if request_id not in self.model.holds:
+                first.setdefault(request_id, index)
+        fresh_wallets = {self.model.wallets.get(specs[i][1]) for i in first.values()}
+        self.model.expire({wallet for wallet in fresh_wallets if wallet is not None}, now)
+        expected: list[str] = []
+        for index, (request_id, user, amount, ttl) in enumerate(specs):
+            earlier = first.get(request_id)
+            if earlier is not None and earlier != index:  # a repeat inside the batch
+                same = specs[earlier] == specs[index]
+                expected.append(("same" if expected[earlier] == "held" else expected[earlier]) if same else "conflict")
+                continue
+            known = self.model.holds.get(request_id)
+            if known is not None:
+                expected.append("same" if (known.user, known.amount, known.ttl) == (user, amount, ttl) else "conflict")
+                continue
+            wallet = self.model.wallets.get(user)
+            if wallet is None or wallet.startswith("new:") or self.model.available(wallet) < amount:
+                expected.append("402")
+                continue
+            self.model.holds[request_id] = Hold(wallet, user, amount, ttl, now + timedelta(seconds=ttl))
+            self.model.reserved[wallet] = self.model.reserved.get(wallet, 0) + amount
+            expected.append("held")
+        commands = [
+            PlaceHold(request_id, "app_pub_demo", user, "customer_reply", amount, ttl)
+            for request_id, user, amount, ttl in specs
+        ]
+        outcomes = place_holds(self.ctx, commands)
+        for (request_id, _, _, _), want, outcome in zip(specs, expected, outcomes, strict=True):
+            self.stats[f"hold_{want}"] += 1
+            if want == "conflict":
+                assert isinstance(outcome.error, IdempotencyConflict), outcome
+            elif want == "402":
+                assert isinstance(outcome.error, InsufficientBalance), outcome
+            else:
+                assert outcome.error is None and outcome.hold is not None, outcome
+                model_hold = self.model.holds[request_id]
+                model_hold.id = model_hold.id or outcome.hold.id
+                assert outcome.hold.id == model_hold.id
+                assert outcome.hold.status.value == model_hold.status or want == "held", (outcome, model_hold)
+
+    @rule(request_id=holds, route_mode=st.sampled_from(["platform", "developer_key", "byok"]), tokens=token_counts)
+    def capture(self, request_id: str, route_mode: str, tokens: tuple[int, int, int]) -> None:
+        """The call a hold was placed for ends: its usage event, by the same request id."""
+        hold = self.model.holds.get(request_id)
+        self._one_usage_event((request_id, hold.user if hold else "demo-user-1", route_mode, tokens))
+
+    @rule(request_id=holds)
+    def void(self, request_id: str) -> None:
+        hold = self.model.holds.get(request_id)
+        if hold is None or not hold.id:
+            return
+        self.model.expire({hold.wallet}, self.clock())
+        if hold.status in ("captured", "expired"):
+            with pytest.raises(InvalidState):
+                void_hold(self.ctx, hold.id)
+            self.stats[f"void_refused_{hold.status}"] += 1
+            return
+        voided = void_hold(self.ctx, hold.id)
+        assert voided.status.value == "released"
+        if hold.status == "held":
+            self.model.reserved[hold.wallet] -= hold.amount
+            hold.status = "released"
+        self.stats["void_released"] += 1
+
+    @rule(seconds=st.sampled_from([30, 120, 400]))
+    def time_passes(self, seconds: int) -> None:
+        self.clock_offset += timedelta(seconds=seconds)
+
+    @rule()
+    def sweep(self) -> None:
+        now = self.clock()
+        due = sum(h.amount for h in self.model.holds.values() if h.status == "held" and h.expires_at <= now)
+        self.model.expire({h.wallet for h in self.model.holds.values()}, now)
+        assert expire_due_holds(self.ctx) == due
+        self.stats["sweep_released" if due else "sweep_idle"] += 1
 
     # -- adjustments ---------------------------------------------------------------------
 
@@ -484,6 +647,18 @@ class LedgerMachine(RuleBasedStateMachine):
         assert recorded == len(self.model.usage)
 
     @invariant()
+    def reserved_is_open_holds_plus_open_payouts(self) -> None:
+        open_payouts = sum(p.amount for p in self.model.payouts.values() if p.status in ("pending", "processing"))
+        expected = {self.developer: open_payouts}
+        for hold in self.model.holds.values():
+            if hold.status == "held":
+                expected[hold.wallet] = expected.get(hold.wallet, 0) + hold.amount
+        for account_id, units in self.model.reserved.items():
+            assert units == expected.get(account_id, 0), (account_id, units, expected)
+        for account_id in self.model.balance:
+            assert self.model.available(account_id) >= 0, account_id
+
+    @invariant()
     def ledger_invariants_hold(self) -> None:
         self.stats["invariant_checks"] += 1
         assert invariant_violations(self.ctx) == []
@@ -510,4 +685,4 @@ def test_random_operation_sequences_match_the_reference_model(db_url: str, tmp_p
         f"{time.monotonic() - started:.1f}s, {dict(sorted(stats.items()))}"
     )
     # The run did drive money through the ledger (not only refusals).
-    assert stats["usage_recorded"] > 0 and stats["adjust_applied"] > 0
+    assert stats["usage_recorded"] > 0 and stats["adjust_applied"] > 0 and stats["hold_held"] > 0

@@ -21,7 +21,15 @@ import httpx
 import pytest
 from sqlalchemy import func, select
 
-from modelfaucet.adapters.db.tables import adjustments, ledger_transactions, payouts, stripe_topups, usage_events
+from modelfaucet.adapters.db.tables import (
+    accounts,
+    adjustments,
+    holds,
+    ledger_transactions,
+    payouts,
+    stripe_topups,
+    usage_events,
+)
 from modelfaucet.config import Settings
 from modelfaucet.domain.ledger import Reason
 from modelfaucet.services.context import ServiceContext
@@ -241,4 +249,67 @@ def test_idempotency_key_collisions_across_processes_apply_once(
         for server in two_servers
     }
     assert len(replays) == 1
+    assert_clean(ctx, two_servers)
+
+
+def test_holds_and_captures_on_one_small_wallet_never_overdraw_nor_capture_twice(
+    two_servers: list[LiveServer], ctx: ServiceContext, seeded: SeedResult
+) -> None:
+    wallet = fund_end_user(ctx, seeded, "hold-user", 1 * USD)
+    # 20 holds of 0.10 USD against 1.00 USD, split across both processes: exactly 10 fit.
+
+    def place(index: int) -> tuple[int, dict[str, Any]]:
+        with httpx.Client(base_url=two_servers[index % 2].base_url, timeout=30) as client:
+            response = client.post(
+                "/v1/usage/holds",
+                headers=GATEWAY,
+                json={
+                    "request_id": f"hold-call-{index}",
+                    "public_app_id": "app_pub_demo",
+                    "external_user_id": "hold-user",
+                    "feature_key": "customer_reply",
+                    "amount_usd": "0.10000000",
+                },
+            )
+            return response.status_code, response.json()
+
+    placed = race(20, place)
+    assert Counter(status for status, _ in placed) == {201: 10, 402: 10}
+    held = [(index, body["hold_id"]) for index, (status, body) in enumerate(placed) if status == 201]
+    with ctx.db.read() as conn:
+        reserved = conn.execute(select(accounts.c.reserved_units).where(accounts.c.id == wallet)).scalar_one()
+    assert (balance(ctx, wallet), int(reserved)) == (USD, USD)
+
+    # Each hold is captured twice at once, on different processes: by its own request id,
+    # and by another event naming its hold_id. Exactly one of the two records.
+    price = 6_500_000  # 0.065 USD retail: 1.3 × 0.05 USD upstream (100k input tokens)
+
+    def capture(slot: int) -> tuple[int, int, str]:
+        index, hold_id = held[slot // 2]
+        by_hold_id = slot % 2 == 1
+        body = usage_body(
+            f"hold-call-{index}-again" if by_hold_id else f"hold-call-{index}",
+            "hold-user",
+            input_tokens=100_000,
+            output_tokens=0,
+        )
+        if by_hold_id:
+            body["hold_id"] = hold_id
+        with httpx.Client(base_url=two_servers[slot % 2].base_url, timeout=30) as client:
+            response = client.post("/v1/usage/events", headers=GATEWAY, json=body)
+        return index, response.status_code, response.json().get("status", "")
+
+    captures = race(2 * len(held), capture)
+    per_hold = Counter(index for index, status, outcome in captures if (status, outcome) == (201, "recorded"))
+    assert per_hold == dict.fromkeys((index for index, _ in held), 1), captures
+    assert Counter((status, outcome) for _, status, outcome in captures) == {
+        (201, "recorded"): len(held),
+        (200, "duplicate"): len(held),
+    }
+    with ctx.db.read() as conn:
+        reserved = conn.execute(select(accounts.c.reserved_units).where(accounts.c.id == wallet)).scalar_one()
+        open_holds = conn.execute(select(func.count()).select_from(holds).where(holds.c.status == "held")).scalar_one()
+    assert (int(reserved), int(open_holds)) == (0, 0)
+    assert balance(ctx, wallet) == USD - len(held) * price >= 0
+    assert scalar(ctx, select(func.count()).select_from(usage_events)) == len(held)
     assert_clean(ctx, two_servers)

@@ -18,6 +18,7 @@ from .. import __version__
 from ..adapters.db.database import Database
 from ..config import Settings
 from ..services.context import ServiceContext, utcnow
+from ..services.holds import expire_due_holds
 from ..services.posting_engine import PostingEngine
 from ..services.reconcile import reconcile_ledger
 from .errors import install_error_handlers
@@ -26,6 +27,20 @@ from .middleware import EdgeMiddleware
 from .ratelimit import RateLimitMiddleware
 
 log = logging.getLogger("modelfaucet.http")
+HOLD_SWEEP_SECONDS = 5.0
+
+
+async def sweep_expired_holds(ctx: ServiceContext, *, every_seconds: float) -> None:
+    """The periodic hold sweep (SPEC §18), inside the API process: every ``every_seconds``,
+    expire one bounded batch of overdue holds. Several processes may sweep at once: each
+    hold ends once (a guarded update under its wallet's lock). A failed sweep (the database
+    away) is logged and the next tick tries again; the lazy expiry on each write stays."""
+    while True:
+        await asyncio.sleep(every_seconds)
+        try:
+            await run_in_threadpool(expire_due_holds, ctx)
+        except Exception:
+            log.exception("hold sweep failed; retrying at the next tick")
 
 
 def _routers() -> list[APIRouter]:
@@ -49,6 +64,7 @@ def _routers() -> list[APIRouter]:
         statements,
         stripe_webhook,
         usage,
+        usage_holds,
         user,
     )
 
@@ -58,6 +74,7 @@ def _routers() -> list[APIRouter]:
         user.router,
         stripe_webhook.router,
         usage.router,
+        usage_holds.router,
         provider_keys.router,
         admin_reconciliation.router,
         admin_wallets.router,
@@ -123,6 +140,7 @@ def create_app(
     *,
     db: Database | None = None,
     clock: Callable[[], datetime] = utcnow,
+    hold_sweep_seconds: float = HOLD_SWEEP_SECONDS,
 ) -> FastAPI:
     database = db if db is not None else Database.from_url(settings.database_url)
     owns_database = db is None
@@ -135,13 +153,15 @@ def create_app(
     async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
         every = settings.reconcile_every_seconds
         periodic = asyncio.create_task(_reconcile_periodically(ctx, every)) if every else None
+        sweeper = asyncio.create_task(sweep_expired_holds(ctx, every_seconds=hold_sweep_seconds))
         try:
             yield
         finally:
-            if periodic is not None:
-                periodic.cancel()
-                with suppress(asyncio.CancelledError):
-                    await periodic
+            for task in (sweeper, periodic):
+                if task is not None:
+                    task.cancel()
+                    with suppress(asyncio.CancelledError):
+                        await task
         # Acknowledged usage is posted before the process lets go of the database.
         await run_in_threadpool(posting_engine.close)
         if owns_database:

@@ -219,12 +219,13 @@ def usage_events_have_their_postings(reports: ReportRepository) -> CheckResult:
 def reservations_match_open_payouts(reports: ReportRepository) -> CheckResult:
     return _result(
         "reservations_match_open_payouts",
-        "Each wallet's reserved amount equals the sum of its pending and processing payouts.",
+        "Each wallet's reserved amount equals the sum of its open holds and its pending and processing payouts.",
         [
             {
                 "wallet_id": found.account_id,
                 "reserved_usd": format_usd(found.reserved_units),
                 "open_payouts_usd": format_usd(found.open_payouts_units),
+                "open_holds_usd": format_usd(found.open_holds_units),
             }
             for found in reports.reservation_mismatches()
         ],

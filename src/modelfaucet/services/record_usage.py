@@ -29,6 +29,13 @@ decided again in a fresh unit of work (the lookup now sees the committed rows).
 An unknown end user has no wallet and so no balance: a priced call is refused 402; a free
 call (zero price) creates the end user and an empty wallet, so its usage is still recorded.
 No audit row is written per usage event: the ledger and the usage row are the record.
+
+**Holds** (SPEC §18, :mod:`.holds`): after the wallets are locked, their overdue holds
+expire; an event then captures the ``held`` hold named by its ``hold_id`` or placed with its
+``request_id`` (:func:`~.usage_decisions.match_holds`). In the same unit of work the hold
+ends ``captured``, its reservation is released and the price is debited; a price the
+wallet cannot cover is never refused but split (:func:`~modelfaucet.domain.holds.with_shortfall`):
+the wallet pays what it has, the platform's ``uncollected_usage`` account the rest.
 """
 
 from __future__ import annotations
@@ -39,11 +46,13 @@ from collections.abc import Sequence
 from dataclasses import replace
 from functools import partial
 
+from ..domain.holds import HoldStatus, with_shortfall
 from ..domain.identity import new_id
-from ..domain.ledger import PLATFORM_OWNER_ID, PROVIDER_COST_OWNER_ID, OwnerScope, Transaction
+from ..domain.ledger import PLATFORM_OWNER_ID, PROVIDER_COST_OWNER_ID, OwnerScope, SystemAccount, Transaction
 from ..domain.outcomes import LedgerInvariantViolation
 from ..domain.rating import UsageAccounts, usage_transaction
 from .context import ServiceContext
+from .holds import release_expired
 from .repositories import NewUsage, UsageReceipt
 from .unit_of_work import ConcurrentWrite, UnitOfWork
 from .usage_decisions import (
@@ -56,6 +65,7 @@ from .usage_decisions import (
     UsageStatus,
     decide,
     fingerprint,
+    match_holds,
     rate_events,
     triage,
 )
@@ -142,23 +152,41 @@ def _post_batch(
     rated, refused_rating = rate_events(judged.fresh, _load_catalogue(uow, judged.fresh))
     user_ids = sorted({item.end_user_id for item in rated if item.end_user_id is not None})
     wallets = {state.owner_id: state for state in uow.ledger.lock_wallets(OwnerScope.END_USER, user_ids)}
-    accepted, refused_balance = decide(rated, wallets)
+    # Holds: expire the locked wallets' overdue ones, then find what each event captures.
+    released = release_expired(uow, [state.account_id for state in wallets.values()])
+    for state in wallets.values():
+        state.reserved_units -= released.get(state.account_id, 0)
+    holds = match_holds(
+        rated,
+        uow.holds.by_request_ids({item.event.request_id for item in rated if item.event.hold_id is None}),
+        uow.holds.by_ids({item.event.hold_id for item in rated if item.event.hold_id is not None}),
+    )
+    captured_before = {
+        index: stored.receipt
+        for index, request_id in holds.captured_by.items()
+        if (stored := uow.usage.find([request_id]).get(request_id)) is not None
+    }
+    judged.repeats.update(holds.repeats)
+    skip = holds.captured_by.keys() | holds.repeats.keys() | holds.refused.keys()
+    accepted, refused_balance = decide([item for item in rated if item.index not in skip], wallets, holds.captures)
     receipts = _write(uow, accepted, decided=[state.account_id for state in wallets.values()], cache=account_ids)
 
-    refused = judged.refused | refused_rating | refused_balance
+    refused = judged.refused | refused_rating | holds.refused | refused_balance
     outcomes: list[UsageOutcome] = []
     for index, event in enumerate(events):
         if index in receipts:
             outcome = UsageOutcome(event.request_id, UsageStatus.RECORDED, receipt=receipts[index])
         elif index in judged.duplicates:
             outcome = UsageOutcome(event.request_id, UsageStatus.DUPLICATE, receipt=judged.duplicates[index])
+        elif index in captured_before:  # its hold was captured by another event: that receipt
+            outcome = UsageOutcome(event.request_id, UsageStatus.DUPLICATE, receipt=captured_before[index])
         elif index in refused:
             outcome = UsageOutcome(event.request_id, UsageStatus.REJECTED, error=refused[index])
         elif index in judged.repeats:
             # A repeat gets its first occurrence's outcome; a recorded one it duplicates.
             first = outcomes[judged.repeats[index]]
             status = UsageStatus.DUPLICATE if first.status is UsageStatus.RECORDED else first.status
-            outcome = replace(first, status=status)
+            outcome = replace(first, request_id=event.request_id, status=status)
         else:
             raise LedgerInvariantViolation(f"usage event {index} of the batch was never decided")
         outcomes.append(outcome)
@@ -199,9 +227,26 @@ def _write(
         developer = ids[(OwnerScope.DEVELOPER.value, rated.app.developer_id)]
         accounts = UsageAccounts(wallet_id, developer, ids[_PLATFORM], ids[_PROVIDER_COST])
         owners.append((end_user_id, wallet_id))
-        transactions.append(
-            usage_transaction(rated.amounts, rated.event.route_mode, accounts, request_id=rated.event.request_id)
+        transaction = usage_transaction(
+            rated.amounts, rated.event.route_mode, accounts, request_id=rated.event.request_id
         )
+        if transaction is not None and item.uncollected_units:
+            transaction = with_shortfall(
+                transaction,
+                wallet_id=wallet_id,
+                uncollected_account_id=uow.ledger.ensure(OwnerScope.SYSTEM, SystemAccount.UNCOLLECTED_USAGE.value),
+                uncollected_units=item.uncollected_units,
+            )
+        transactions.append(transaction)
+    # Captured holds end and release their reservation before the wallets are debited.
+    release: dict[str, int] = {}
+    for item in accepted:
+        if item.hold is not None and item.wallet_id is not None:
+            if not uow.holds.end(item.hold.id, HoldStatus.CAPTURED, capture_request_id=item.rated.event.request_id):
+                raise LedgerInvariantViolation(f"hold {item.hold.id} changed under its wallet lock")
+            release[item.wallet_id] = release.get(item.wallet_id, 0) + item.hold.amount_units
+    for wallet_id in sorted(release):
+        uow.ledger.change_reserved(wallet_id, -release[wallet_id])
     # The ledger moves each account once, by the batch's net change.
     posted = iter(uow.ledger.post_many([t for t in transactions if t is not None], decided=decided))
 

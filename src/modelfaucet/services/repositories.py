@@ -19,6 +19,7 @@ from typing import Any, NamedTuple, Protocol
 from ..domain.audit import AuditEntry
 from ..domain.catalog import CatalogStatus
 from ..domain.earnings import EarningsGrouping, EarningsLine
+from ..domain.holds import HoldStatus
 from ..domain.ledger import AccountState, OwnerScope, Transaction
 from ..domain.payouts import PayoutStatus
 from ..domain.rating import DefaultPricing, FeaturePricing, ModelPrice, RouteMode
@@ -549,6 +550,59 @@ class UsageRepository(Protocol):
         ...
 
 
+# --- holds: authorizations reserved before a model call (SPEC §18) -------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class HoldRecord:
+    """One hold as stored. While ``held``, ``amount_units`` is part of its wallet's reserved."""
+
+    id: str
+    request_id: str
+    request_hash: str
+    account_id: str
+    app_id: str
+    end_user_id: str
+    amount_units: int
+    status: HoldStatus
+    created_at: datetime
+    expires_at: datetime
+    ended_at: datetime | None = None
+    capture_request_id: str | None = None
+
+
+class HoldRepository(Protocol):
+    """Hold rows. Callers lock the wallet (``uow.ledger.lock_wallets``) before they end a
+    hold, so wallet rows are always locked before hold rows."""
+
+    def by_request_ids(self, request_ids: Collection[str]) -> dict[str, HoldRecord]:
+        """The holds placed with any of ``request_ids``, by request id."""
+        ...
+
+    def by_ids(self, hold_ids: Collection[str]) -> dict[str, HoldRecord]: ...
+
+    def add_many(self, holds: Sequence[HoldRecord]) -> None:
+        """Store new holds. A request id stored first by a concurrent transaction raises
+        :class:`~modelfaucet.services.unit_of_work.ConcurrentWrite`."""
+        ...
+
+    def end(self, hold_id: str, status: HoldStatus, *, capture_request_id: str | None = None) -> bool:
+        """Move a ``held`` hold to ``status`` at ``uow.now``; False when it was no longer held."""
+        ...
+
+    def due(self, *, limit: int) -> list[HoldRecord]:
+        """Held holds whose expiry has passed (``expires_at <= uow.now``), oldest first."""
+        ...
+
+    def due_on(self, account_ids: Collection[str]) -> list[HoldRecord]:
+        """The held, expired holds of these wallets."""
+        ...
+
+    def open_on(self, account_id: str) -> list[HoldRecord]:
+        """The wallet's held holds, oldest first."""
+        ...
+
+
 # --- catalog: developers, apps and their secret keys, features, model prices, end users ---
 
 
@@ -828,6 +882,7 @@ class ReservationMismatch:
     account_id: str
     reserved_units: int
     open_payouts_units: int
+    open_holds_units: int = 0
 
 
 @dataclass(frozen=True, slots=True)

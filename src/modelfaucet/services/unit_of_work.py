@@ -28,6 +28,7 @@ from .repositories import (
     AuditLog,
     CatalogRepository,
     DeveloperAccessRepository,
+    HoldRepository,
     IdempotencyRepository,
     LedgerRepository,
     PayoutRepository,
@@ -95,6 +96,9 @@ class UnitOfWork(Protocol):
 
     @property
     def catalog(self) -> CatalogRepository: ...
+
+    @property
+    def holds(self) -> HoldRepository: ...
 
     @property
     def sessions(self) -> SessionRepository: ...

@@ -23,6 +23,7 @@ from enum import StrEnum
 from typing import Any
 
 from ..domain.catalog import APP_NOT_FOUND, FEATURE_NOT_FOUND
+from ..domain.holds import HOLD_NOT_FOUND, HoldStatus, split_capture
 from ..domain.identity import external_user_hash
 from ..domain.ledger import AccountState, apply_net_changes
 from ..domain.money import format_usd
@@ -44,7 +45,7 @@ from ..domain.rating import (
     rating_snapshot,
 )
 from .idempotency import request_digest
-from .repositories import BillableApp, StoredUsage, UsageReceipt
+from .repositories import BillableApp, HoldRecord, StoredUsage, UsageReceipt
 
 
 @dataclass(frozen=True, slots=True)
@@ -62,10 +63,12 @@ class UsageEvent:
     output_tokens: int = 0
     cached_tokens: int = 0
     upstream_cost_units: int | None = None
+    hold_id: str | None = None  # capture this hold (else the hold placed with the same request_id)
 
     def fingerprint(self) -> dict[str, Any]:
-        """What makes two reports of one request_id "the same": all fields, the user hashed."""
-        return {
+        """What makes two reports of one request_id "the same": all fields, the user hashed.
+        ``hold_id`` only when sent, so the digests stored before holds existed keep matching."""
+        printed: dict[str, Any] = {
             "public_app_id": self.public_app_id,
             "external_user_id": external_user_hash(self.public_app_id, self.external_user_id),
             "feature_key": self.feature_key,
@@ -77,6 +80,9 @@ class UsageEvent:
             "cached_tokens": self.cached_tokens,
             "upstream_cost_usd": None if self.upstream_cost_units is None else format_usd(self.upstream_cost_units),
         }
+        if self.hold_id is not None:
+            printed["hold_id"] = self.hold_id
+        return printed
 
     @property
     def usage(self) -> Usage:
@@ -263,13 +269,60 @@ class Accepted:
     rated: Rated
     wallet_id: str | None  # None: a free call of an end user without a wallet (created on write)
     balance_after_units: int
+    hold: HoldRecord | None = None  # the hold this event captures
+    uncollected_units: int = 0  # the part of the price the wallet could not pay (with a hold only)
 
 
-def decide(rated: Sequence[Rated], wallets: Mapping[str, AccountState]) -> tuple[list[Accepted], dict[int, Refusal]]:
+@dataclass(frozen=True, slots=True)
+class HoldMatch:
+    captures: dict[int, HoldRecord]  # index → the held hold this event captures
+    captured_by: dict[int, str]  # index → request id of the stored event that captured its hold
+    repeats: dict[int, int]  # index → index of the earlier event of this batch capturing its hold
+    refused: dict[int, Refusal]  # index → the hold it names is unknown or not its own
+
+
+def match_holds(
+    rated: Sequence[Rated], by_request: Mapping[str, HoldRecord], by_id: Mapping[str, HoldRecord]
+) -> HoldMatch:
+    """Which hold each event captures (SPEC §18), by batch index: the hold named by its
+    ``hold_id``, else the one placed with its ``request_id``; only a ``held`` hold of the
+    same app and end user. Also: events naming a hold another event already captured (by
+    index: that event's request id, to answer as a duplicate), and events naming a hold
+    that is not theirs (``not_found``). A released or expired hold captures nothing: the
+    event posts as one without a hold."""
+    found = HoldMatch({}, {}, {}, {})
+    taken: dict[str, int] = {}  # hold id → index of the event of this batch capturing it
+    for item in rated:
+        event = item.event
+        hold = by_id.get(event.hold_id) if event.hold_id is not None else by_request.get(event.request_id)
+        mine = hold is not None and hold.app_id == item.app.id and hold.end_user_id == item.end_user_id
+        if event.hold_id is not None and (hold is None or not mine):
+            found.refused[item.index] = NotFound(HOLD_NOT_FOUND, details={"hold_id": event.hold_id})
+            continue
+        if hold is None or not mine:
+            continue
+        if hold.status is HoldStatus.CAPTURED and hold.capture_request_id is not None:
+            found.captured_by[item.index] = hold.capture_request_id
+        elif hold.id in taken:
+            found.repeats[item.index] = taken[hold.id]
+        elif hold.status is HoldStatus.HELD:
+            found.captures[item.index] = hold
+            taken[hold.id] = item.index
+    return found
+
+
+def decide(
+    rated: Sequence[Rated], wallets: Mapping[str, AccountState], holds: Mapping[int, HoldRecord] | None = None
+) -> tuple[list[Accepted], dict[int, Refusal]]:
     """Accept each event its end user can pay, in order, against the balances the earlier
     events of the batch left. ``wallets`` are the end users' wallets by end-user id (locked
     by the caller); they are not changed. An end user without a wallet has nothing: only a
-    free call is accepted."""
+    free call is accepted.
+
+    An event that captures a hold (``holds``, by batch index) releases it and is never
+    refused for its price: the wallet pays what is available, the rest is uncollected
+    (:func:`~modelfaucet.domain.holds.split_capture`)."""
+    holds = holds or {}
     running = {state.account_id: replace(state) for state in wallets.values()}
     wallet_of_user = {user_id: state.account_id for user_id, state in wallets.items()}
     accepted: list[Accepted] = []
@@ -287,6 +340,13 @@ def decide(rated: Sequence[Rated], wallets: Mapping[str, AccountState]) -> tuple
                 accepted.append(Accepted(item, None, 0))
             continue
         state = running[wallet_id]
+        hold = holds.get(item.index)
+        if hold is not None:
+            state.reserved_units -= hold.amount_units
+            capture = split_capture(retail, max(0, state.available_units))
+            state.balance_units -= capture.collected_units
+            accepted.append(Accepted(item, wallet_id, state.balance_units, hold, capture.uncollected_units))
+            continue
         if retail > 0:
             check = apply_net_changes({wallet_id: state}, {wallet_id: -retail})
             if not check.ok:

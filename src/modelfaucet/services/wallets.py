@@ -1,4 +1,5 @@
-"""Read models of wallets for operators: a listing, and one wallet with its recent postings.
+"""Read models of wallets for operators: a listing, and one wallet with its recent postings
+and open holds.
 
 An end user's external id (the app's own user id) is stored only as an HMAC keyed by the app
 (:func:`~modelfaucet.domain.identity.external_user_hash`), never in clear, so no listing can
@@ -15,7 +16,7 @@ from ..domain.identity import external_user_hash
 from ..domain.ledger import AccountState, OwnerScope
 from ..domain.outcomes import InvalidRequest
 from .context import ServiceContext
-from .repositories import ListedWallet, PostingLine, WalletQuery
+from .repositories import HoldRecord, ListedWallet, PostingLine, WalletQuery
 
 RECENT_ENTRIES = 20
 
@@ -24,6 +25,7 @@ RECENT_ENTRIES = 20
 class WalletDetail:
     wallet: AccountState
     recent_entries: tuple[PostingLine, ...]  # newest first
+    open_holds: tuple[HoldRecord, ...] = ()  # oldest first (SPEC §18)
 
 
 def list_wallets(
@@ -71,4 +73,5 @@ def wallet_detail(ctx: ServiceContext, wallet_id: str) -> WalletDetail:
     with ctx.reader() as uow:
         wallet = uow.ledger.require(wallet_id)
         entries = uow.ledger.recent_postings(wallet_id, limit=RECENT_ENTRIES)
-    return WalletDetail(wallet, tuple(entries))
+        holds = uow.holds.open_on(wallet_id)
+    return WalletDetail(wallet, tuple(entries), tuple(holds))

@@ -33,6 +33,7 @@ from sqlalchemy import (
 )
 
 from ...domain.adjustments import AdjustmentKind, Direction
+from ...domain.holds import OPEN_HOLD_STATUSES, HoldStatus
 from ...domain.idempotency import KeyState
 from ...domain.ledger import CONSTRAINED_SCOPES, OwnerScope
 from ...domain.payouts import OPEN_STATUSES, PayoutStatus
@@ -515,3 +516,26 @@ Index(
 )
 # A developer's payouts, newest first.
 Index("ix_payouts_developer_created", payouts.c.developer_id, payouts.c.created_at)
+# Authorization holds (SPEC §18): one row per hold, its transitions as timestamps. While
+# ``held``, its amount is part of the wallet's ``reserved_units`` (with open payouts).
+holds = Table(
+    "holds",
+    metadata,
+    Column("id", String(36), primary_key=True),
+    Column("request_id", String(128), nullable=False, unique=True),
+    Column("request_hash", String(64), nullable=False),
+    Column("account_id", String(36), ForeignKey("accounts.id"), nullable=False),
+    Column("app_id", String(36), ForeignKey("apps.id"), nullable=False),
+    Column("end_user_id", String(36), ForeignKey("end_users.id"), nullable=False),
+    Column("amount_units", BigInteger, nullable=False),
+    Column("status", String(16), nullable=False),
+    Column("capture_request_id", String(128), nullable=True),
+    _ts("created_at"),
+    _ts("expires_at"),
+    _ts("ended_at", nullable=True),
+    CheckConstraint("amount_units > 0", name="positive"),
+    CheckConstraint(one_of("status", HoldStatus), name="status"),
+    CheckConstraint(f"({one_of('status', OPEN_HOLD_STATUSES)}) = (ended_at IS NULL)", name="ended"),
+)
+Index("ix_holds_open_by_account", holds.c.account_id, holds.c.status, holds.c.expires_at)
+Index("ix_holds_open_by_expiry", holds.c.status, holds.c.expires_at)

@@ -29,6 +29,7 @@ from .repositories.adjustments import SqlAdjustments
 from .repositories.audit import SqlAuditLog
 from .repositories.catalog import SqlCatalog
 from .repositories.developers import SqlDeveloperAccess
+from .repositories.holds import SqlHolds
 from .repositories.idempotency import SqlIdempotencyKeys
 from .repositories.payouts import SqlPayouts
 from .repositories.provenance import SqlProvenance
@@ -99,6 +100,7 @@ class SqlUnitOfWork:
         self.stripe_events = SqlStripeEvents(connection, now)
         self.usage = SqlUsage(connection, now)
         self.catalog = SqlCatalog(connection, now)
+        self.holds = SqlHolds(connection, now)
         self.sessions = SqlSessions(connection, now)
         self.provider_keys = SqlProviderKeys(connection, now)
         self.reports = SqlReports(connection, now)

@@ -43,8 +43,17 @@ class WalletEntry(BaseModel):
         )
 
 
+class OpenHold(BaseModel):
+    hold_id: str
+    request_id: str
+    amount_usd: UsdString
+    created_at: str
+    expires_at: str
+
+
 class WalletDetail(WalletSummary):
     recent_entries: list[WalletEntry]
+    open_holds: list[OpenHold]
 
 
 class ListedWalletOut(WalletSummary):
@@ -107,4 +116,14 @@ def get_wallet(ctx: Context, _actor: AdminActor, wallet_id: str) -> WalletDetail
     return WalletDetail(
         **wallet_fields(detail.wallet),
         recent_entries=[WalletEntry.of(line) for line in detail.recent_entries],
+        open_holds=[
+            OpenHold(
+                hold_id=hold.id,
+                request_id=hold.request_id,
+                amount_usd=format_usd(hold.amount_units),
+                created_at=iso(hold.created_at),
+                expires_at=iso(hold.expires_at),
+            )
+            for hold in detail.open_holds
+        ],
     )

@@ -51,6 +51,7 @@ class UsageEventIn(StrictModel):
     output_tokens: Tokens = 0
     cached_tokens: Tokens = 0
     upstream_cost_usd: UsdUnits | None = None
+    hold_id: Annotated[str, Field(min_length=1, max_length=64)] | None = None
 
     def command(self) -> UsageEvent:
         return UsageEvent(
@@ -65,6 +66,7 @@ class UsageEventIn(StrictModel):
             output_tokens=self.output_tokens,
             cached_tokens=self.cached_tokens,
             upstream_cost_units=self.upstream_cost_usd,
+            hold_id=self.hold_id,
         )
 
 

@@ -14,6 +14,7 @@ from typing import Any, cast
 
 from sqlalchemy import ColumnElement, Connection, and_, case, func, or_, select, true
 
+from ....domain.holds import HoldStatus
 from ....domain.ledger import OwnerScope, Reason
 from ....domain.payouts import PayoutStatus
 from ....domain.topups import TopupStatus
@@ -43,6 +44,7 @@ from ..tables import (
     audit_log,
     developers,
     end_users,
+    holds,
     ledger_postings,
     ledger_transactions,
     payouts,
@@ -58,6 +60,7 @@ USAGE_REASONS = (
     Reason.USAGE_PROVIDER_COST,
     Reason.USAGE_CHANNEL_REVENUE,
     Reason.USAGE_PLATFORM_REVENUE,
+    Reason.USAGE_UNCOLLECTED,
 )
 # stripe_topups.status of a top-up whose wallet was credited.
 
@@ -144,13 +147,24 @@ class SqlReports:
             .group_by(payouts.c.account_id)
             .subquery()
         )
-        open_units = func.coalesce(open_sums.c.open_units, 0)
-        rows = self.connection.execute(
-            select(accounts.c.id, accounts.c.reserved_units, open_units.label("open"))
-            .select_from(accounts.outerjoin(open_sums, open_sums.c.account_id == accounts.c.id))
-            .where(accounts.c.reserved_units != open_units)
+        held_sums = (
+            select(holds.c.account_id, func.sum(holds.c.amount_units).label("held_units"))
+            .where(holds.c.status == HoldStatus.HELD.value)
+            .group_by(holds.c.account_id)
+            .subquery()
         )
-        return [ReservationMismatch(row.id, int(row.reserved_units), int(row.open)) for row in rows]
+        open_units = func.coalesce(open_sums.c.open_units, 0)
+        held_units = func.coalesce(held_sums.c.held_units, 0)
+        rows = self.connection.execute(
+            select(accounts.c.id, accounts.c.reserved_units, open_units.label("open"), held_units.label("held"))
+            .select_from(
+                accounts.outerjoin(open_sums, open_sums.c.account_id == accounts.c.id).outerjoin(
+                    held_sums, held_sums.c.account_id == accounts.c.id
+                )
+            )
+            .where(accounts.c.reserved_units != open_units + held_units)
+        )
+        return [ReservationMismatch(row.id, int(row.reserved_units), int(row.open), int(row.held)) for row in rows]
 
     def paid_payout_mismatches(self) -> list[PaidPayoutMismatch]:
         debits = (
@@ -180,7 +194,8 @@ class SqlReports:
 
     def usage_posting_mismatches(self, *, limit: int) -> list[UsagePostingMismatch]:
         u = usage_events.c
-        retail = _role_sum(Reason.USAGE_RETAIL_PRICE).label("retail")
+        # A captured hold's shortfall is part of the price, debited to uncollected_usage.
+        retail = _role_sum(Reason.USAGE_RETAIL_PRICE, Reason.USAGE_UNCOLLECTED).label("retail")
         upstream = _role_sum(Reason.USAGE_PROVIDER_COST).label("upstream")
         channel = _role_sum(Reason.USAGE_CHANNEL_REVENUE).label("channel")
         platform = _role_sum(Reason.USAGE_PLATFORM_REVENUE).label("platform")
@@ -471,11 +486,10 @@ def _window(column: Any, start: datetime | None, end: datetime | None) -> list[C
     return conditions
 
 
-def _role_sum(reason: Reason) -> ColumnElement[Any]:
-    """The sum of a usage transaction's postings of one role (reason)."""
-    return func.coalesce(
-        func.sum(case((ledger_postings.c.reason == reason.value, ledger_postings.c.amount_units), else_=0)), 0
-    )
+def _role_sum(*reasons: Reason) -> ColumnElement[Any]:
+    """The sum of a usage transaction's postings of one role (its reasons)."""
+    of_role = ledger_postings.c.reason.in_([reason.value for reason in reasons])
+    return func.coalesce(func.sum(case((of_role, ledger_postings.c.amount_units), else_=0)), 0)
 
 
 def _audit_record(row: Any) -> AuditRecord:

@@ -44,9 +44,7 @@ def upgrade() -> None:
     )
     op.create_table(
         "audit_log",
-        sa.Column(
-            "id", sa.BigInteger().with_variant(sa.Integer(), "sqlite"), autoincrement=True, nullable=False
-        ),
+        sa.Column("id", sa.BigInteger().with_variant(sa.Integer(), "sqlite"), autoincrement=True, nullable=False),
         sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
         sa.Column("actor", sa.String(length=128), nullable=False),
         sa.Column("action", sa.String(length=64), nullable=False),
@@ -99,9 +97,7 @@ def upgrade() -> None:
         sa.PrimaryKeyConstraint("id", name=op.f("pk_ledger_transactions")),
     )
     with op.batch_alter_table("ledger_transactions", schema=None) as batch_op:
-        batch_op.create_index(
-            "ix_ledger_transactions_reference", ["reference_type", "reference_id"], unique=False
-        )
+        batch_op.create_index("ix_ledger_transactions_reference", ["reference_type", "reference_id"], unique=False)
 
     op.create_table(
         "model_prices",
@@ -168,9 +164,7 @@ def upgrade() -> None:
         sa.CheckConstraint("direction IN ('credit','debit')", name=op.f("ck_adjustments_direction")),
         sa.CheckConstraint("kind IN ('adjustment','refund','chargeback')", name=op.f("ck_adjustments_kind")),
         sa.CheckConstraint("amount_units > 0", name=op.f("ck_adjustments_positive")),
-        sa.ForeignKeyConstraint(
-            ["account_id"], ["accounts.id"], name=op.f("fk_adjustments_account_id_accounts")
-        ),
+        sa.ForeignKeyConstraint(["account_id"], ["accounts.id"], name=op.f("fk_adjustments_account_id_accounts")),
         sa.ForeignKeyConstraint(
             ["transaction_id"],
             ["ledger_transactions.id"],
@@ -193,26 +187,20 @@ def upgrade() -> None:
         sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
         sa.CheckConstraint("default_markup_bps >= 0", name=op.f("ck_apps_markup_bps")),
         sa.CheckConstraint("default_revenue_share_bps BETWEEN 0 AND 10000", name=op.f("ck_apps_share_bps")),
-        sa.ForeignKeyConstraint(
-            ["developer_id"], ["developers.id"], name=op.f("fk_apps_developer_id_developers")
-        ),
+        sa.ForeignKeyConstraint(["developer_id"], ["developers.id"], name=op.f("fk_apps_developer_id_developers")),
         sa.PrimaryKeyConstraint("id", name=op.f("pk_apps")),
         sa.UniqueConstraint("public_app_id", name=op.f("uq_apps_public_app_id")),
     )
     op.create_table(
         "ledger_postings",
-        sa.Column(
-            "id", sa.BigInteger().with_variant(sa.Integer(), "sqlite"), autoincrement=True, nullable=False
-        ),
+        sa.Column("id", sa.BigInteger().with_variant(sa.Integer(), "sqlite"), autoincrement=True, nullable=False),
         sa.Column("transaction_id", sa.String(length=36), nullable=False),
         sa.Column("account_id", sa.String(length=36), nullable=False),
         sa.Column("amount_units", sa.BigInteger(), nullable=False),
         sa.Column("reason", sa.String(length=64), nullable=False),
         sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
         sa.CheckConstraint("amount_units <> 0", name=op.f("ck_ledger_postings_non_zero")),
-        sa.ForeignKeyConstraint(
-            ["account_id"], ["accounts.id"], name=op.f("fk_ledger_postings_account_id_accounts")
-        ),
+        sa.ForeignKeyConstraint(["account_id"], ["accounts.id"], name=op.f("fk_ledger_postings_account_id_accounts")),
         sa.ForeignKeyConstraint(
             ["transaction_id"],
             ["ledger_transactions.id"],
@@ -244,9 +232,7 @@ def upgrade() -> None:
         ),
         sa.CheckConstraint("amount_units > 0", name=op.f("ck_payouts_positive")),
         sa.ForeignKeyConstraint(["account_id"], ["accounts.id"], name=op.f("fk_payouts_account_id_accounts")),
-        sa.ForeignKeyConstraint(
-            ["developer_id"], ["developers.id"], name=op.f("fk_payouts_developer_id_developers")
-        ),
+        sa.ForeignKeyConstraint(["developer_id"], ["developers.id"], name=op.f("fk_payouts_developer_id_developers")),
         sa.ForeignKeyConstraint(
             ["transaction_id"],
             ["ledger_transactions.id"],
@@ -312,16 +298,10 @@ def upgrade() -> None:
         sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
         sa.Column("updated_at", sa.DateTime(timezone=True), nullable=False),
         sa.Column("credited_at", sa.DateTime(timezone=True), nullable=True),
-        sa.CheckConstraint(
-            "status IN ('pending','credited','failed','expired')", name=op.f("ck_stripe_topups_status")
-        ),
+        sa.CheckConstraint("status IN ('pending','credited','failed','expired')", name=op.f("ck_stripe_topups_status")),
         sa.CheckConstraint("amount_units > 0 AND amount_cents > 0", name=op.f("ck_stripe_topups_positive")),
-        sa.ForeignKeyConstraint(
-            ["account_id"], ["accounts.id"], name=op.f("fk_stripe_topups_account_id_accounts")
-        ),
-        sa.ForeignKeyConstraint(
-            ["end_user_id"], ["end_users.id"], name=op.f("fk_stripe_topups_end_user_id_end_users")
-        ),
+        sa.ForeignKeyConstraint(["account_id"], ["accounts.id"], name=op.f("fk_stripe_topups_account_id_accounts")),
+        sa.ForeignKeyConstraint(["end_user_id"], ["end_users.id"], name=op.f("fk_stripe_topups_end_user_id_end_users")),
         sa.ForeignKeyConstraint(
             ["transaction_id"],
             ["ledger_transactions.id"],
@@ -365,9 +345,7 @@ def upgrade() -> None:
             name=op.f("ck_usage_events_parts_sum"),
         ),
         sa.ForeignKeyConstraint(["app_id"], ["apps.id"], name=op.f("fk_usage_events_app_id_apps")),
-        sa.ForeignKeyConstraint(
-            ["end_user_id"], ["end_users.id"], name=op.f("fk_usage_events_end_user_id_end_users")
-        ),
+        sa.ForeignKeyConstraint(["end_user_id"], ["end_users.id"], name=op.f("fk_usage_events_end_user_id_end_users")),
         sa.ForeignKeyConstraint(
             ["transaction_id"],
             ["ledger_transactions.id"],
@@ -390,9 +368,7 @@ def upgrade() -> None:
         sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
         sa.Column("expires_at", sa.DateTime(timezone=True), nullable=False),
         sa.ForeignKeyConstraint(["app_id"], ["apps.id"], name=op.f("fk_user_sessions_app_id_apps")),
-        sa.ForeignKeyConstraint(
-            ["end_user_id"], ["end_users.id"], name=op.f("fk_user_sessions_end_user_id_end_users")
-        ),
+        sa.ForeignKeyConstraint(["end_user_id"], ["end_users.id"], name=op.f("fk_user_sessions_end_user_id_end_users")),
         sa.PrimaryKeyConstraint("id", name=op.f("pk_user_sessions")),
         sa.UniqueConstraint("token_hash", name=op.f("uq_user_sessions_token_hash")),
     )

@@ -1,0 +1,119 @@
+"""Hold rows (SPEC §18): placed, then captured, released or expired exactly once."""
+
+from __future__ import annotations
+
+from collections.abc import Collection, Sequence
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import Connection, and_, select, update
+from sqlalchemy.exc import IntegrityError
+
+from ....domain.holds import HoldStatus
+from ....domain.timestamps import as_utc
+from ....services.repositories import HoldRecord
+from ....services.unit_of_work import ConcurrentWrite
+from ..errors import unique_violation
+from ..tables import holds
+
+_HELD = HoldStatus.HELD.value
+_IN_CHUNK = 500
+
+
+def _record(row: Any) -> HoldRecord:
+    return HoldRecord(
+        id=row.id,
+        request_id=row.request_id,
+        request_hash=row.request_hash,
+        account_id=row.account_id,
+        app_id=row.app_id,
+        end_user_id=row.end_user_id,
+        amount_units=int(row.amount_units),
+        status=HoldStatus(row.status),
+        created_at=as_utc(row.created_at),
+        expires_at=as_utc(row.expires_at),
+        ended_at=None if row.ended_at is None else as_utc(row.ended_at),
+        capture_request_id=row.capture_request_id,
+    )
+
+
+class SqlHolds:
+    """Implements :class:`modelfaucet.services.repositories.HoldRepository`."""
+
+    def __init__(self, connection: Connection, now: datetime) -> None:
+        self.connection = connection
+        self.now = now
+
+    def _where(self, *conditions: Any) -> list[HoldRecord]:
+        stmt = select(holds).where(*conditions).order_by(holds.c.created_at, holds.c.id)
+        return [_record(row) for row in self.connection.execute(stmt)]
+
+    def by_request_ids(self, request_ids: Collection[str]) -> dict[str, HoldRecord]:
+        found: dict[str, HoldRecord] = {}
+        keys = sorted(set(request_ids))
+        for start in range(0, len(keys), _IN_CHUNK):
+            for hold in self._where(holds.c.request_id.in_(keys[start : start + _IN_CHUNK])):
+                found[hold.request_id] = hold
+        return found
+
+    def by_ids(self, hold_ids: Collection[str]) -> dict[str, HoldRecord]:
+        found: dict[str, HoldRecord] = {}
+        keys = sorted(set(hold_ids))
+        for start in range(0, len(keys), _IN_CHUNK):
+            for hold in self._where(holds.c.id.in_(keys[start : start + _IN_CHUNK])):
+                found[hold.id] = hold
+        return found
+
+    def add_many(self, new: Sequence[HoldRecord]) -> None:
+        if not new:
+            return
+        rows = [
+            {
+                "id": hold.id,
+                "request_id": hold.request_id,
+                "request_hash": hold.request_hash,
+                "account_id": hold.account_id,
+                "app_id": hold.app_id,
+                "end_user_id": hold.end_user_id,
+                "amount_units": hold.amount_units,
+                "status": hold.status.value,
+                "capture_request_id": hold.capture_request_id,
+                "created_at": hold.created_at,
+                "expires_at": hold.expires_at,
+                "ended_at": hold.ended_at,
+            }
+            for hold in new
+        ]
+        try:
+            self.connection.execute(holds.insert(), rows)
+        except IntegrityError as exc:
+            if unique_violation(exc):
+                raise ConcurrentWrite() from exc
+            raise
+
+    def end(self, hold_id: str, status: HoldStatus, *, capture_request_id: str | None = None) -> bool:
+        stmt = (
+            update(holds)
+            .where(and_(holds.c.id == hold_id, holds.c.status == _HELD))
+            .values(status=status.value, ended_at=self.now, capture_request_id=capture_request_id)
+        )
+        return self.connection.execute(stmt).rowcount == 1
+
+    def due(self, *, limit: int) -> list[HoldRecord]:
+        stmt = (
+            select(holds)
+            .where(and_(holds.c.status == _HELD, holds.c.expires_at <= self.now))
+            .order_by(holds.c.expires_at, holds.c.id)
+            .limit(limit)
+        )
+        return [_record(row) for row in self.connection.execute(stmt)]
+
+    def due_on(self, account_ids: Collection[str]) -> list[HoldRecord]:
+        if not account_ids:
+            return []
+        return self._where(
+            holds.c.account_id.in_(sorted(set(account_ids))), holds.c.status == _HELD, holds.c.expires_at <= self.now
+        )
+
+    def open_on(self, account_id: str) -> list[HoldRecord]:
+        return self._where(holds.c.account_id == account_id, holds.c.status == _HELD)
