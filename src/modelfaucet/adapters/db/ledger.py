@@ -292,7 +292,8 @@ class SqlLedger:
         )
 
 
-# --- the first release's functions, kept while services move onto the unit of work -------
+# --- connection-level helpers for tests that set up or inspect rows directly; no service ---
+# --- calls them (services speak only to the unit of work: tests/unit/test_architecture.py) ---
 
 
 def post(connection: Connection, transaction: Transaction, *, now: datetime) -> str:
