@@ -59,3 +59,6 @@ class MemoryHolds:
 
     def open_on(self, account_id: str) -> list[HoldRecord]:
         return [h for h in self._ordered() if h.account_id == account_id and h.status is HoldStatus.HELD]
+
+    def count_held(self) -> int:
+        return sum(1 for hold in self.state.holds.values() if hold.status is HoldStatus.HELD)

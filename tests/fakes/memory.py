@@ -279,6 +279,10 @@ class MemoryUnitOfWork:
     def dialect(self) -> str:
         return "memory"
 
+    @property
+    def signals(self) -> Signals:
+        return self.store.signals
+
     def __enter__(self) -> MemoryUnitOfWork:
         self.now = self.store.clock()
         self._working = copy.deepcopy(self.store.state)
@@ -297,6 +301,7 @@ class MemoryUnitOfWork:
             "provider_keys",
             "reports",
             "provenance",
+            "reconciliation_runs",
         ):
             setattr(self, name, _NotFaked(name))
         self.topups, self.stripe_events = stripe_repositories(state.stripe, self.now)

@@ -28,6 +28,8 @@ class Recorder:
 
     def reconciled(self, mismatches: int, *, at: datetime) -> None: ...
 
+    def holds_expired(self, count: int) -> None: ...
+
 
 class Boom(Exception):
     pass

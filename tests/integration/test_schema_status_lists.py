@@ -24,6 +24,7 @@ from modelfaucet.domain.idempotency import KeyState
 from modelfaucet.domain.ledger import CONSTRAINED_SCOPES, OwnerScope
 from modelfaucet.domain.payouts import OPEN_STATUSES, PayoutStatus
 from modelfaucet.domain.rating import RouteMode
+from modelfaucet.domain.reconciliation import RunSource
 from modelfaucet.domain.reversals import Movement, ReversalKind, ReversalStatus
 from modelfaucet.domain.stripe_sync import SessionStatus
 from modelfaucet.domain.topups import TopupStatus
@@ -44,6 +45,7 @@ CHECKS: list[tuple[str, str, Iterable[StrEnum]]] = [
     ("stripe_offline_sessions", "ck_stripe_offline_sessions_status", SessionStatus),
     ("holds", "ck_holds_status", HoldStatus),
     ("holds", "ck_holds_ended", OPEN_HOLD_STATUSES),
+    ("reconciliation_runs", "ck_reconciliation_runs_source", RunSource),
 ]
 
 # (index, the values its WHERE clause must list)

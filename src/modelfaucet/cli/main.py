@@ -125,11 +125,14 @@ def reconcile(
     as_json: Annotated[bool, typer.Option("--json", help="Print the report as JSON.")] = False,
 ) -> None:
     """Print the reconciliation report; exit 1 on any mismatch or failed check."""
+    from ..domain.reconciliation import RunSource
     from ..services.reconcile import reconcile_ledger
 
+    # read_only: a missing SQLite file is refused, not created; the run still stores its
+    # one-row result, which the service's metrics show.
     ctx = open_context(settings_or_exit(), read_only=True)
     require_migrated(ctx)
-    report = reconcile_ledger(ctx)
+    report = reconcile_ledger(ctx, source=RunSource.CLI)
     ctx.db.dispose()
     body = report.as_dict()
     if as_json:

@@ -7,6 +7,7 @@ import logging
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager, suppress
 from datetime import datetime
+from functools import partial
 from typing import Any
 
 from fastapi import APIRouter, FastAPI
@@ -17,6 +18,7 @@ from starlette.concurrency import run_in_threadpool
 from .. import __version__
 from ..adapters.db.database import Database
 from ..config import Settings
+from ..domain.reconciliation import RunSource
 from ..services.context import ServiceContext, utcnow
 from ..services.holds import expire_due_holds
 from ..services.posting_engine import PostingEngine
@@ -130,7 +132,7 @@ async def _reconcile_periodically(ctx: ServiceContext, every_seconds: int) -> No
     while True:
         await asyncio.sleep(every_seconds)
         try:
-            await run_in_threadpool(reconcile_ledger, ctx)
+            await run_in_threadpool(partial(reconcile_ledger, ctx, source=RunSource.PERIODIC))
         except Exception as exc:
             log.error("periodic reconciliation failed: %s", type(exc).__name__, exc_info=exc)
 

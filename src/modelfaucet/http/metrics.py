@@ -3,10 +3,11 @@
 
 :class:`Metrics` implements the services' :class:`~modelfaucet.services.signals.Signals`
 port, so the money counters move only for what a unit of work committed. Gauges about
-stored state (payouts by status, the oldest open payout's age) are refreshed on each
-scrape by two aggregate reads. Every label value comes from a closed set — an enum of the
-domain, an HTTP method and status, a route template — never a user, app or request id;
-anything else is counted as ``other``.
+stored state (payouts by status, the oldest open payout's age, open holds, the newest
+reconciliation run of any process) are refreshed on each scrape by one read transaction
+of small indexed reads (:func:`~modelfaucet.services.gauges.read_gauges`). Every label
+value comes from a closed set — an enum of the domain, an HTTP method and status, a route
+template — never a user, app or request id; anything else is counted as ``other``.
 """
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ from starlette.types import Scope
 from ..domain.ledger import Reason
 from ..domain.payouts import PayoutStatus
 from ..domain.rating import RouteMode
+from ..services.gauges import StoredGauges
 from ..services.payout_queries import PayoutGauges
 from ..services.signals import Moved
 from ..services.stripe_webhook import HANDLERS, UNKNOWN_EVENT_TYPE
@@ -116,13 +118,22 @@ class Metrics:
         )
         self.reconciliation_mismatches = Gauge(
             "modelfaucet_reconciliation_mismatches",
-            "Problems the last reconciliation run in this process found (wallets out of balance, "
-            "failing checks, a flagged Stripe sync).",
+            "Problems the newest reconciliation run (API, CLI or periodic, any process) found: "
+            "wallets out of balance, failing checks, a flagged Stripe sync.",
             registry=registry,
         )
         self.reconciliation_last_run = Gauge(
             "modelfaucet_reconciliation_last_run_timestamp_seconds",
-            "When the last reconciliation run in this process finished (Unix time; 0: never).",
+            "When the newest reconciliation run (API, CLI or periodic, any process) finished "
+            "(Unix time; 0: never).",
+            registry=registry,
+        )
+        self.holds_open = Gauge(
+            "modelfaucet_holds_open", "Holds held right now, on every wallet (read at scrape).", registry=registry
+        )
+        self.holds_expired_counter = Counter(
+            "modelfaucet_holds_expired_total",
+            "Holds expired by a committed unit of work (lazily on a locked wallet, or by the sweep).",
             registry=registry,
         )
         self._event_types = frozenset((*HANDLERS, UNKNOWN_EVENT_TYPE))
@@ -165,7 +176,18 @@ class Metrics:
         self.reconciliation_mismatches.set(mismatches)
         self.reconciliation_last_run.set(at.timestamp())
 
+    def holds_expired(self, count: int) -> None:
+        self.holds_expired_counter.inc(count)
+
     # -- the scrape ----------------------------------------------------------------------
+
+    def refresh(self, stored: StoredGauges, *, now: datetime) -> None:
+        """Set the gauges of stored state from what the scrape read."""
+        self.refresh_payouts(stored.payouts, now=now)
+        self.holds_open.set(stored.holds_open)
+        run = stored.last_reconciliation
+        if run is not None:
+            self.reconciled(run.mismatches, at=run.finished_at)
 
     def refresh_payouts(self, gauges: PayoutGauges, *, now: datetime) -> None:
         for status in PayoutStatus:

@@ -18,6 +18,7 @@ from __future__ import annotations
 from collections.abc import Collection, Sequence
 from dataclasses import dataclass, replace
 from datetime import timedelta
+from functools import partial
 from typing import Any
 
 from ..domain.catalog import APP_NOT_FOUND, FEATURE_NOT_FOUND
@@ -203,11 +204,15 @@ def release_expired(uow: UnitOfWork, account_ids: Collection[str]) -> dict[str, 
     """Expire the held holds past their time on these (already locked) wallets and release
     their reservations; the released amount by wallet."""
     released: dict[str, int] = {}
+    expired = 0
     for hold in uow.holds.due_on(account_ids):
         if uow.holds.end(hold.id, HoldStatus.EXPIRED):
             released[hold.account_id] = released.get(hold.account_id, 0) + hold.amount_units
+            expired += 1
     for account_id in sorted(released):
         uow.ledger.change_reserved(account_id, -released[account_id])
+    if expired:  # counted only if this unit of work commits (a refused void rolls it back)
+        uow.after_commit(partial(uow.signals.holds_expired, expired))
     return released
 
 

@@ -8,6 +8,7 @@ from datetime import datetime
 from ..domain.payouts import PayoutStatus
 from .context import ServiceContext
 from .repositories import PAYOUT_REFERENCE_TYPE, AuditRecord, PayoutRecord
+from .unit_of_work import UnitOfWork
 
 
 @dataclass(frozen=True, slots=True)
@@ -39,6 +40,10 @@ class PayoutGauges:
 def payout_gauges(ctx: ServiceContext) -> PayoutGauges:
     """What the metrics scrape shows of payouts: two small aggregate reads."""
     with ctx.reader() as uow:
-        counts = uow.payouts.count_by_status()
-        oldest = uow.payouts.oldest_open_created_at()
+        return payout_gauges_in(uow)
+
+
+def payout_gauges_in(uow: UnitOfWork) -> PayoutGauges:
+    counts = uow.payouts.count_by_status()
+    oldest = uow.payouts.oldest_open_created_at()
     return PayoutGauges({status: counts.get(status, 0) for status in PayoutStatus}, oldest)

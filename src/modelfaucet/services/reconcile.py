@@ -14,14 +14,17 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import datetime
+from functools import partial
 from operator import attrgetter
 from typing import Any
 
+from ..domain.identity import new_id
 from ..domain.ledger import WALLET_SCOPES
+from ..domain.reconciliation import RunSource, run_summary
 from .context import ServiceContext
 from .reconciliation_checks import CheckResult, balance_item, run_checks
 from .reconciliation_provenance import PROVENANCE_CHECKS
-from .repositories import AccountBalance
+from .repositories import AccountBalance, ReconciliationRun
 from .stripe_sync import StripeSyncSection, last_sync_flags
 
 
@@ -63,12 +66,41 @@ class ReconciliationReport:
         }
 
 
-def reconcile_ledger(ctx: ServiceContext, *, include_checks: bool = True) -> ReconciliationReport:
+def reconcile_ledger(
+    ctx: ServiceContext, *, include_checks: bool = True, source: RunSource = RunSource.OTHER
+) -> ReconciliationReport:
+    """Reconcile in one snapshot, then store the run (:func:`record_run`)."""
     with ctx.reader(snapshot=True) as uow:
         balances = sorted(uow.reports.account_balances(), key=attrgetter("owner_scope", "owner_id"))
         checks = (*run_checks(uow, balances), *(check(uow) for check in PROVENANCE_CHECKS)) if include_checks else ()
         stripe = last_sync_flags(uow) if include_checks else None
     wallets = tuple(line for line in balances if line.owner_scope in WALLET_SCOPES)
     report = ReconciliationReport(generated_at=ctx.clock(), items=wallets, checks=checks, stripe=stripe)
-    ctx.signals.reconciled(report.problem_count, at=report.generated_at)
+    record_run(ctx, report, source)
     return report
+
+
+def record_run(ctx: ServiceContext, report: ReconciliationReport, source: RunSource) -> ReconciliationRun:
+    """Store the run's result in its own short unit of work (one row), so every process's
+    metrics show the newest run — a ``modelfaucet reconcile`` is another process — and tell
+    this process's signals once it committed."""
+    stripe_flagged = report.stripe is not None and not report.stripe.ok
+    run = ReconciliationRun(
+        id=new_id(),
+        source=source,
+        finished_at=report.generated_at,
+        mismatches=report.problem_count,
+        summary=run_summary(
+            report.mismatch_count, (c.name for c in report.checks if not c.ok), stripe_flagged=stripe_flagged
+        ),
+    )
+    with ctx.unit_of_work() as uow:
+        uow.reconciliation_runs.add(run)
+        uow.after_commit(partial(ctx.signals.reconciled, run.mismatches, at=run.finished_at))
+        uow.commit()
+    return run
+
+
+def last_run(ctx: ServiceContext) -> ReconciliationRun | None:
+    with ctx.reader() as uow:
+        return uow.reconciliation_runs.newest()

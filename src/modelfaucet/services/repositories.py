@@ -23,6 +23,7 @@ from ..domain.holds import HoldStatus
 from ..domain.ledger import AccountState, OwnerScope, Transaction
 from ..domain.payouts import PayoutStatus
 from ..domain.rating import DefaultPricing, FeaturePricing, ModelPrice, RouteMode
+from ..domain.reconciliation import RunSource
 from ..domain.reversals import Movement, ReversalKind, ReversalStatus
 from ..domain.stripe_sync import SyncOutcome
 from ..domain.topups import StripeEventStatus, TopupStatus
@@ -600,6 +601,33 @@ class HoldRepository(Protocol):
 
     def open_on(self, account_id: str) -> list[HoldRecord]:
         """The wallet's held holds, oldest first."""
+        ...
+
+    def count_held(self) -> int:
+        """How many holds are held right now, on every wallet (the metrics scrape)."""
+        ...
+
+
+# --- reconciliation runs: the last result, for the metrics of every process ---
+
+
+@dataclass(frozen=True, slots=True)
+class ReconciliationRun:
+    """One finished reconciliation run: when, who ran it, how many problems it found and
+    a one-line summary (the failing checks' names)."""
+
+    id: str
+    source: RunSource
+    finished_at: datetime
+    mismatches: int
+    summary: str
+
+
+class ReconciliationRunRepository(Protocol):
+    def add(self, run: ReconciliationRun) -> None: ...
+
+    def newest(self) -> ReconciliationRun | None:
+        """The run that finished last (any source), or None before the first."""
         ...
 
 

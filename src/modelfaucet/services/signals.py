@@ -60,6 +60,11 @@ class Signals(Protocol):
         """A reconciliation run finished, finding ``mismatches`` problems (0: the books agree)."""
         ...
 
+    def holds_expired(self, count: int) -> None:
+        """A unit of work that expired ``count`` holds (lazily, on a wallet it locked, or by
+        the sweep) committed."""
+        ...
+
 
 class NoSignals:
     """Nobody is watching (the CLI, most tests)."""
@@ -74,4 +79,7 @@ class NoSignals:
         pass
 
     def reconciled(self, mismatches: int, *, at: datetime) -> None:
+        pass
+
+    def holds_expired(self, count: int) -> None:
         pass

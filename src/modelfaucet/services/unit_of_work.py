@@ -34,6 +34,7 @@ from .repositories import (
     PayoutRepository,
     ProvenanceRepository,
     ProviderKeyRepository,
+    ReconciliationRunRepository,
     ReportRepository,
     SessionRepository,
     StatementRepository,
@@ -41,6 +42,7 @@ from .repositories import (
     TopupRepository,
     UsageRepository,
 )
+from .signals import Signals
 
 
 class ConcurrentWrite(ServiceUnavailable):
@@ -68,6 +70,12 @@ class UnitOfWork(Protocol):
     @property
     def now(self) -> datetime:
         """The moment this unit of work began: every row it writes carries it."""
+        ...
+
+    @property
+    def signals(self) -> Signals:
+        """Who is told what committed (``after_commit(partial(uow.signals.…))``), for the
+        services that have a unit of work but no context."""
         ...
 
     @property
@@ -117,6 +125,9 @@ class UnitOfWork(Protocol):
 
     @property
     def statements(self) -> StatementRepository: ...
+
+    @property
+    def reconciliation_runs(self) -> ReconciliationRunRepository: ...
 
     @property
     def dialect(self) -> str:

@@ -38,6 +38,7 @@ from ...domain.idempotency import KeyState
 from ...domain.ledger import CONSTRAINED_SCOPES, OwnerScope
 from ...domain.payouts import OPEN_STATUSES, PayoutStatus
 from ...domain.rating import RouteMode
+from ...domain.reconciliation import SUMMARY_MAX, RunSource
 from ...domain.reversals import Movement, ReversalKind, ReversalStatus
 from ...domain.stripe_sync import SessionStatus
 from ...domain.topups import TopupStatus
@@ -539,3 +540,19 @@ holds = Table(
 )
 Index("ix_holds_open_by_account", holds.c.account_id, holds.c.status, holds.c.expires_at)
 Index("ix_holds_open_by_expiry", holds.c.status, holds.c.expires_at)
+
+# Reconciliation runs (issue 19): every run, from the API, the CLI or the service's own
+# periodic run, leaves one row, so the service's metrics show the newest run whichever
+# process made it.
+reconciliation_runs = Table(
+    "reconciliation_runs",
+    metadata,
+    Column("id", String(36), primary_key=True),
+    Column("source", String(16), nullable=False),
+    _ts("finished_at"),
+    Column("mismatches", Integer, nullable=False),
+    Column("summary", String(SUMMARY_MAX), nullable=False),
+    CheckConstraint(one_of("source", RunSource), name="source"),
+    CheckConstraint("mismatches >= 0", name="mismatches_not_negative"),
+)
+Index("ix_reconciliation_runs_finished", reconciliation_runs.c.finished_at, reconciliation_runs.c.id)

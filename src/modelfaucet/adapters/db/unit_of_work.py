@@ -34,6 +34,7 @@ from .repositories.idempotency import SqlIdempotencyKeys
 from .repositories.payouts import SqlPayouts
 from .repositories.provenance import SqlProvenance
 from .repositories.provider_keys import SqlProviderKeys
+from .repositories.reconciliation_runs import SqlReconciliationRuns
 from .repositories.reports import SqlReports
 from .repositories.sessions import SqlSessions
 from .repositories.statements import SqlStatements
@@ -107,6 +108,7 @@ class SqlUnitOfWork:
         self.provenance = SqlProvenance(connection, now)
         self.developers = SqlDeveloperAccess(connection, now)
         self.statements = SqlStatements(connection, now)
+        self.reconciliation_runs = SqlReconciliationRuns(connection, now)
         return self
 
     def __exit__(

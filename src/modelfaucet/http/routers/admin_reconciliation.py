@@ -7,6 +7,7 @@ from typing import Any
 from fastapi import APIRouter
 from pydantic import BaseModel
 
+from ...domain.reconciliation import RunSource
 from ...services.reconcile import reconcile_ledger
 from ..deps import AdminActor, Context
 from ..schemas import UsdString, error_responses
@@ -51,4 +52,4 @@ class ReconciliationReportOut(BaseModel):
     responses=error_responses(401),
 )
 def reconciliation_ledger(ctx: Context, _actor: AdminActor) -> dict[str, Any]:
-    return reconcile_ledger(ctx).as_dict()
+    return reconcile_ledger(ctx, source=RunSource.API).as_dict()

@@ -7,7 +7,7 @@ from fastapi.responses import JSONResponse
 from pydantic import BaseModel
 from starlette.concurrency import run_in_threadpool
 
-from ...services.payout_queries import payout_gauges
+from ...services.gauges import read_gauges
 from ..deps import Context
 from ..metrics import Metrics
 
@@ -48,5 +48,5 @@ async def ready(ctx: Context) -> Response:
 @router.get("/metrics", response_class=Response, responses={200: {"content": {"text/plain": {}}}})
 def metrics(request: Request, ctx: Context) -> Response:
     watched: Metrics = request.app.state.metrics
-    watched.refresh_payouts(payout_gauges(ctx), now=ctx.clock())
+    watched.refresh(read_gauges(ctx), now=ctx.clock())
     return Response(watched.render(), media_type="text/plain; version=0.0.4; charset=utf-8")
