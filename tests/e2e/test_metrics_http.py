@@ -1,27 +1,31 @@
-"""/metrics after a scripted flow: exact counter values, nothing for what rolled back, and
-the shipped alert rules and dashboard reference only metrics the service exports."""
+"""/metrics after a scripted flow: exact counter values, nothing for what rolled back, holds
+expired only when the expiry commits, reconciliation runs from any process (the CLI too),
+and the shipped alert rules and dashboard reference only metrics the service exports."""
 
 from __future__ import annotations
 
 import json
+import os
 import re
 import shutil
 import subprocess
+import sys
 import time
 from collections.abc import Iterator
+from datetime import datetime, timedelta
 from pathlib import Path
 
 import pytest
 import yaml
 from fastapi.testclient import TestClient
 from prometheus_client.parser import text_string_to_metric_families
-from sqlalchemy import select
+from sqlalchemy import func, select, update
 
 from modelfaucet.adapters.db.database import Database
-from modelfaucet.adapters.db.tables import ledger_postings
+from modelfaucet.adapters.db.tables import accounts, holds, ledger_postings
 from modelfaucet.config import Settings
 from modelfaucet.http.app import create_app
-from modelfaucet.services.context import ServiceContext
+from modelfaucet.services.context import ServiceContext, utcnow
 from modelfaucet.services.seed import SeedResult
 from tests.conftest import ADMIN_TOKEN, GATEWAY_TOKEN, with_settings
 from tests.stripe_support import WEBHOOK_SECRET, event_bytes, pending_topup, session_user, signature_for
@@ -36,10 +40,30 @@ GATEWAY = {"Authorization": f"Bearer {GATEWAY_TOKEN}"}
 Samples = dict[tuple[str, frozenset[tuple[str, str]]], float]
 
 
+HOLDS = "/v1/usage/holds"
+
+
+class Clock:
+    """The service's clock, moved by hand to let holds expire (starts at the real time, so
+    Stripe signatures made now stay within their tolerance)."""
+
+    def __init__(self) -> None:
+        self.now = utcnow()
+
+    def __call__(self) -> datetime:
+        return self.now
+
+
 @pytest.fixture
-def watched(database: Database, settings: Settings) -> Iterator[TestClient]:
+def clock() -> Clock:
+    return Clock()
+
+
+@pytest.fixture
+def watched(database: Database, settings: Settings, clock: Clock) -> Iterator[TestClient]:
     configured = with_settings(settings, stripe_webhook_secret=WEBHOOK_SECRET)
-    with TestClient(create_app(configured, db=database), raise_server_exceptions=False) as c:
+    app = create_app(configured, db=database, clock=clock, hold_sweep_seconds=3600)  # no sweep unless a test asks
+    with TestClient(app, raise_server_exceptions=False) as c:
         yield c
 
 
@@ -72,13 +96,33 @@ def post_usage(client: TestClient, request_id: str, **changes: object) -> int:
     return client.post("/v1/usage/events", json=body(request_id, **changes), headers=GATEWAY).status_code
 
 
+def hold_body(request_id: str, amount_usd: str = "1.00000000", ttl_seconds: int = 300) -> dict[str, object]:
+    """A hold for the same user and feature as :func:`body`'s event with this request id."""
+    event = body(request_id)
+    hold = {key: event[key] for key in ("request_id", "public_app_id", "external_user_id", "feature_key")}
+    return {**hold, "amount_usd": amount_usd, "ttl_seconds": ttl_seconds}
+
+
+def place_hold(client: TestClient, request_id: str, amount_usd: str = "1.00000000", ttl_seconds: int = 300) -> str:
+    placed = client.post(HOLDS, json=hold_body(request_id, amount_usd, ttl_seconds), headers=GATEWAY)
+    assert placed.status_code == 201, placed.text
+    hold_id: str = placed.json()["hold_id"]
+    return hold_id
+
+
+def holds_by_status(database: Database) -> dict[str, int]:
+    with database.engine.connect() as connection:
+        rows = connection.execute(select(holds.c.status, func.count()).group_by(holds.c.status)).all()
+    return {status: count for status, count in rows}
+
+
 def signed_webhook(client: TestClient, payload: bytes) -> int:
     headers = {"Content-Type": "application/json", "Stripe-Signature": signature_for(payload)}
     return client.post("/v1/stripe/webhook", content=payload, headers=headers).status_code
 
 
 def test_a_scripted_flow_shows_exact_counts_and_money_moved_equals_the_postings(
-    watched: TestClient, ctx: ServiceContext, seeded: SeedResult, database: Database
+    watched: TestClient, ctx: ServiceContext, seeded: SeedResult, database: Database, clock: Clock
 ) -> None:
     before = credits_by_reason(database)  # the seed posted through a context nobody watches
     topup = pending_topup(ctx, session_user(ctx, seeded))
@@ -91,15 +135,27 @@ def test_a_scripted_flow_shows_exact_counts_and_money_moved_equals_the_postings(
     assert watched.post(f"/v1/admin/wallets/{developer_wallet}/adjustments", json=adjustment, headers=ADMIN).is_success
     [payout] = watched.post("/v1/admin/payouts/run-mock", json={"threshold_usd": "1"}, headers=ADMIN).json()["items"]
     assert watched.post(f"/v1/admin/payouts/{payout['id']}/approve", json={}, headers=ADMIN).status_code == 200
+    # Holds: one captured by its event, one voided, one expired (lazily, by the next hold on
+    # its wallet), one left open.
+    place_hold(watched, "h-captured")
+    assert post_usage(watched, "h-captured") == 201
+    voided = place_hold(watched, "h-voided")
+    assert watched.post(f"{HOLDS}/{voided}/void", headers=GATEWAY).status_code == 200
+    place_hold(watched, "h-expires", ttl_seconds=60)
+    clock.now += timedelta(seconds=61)
+    place_hold(watched, "h-open")
     assert watched.get("/v1/admin/reconciliation/ledger", headers=ADMIN).status_code == 200
 
     samples = scrape(watched)
     usage = "modelfaucet_usage_events_total"
-    assert value(samples, usage, outcome="recorded", route_mode="platform") == 1
+    assert value(samples, usage, outcome="recorded", route_mode="platform") == 2  # m1, h-captured
     assert value(samples, usage, outcome="duplicate", route_mode="platform") == 1
     assert value(samples, usage, outcome="rejected", route_mode="platform") == 1
-    assert value(samples, "modelfaucet_usage_posting_batch_size_count") == 3
-    assert value(samples, "modelfaucet_usage_posting_seconds_count") == 3
+    assert value(samples, "modelfaucet_usage_posting_batch_size_count") == 4
+    assert value(samples, "modelfaucet_usage_posting_seconds_count") == 4
+    assert value(samples, "modelfaucet_holds_open") == 1  # h-open
+    assert value(samples, "modelfaucet_holds_expired_total") == 1  # h-expires
+    assert holds_by_status(database) == {"captured": 1, "released": 1, "expired": 1, "held": 1}
     hook = "modelfaucet_stripe_webhooks_total"
     assert value(samples, hook, type="checkout.session.completed", outcome="processed") == 1
     assert value(samples, "modelfaucet_payouts", status="processing") == 1
@@ -126,11 +182,97 @@ def test_a_rolled_back_request_changes_no_counter(watched: TestClient, ctx: Serv
     debit = {"kind": "adjustment", "direction": "debit", "amount_usd": "1000.00000000", "reason": "too much"}
     refused = watched.post(f"/v1/admin/wallets/{seeded.end_user_wallet_id}/adjustments", json=debit, headers=ADMIN)
     assert refused.status_code in (402, 409), refused.text
+    # A hold the wallet cannot cover, and a void of a hold that does not exist.
+    assert watched.post(HOLDS, json=hold_body("h-too-big", "1000"), headers=GATEWAY).status_code == 402
+    assert watched.post(f"{HOLDS}/00000000-0000-4000-8000-000000000000/void", headers=GATEWAY).status_code == 404
     after = scrape(watched)
 
-    money = ("modelfaucet_usage_", "modelfaucet_ledger_", "modelfaucet_money_", "modelfaucet_stripe_")
+    money = (
+        "modelfaucet_usage_",
+        "modelfaucet_ledger_",
+        "modelfaucet_money_",
+        "modelfaucet_stripe_",
+        "modelfaucet_holds_",
+    )
     changed = {key for key in after if key[0].startswith(money) and after[key] != before.get(key, 0.0)}
     assert changed == set()
+
+
+def test_an_expiry_is_counted_only_when_its_unit_of_work_commits(
+    watched: TestClient, seeded: SeedResult, database: Database, clock: Clock
+) -> None:
+    """Voiding a hold past its time is refused (``invalid_state``) and rolls back, so it
+    counts whatever that request committed — the counter always equals the holds whose
+    expiry is stored — and the next write to the wallet expires it for good."""
+    late = place_hold(watched, "h-late", ttl_seconds=60)
+    clock.now += timedelta(seconds=61)
+    refused = watched.post(f"{HOLDS}/{late}/void", headers=GATEWAY)
+    assert refused.status_code == 409, refused.text
+    expired_stored = holds_by_status(database).get("expired", 0)
+    assert value(scrape(watched), "modelfaucet_holds_expired_total") == expired_stored
+
+    place_hold(watched, "h-next")  # locks the wallet: its overdue hold expires, committed
+    samples = scrape(watched)
+    assert holds_by_status(database) == {"expired": 1, "held": 1}
+    assert value(samples, "modelfaucet_holds_expired_total") == 1
+    assert value(samples, "modelfaucet_holds_open") == 1
+
+
+def test_the_sweep_inside_the_service_counts_what_it_expires(
+    database: Database, settings: Settings, seeded: SeedResult, clock: Clock
+) -> None:
+    app = create_app(settings, db=database, clock=clock, hold_sweep_seconds=0.1)
+    with TestClient(app) as client:
+        for name in ("s1", "s2", "s3"):
+            place_hold(client, name, ttl_seconds=60)
+        place_hold(client, "s-later", ttl_seconds=600)
+        assert value(scrape(client), "modelfaucet_holds_open") == 4
+        clock.now += timedelta(seconds=61)
+        deadline = time.monotonic() + 10
+        while value(samples := scrape(client), "modelfaucet_holds_expired_total") < 3:
+            assert time.monotonic() < deadline, "the sweep expired nothing within 10 s"
+            time.sleep(0.1)
+        assert value(samples, "modelfaucet_holds_expired_total") == 3
+        assert value(samples, "modelfaucet_holds_open") == 1
+    assert holds_by_status(database) == {"expired": 3, "held": 1}
+
+
+def reconcile_cli(db_url: str, cwd: Path) -> subprocess.CompletedProcess[str]:
+    """``modelfaucet reconcile --json`` as an operator runs it: another process."""
+    environment = {k: v for k, v in os.environ.items() if not k.startswith(("MODELFAUCET_", "STRIPE_", "ADMIN_"))}
+    return subprocess.run(
+        [sys.executable, "-m", "modelfaucet", "reconcile", "--json"],
+        env={**environment, "DATABASE_URL": db_url},
+        cwd=cwd,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+
+
+def test_a_cli_reconciliation_run_shows_in_the_service_metrics(
+    watched: TestClient, seeded: SeedResult, database: Database, db_url: str, tmp_path: Path
+) -> None:
+    assert value(scrape(watched), "modelfaucet_reconciliation_last_run_timestamp_seconds") == 0
+    before = time.time()
+    clean = reconcile_cli(db_url, tmp_path)
+    assert clean.returncode == 0, clean.stdout + clean.stderr
+    samples = scrape(watched)
+    assert value(samples, "modelfaucet_reconciliation_mismatches") == 0
+    assert before - 1 <= value(samples, "modelfaucet_reconciliation_last_run_timestamp_seconds") <= time.time() + 1
+
+    # Break the books behind the ledger's back: one wallet no longer matches its postings.
+    with database.engine.begin() as connection:
+        connection.execute(update(accounts).where(accounts.c.id == seeded.end_user_wallet_id).values(balance_units=1))
+    broken = reconcile_cli(db_url, tmp_path)
+    assert broken.returncode == 1, broken.stdout + broken.stderr
+    report = json.loads(broken.stdout)
+    failing = sum(1 for check in report["checks"].values() if not check["ok"])
+    assert report["summary"]["mismatch_count"] == 1
+    samples = scrape(watched)
+    assert value(samples, "modelfaucet_reconciliation_mismatches") == 1 + failing
+    assert value(samples, "modelfaucet_reconciliation_last_run_timestamp_seconds") >= before
 
 
 def test_a_bad_signature_is_counted_as_a_signature_failure(watched: TestClient, seeded: SeedResult) -> None:

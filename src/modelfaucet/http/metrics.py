@@ -124,8 +124,7 @@ class Metrics:
         )
         self.reconciliation_last_run = Gauge(
             "modelfaucet_reconciliation_last_run_timestamp_seconds",
-            "When the newest reconciliation run (API, CLI or periodic, any process) finished "
-            "(Unix time; 0: never).",
+            "When the newest reconciliation run (API, CLI or periodic, any process) finished (Unix time; 0: never).",
             registry=registry,
         )
         self.holds_open = Gauge(

@@ -29,15 +29,11 @@ def upgrade() -> None:
         sa.Column("finished_at", sa.DateTime(timezone=True), nullable=False),
         sa.Column("mismatches", sa.Integer(), nullable=False),
         sa.Column("summary", sa.String(length=500), nullable=False),
-        sa.CheckConstraint(
-            "source IN ('api','cli','periodic','other')", name=op.f("ck_reconciliation_runs_source")
-        ),
+        sa.CheckConstraint("source IN ('api','cli','periodic','other')", name=op.f("ck_reconciliation_runs_source")),
         sa.CheckConstraint("mismatches >= 0", name=op.f("ck_reconciliation_runs_mismatches_not_negative")),
         sa.PrimaryKeyConstraint("id", name=op.f("pk_reconciliation_runs")),
     )
-    op.create_index(
-        "ix_reconciliation_runs_finished", "reconciliation_runs", ["finished_at", "id"], unique=False
-    )
+    op.create_index("ix_reconciliation_runs_finished", "reconciliation_runs", ["finished_at", "id"], unique=False)
 
 
 def downgrade() -> None:
