@@ -24,8 +24,10 @@ from sqlalchemy import func, select, update
 from modelfaucet.adapters.db.database import Database
 from modelfaucet.adapters.db.tables import accounts, holds, ledger_postings
 from modelfaucet.config import Settings
+from modelfaucet.domain.reconciliation import RunSource
 from modelfaucet.http.app import create_app
 from modelfaucet.services.context import ServiceContext, utcnow
+from modelfaucet.services.reconcile import last_run
 from modelfaucet.services.seed import SeedResult
 from tests.conftest import ADMIN_TOKEN, GATEWAY_TOKEN, with_settings
 from tests.stripe_support import WEBHOOK_SECRET, event_bytes, pending_topup, session_user, signature_for
@@ -163,6 +165,8 @@ def test_a_scripted_flow_shows_exact_counts_and_money_moved_equals_the_postings(
     assert value(samples, "modelfaucet_payout_oldest_open_seconds") >= 0
     assert value(samples, "modelfaucet_reconciliation_mismatches") == 0
     assert value(samples, "modelfaucet_reconciliation_last_run_timestamp_seconds") > 0
+    run = last_run(ctx)
+    assert run is not None and run.source is RunSource.API and run.mismatches == 0
 
     after = credits_by_reason(database)
     for reason in set(after) | set(before):
@@ -252,7 +256,7 @@ def reconcile_cli(db_url: str, cwd: Path) -> subprocess.CompletedProcess[str]:
 
 
 def test_a_cli_reconciliation_run_shows_in_the_service_metrics(
-    watched: TestClient, seeded: SeedResult, database: Database, db_url: str, tmp_path: Path
+    watched: TestClient, ctx: ServiceContext, seeded: SeedResult, db_url: str, tmp_path: Path
 ) -> None:
     assert value(scrape(watched), "modelfaucet_reconciliation_last_run_timestamp_seconds") == 0
     before = time.time()
@@ -263,7 +267,7 @@ def test_a_cli_reconciliation_run_shows_in_the_service_metrics(
     assert before - 1 <= value(samples, "modelfaucet_reconciliation_last_run_timestamp_seconds") <= time.time() + 1
 
     # Break the books behind the ledger's back: one wallet no longer matches its postings.
-    with database.engine.begin() as connection:
+    with ctx.db.engine.begin() as connection:
         connection.execute(update(accounts).where(accounts.c.id == seeded.end_user_wallet_id).values(balance_units=1))
     broken = reconcile_cli(db_url, tmp_path)
     assert broken.returncode == 1, broken.stdout + broken.stderr
@@ -273,6 +277,9 @@ def test_a_cli_reconciliation_run_shows_in_the_service_metrics(
     samples = scrape(watched)
     assert value(samples, "modelfaucet_reconciliation_mismatches") == 1 + failing
     assert value(samples, "modelfaucet_reconciliation_last_run_timestamp_seconds") >= before
+    run = last_run(ctx)
+    assert run is not None and run.source is RunSource.CLI
+    assert run.summary.startswith("1 wallet out of balance")
 
 
 def test_a_bad_signature_is_counted_as_a_signature_failure(watched: TestClient, seeded: SeedResult) -> None:
@@ -293,7 +300,7 @@ def test_every_route_is_labelled_by_its_template_including_the_documentation(wat
 
 
 def test_reconcile_every_seconds_runs_reconciliation_inside_the_service(
-    database: Database, settings: Settings, seeded: SeedResult
+    database: Database, settings: Settings, ctx: ServiceContext, seeded: SeedResult
 ) -> None:
     configured = with_settings(settings, reconcile_every_seconds=1)
     with TestClient(create_app(configured, db=database)) as client:
@@ -302,6 +309,8 @@ def test_reconcile_every_seconds_runs_reconciliation_inside_the_service(
             assert time.monotonic() < deadline, "no periodic reconciliation within 10 s"
             time.sleep(0.2)
         assert value(scrape(client), "modelfaucet_reconciliation_mismatches") == 0
+    run = last_run(ctx)
+    assert run is not None and run.source is RunSource.PERIODIC and run.summary == "ok"
 
 
 def test_without_reconcile_every_seconds_nothing_reconciles_on_its_own(watched: TestClient) -> None:
@@ -318,8 +327,9 @@ def test_the_alert_rules_and_the_dashboard_use_only_exported_metrics(watched: Te
     exported = {name for name, _ in scrape(watched)}
     rules = yaml.safe_load(ALERTS.read_text())["groups"][0]["rules"]
     dashboard = json.loads(DASHBOARD.read_text())
-    used = {name for rule in rules for name in _metric_names(rule["expr"])}
-    used |= {name for panel in dashboard["panels"] for t in panel["targets"] for name in _metric_names(t["expr"])}
+    alerting = {name for rule in rules for name in _metric_names(rule["expr"])}
+    shown = {name for panel in dashboard["panels"] for t in panel["targets"] for name in _metric_names(t["expr"])}
+    used = alerting | shown
     assert {rule["alert"] for rule in rules} >= {
         "ModelFaucetReconciliationMismatch",
         "ModelFaucetReconciliationNotRun",
@@ -329,6 +339,20 @@ def test_the_alert_rules_and_the_dashboard_use_only_exported_metrics(watched: Te
         "ModelFaucetWebhookSignatureFailures",
     }
     assert used and used <= exported, sorted(used - exported)
+    # The dashboard shows every money and operations family the issue lists.
+    assert {
+        "modelfaucet_usage_events_total",
+        "modelfaucet_money_moved_units_total",
+        "modelfaucet_usage_posting_batch_size_bucket",
+        "modelfaucet_usage_posting_seconds_bucket",
+        "modelfaucet_stripe_webhooks_total",
+        "modelfaucet_payouts",
+        "modelfaucet_payout_oldest_open_seconds",
+        "modelfaucet_reconciliation_mismatches",
+        "modelfaucet_reconciliation_last_run_timestamp_seconds",
+        "modelfaucet_holds_open",
+        "modelfaucet_holds_expired_total",
+    } <= shown
 
 
 @pytest.mark.skipif(shutil.which("promtool") is None, reason="promtool (Debian package prometheus) not installed")
