@@ -129,6 +129,9 @@ def test_a_scripted_flow_shows_exact_counts_and_money_moved_equals_the_postings(
     before = credits_by_reason(database)  # the seed posted through a context nobody watches
     topup = pending_topup(ctx, session_user(ctx, seeded))
     assert signed_webhook(watched, event_bytes(session_id=topup.checkout_session_id)) == 200
+    assert signed_webhook(watched, event_bytes(session_id=topup.checkout_session_id)) == 200  # Stripe retries
+    unhandled = event_bytes(session_id="cs_any", event_id="evt_test_2", event_type="customer.created")
+    assert signed_webhook(watched, unhandled) == 200  # stored, answered, ignored
     assert post_usage(watched, "m1") == 201
     assert post_usage(watched, "m1") == 200  # a duplicate
     assert post_usage(watched, "m2", external_user_id="nobody-with-a-wallet") == 402
@@ -160,6 +163,8 @@ def test_a_scripted_flow_shows_exact_counts_and_money_moved_equals_the_postings(
     assert holds_by_status(database) == {"captured": 1, "released": 1, "expired": 1, "held": 1}
     hook = "modelfaucet_stripe_webhooks_total"
     assert value(samples, hook, type="checkout.session.completed", outcome="processed") == 1
+    assert value(samples, hook, type="checkout.session.completed", outcome="duplicate") == 1
+    assert value(samples, hook, type="other", outcome="ignored") == 1
     assert value(samples, "modelfaucet_payouts", status="processing") == 1
     assert value(samples, "modelfaucet_payouts", status="paid") == 0
     assert value(samples, "modelfaucet_payout_oldest_open_seconds") >= 0
@@ -297,6 +302,37 @@ def test_every_route_is_labelled_by_its_template_including_the_documentation(wat
     routes = {dict(labels).get("route") for name, labels in samples if name == "modelfaucet_http_requests_total"}
     assert {"/openapi.json", "/docs", "/v1/admin/payouts/{payout_id}", "unmatched"} <= routes
     assert "/nowhere" not in routes and "/v1/admin/payouts/po_unknown" not in routes
+
+
+def test_each_route_of_the_app_is_counted_under_its_own_template(watched: TestClient) -> None:
+    """Every operation the OpenAPI document lists, and the documentation itself, called with
+    its parameters filled in, is counted under its template — never the path as sent."""
+    paths = watched.get("/openapi.json").json()["paths"]
+    calls = [(method.upper(), path) for path, operations in paths.items() for method in operations]
+    calls += [("GET", "/docs"), ("GET", "/redoc"), ("HEAD", "/health")]
+    assert len(calls) > 30
+    for method, path in calls:
+        watched.request(method, re.sub(r"\{[^}]+\}", "x", path))  # unauthenticated: nothing is written
+    samples = scrape(watched)
+    counted = {
+        (dict(labels)["method"], dict(labels)["route"])
+        for name, labels in samples
+        if name == "modelfaucet_http_requests_total"
+    }
+    assert set(calls) | {("GET", "/openapi.json")} <= counted, sorted(set(calls) - counted)
+    assert not any(route == "unmatched" for _, route in counted)
+
+
+def test_an_unknown_method_is_counted_as_other_by_its_route_template(watched: TestClient) -> None:
+    """Labels stay bounded whatever a client sends: the method too."""
+    for method in ("BREW", "PROPFIND", "POST"):
+        assert watched.request(method, "/health").status_code == 405
+    samples = scrape(watched)
+    requests = "modelfaucet_http_requests_total"
+    assert value(samples, requests, method="other", route="/health", status="405") == 2
+    assert value(samples, requests, method="POST", route="/health", status="405") == 1
+    methods = {dict(labels).get("method") for name, labels in samples if name == requests}
+    assert "BREW" not in methods and "PROPFIND" not in methods
 
 
 def test_reconcile_every_seconds_runs_reconciliation_inside_the_service(

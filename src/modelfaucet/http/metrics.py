@@ -34,6 +34,9 @@ _REASONS = frozenset(str(reason) for reason in Reason)
 _USAGE_OUTCOMES = frozenset(str(status) for status in UsageStatus)
 _ROUTE_MODES = frozenset(str(mode) for mode in RouteMode)
 _WEBHOOK_OUTCOMES = frozenset({"processed", "ignored", "duplicate", "signature_failed"})
+# A client may send any token as its method (``BREW /health`` answers 405): only these
+# become a label value of their own.
+_METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"})
 
 
 def _bounded(value: str, allowed: frozenset[str]) -> str:
@@ -150,7 +153,7 @@ class Metrics:
     # -- HTTP (the edge middleware) ------------------------------------------------------
 
     def observe(self, method: str, route: str, status: int, seconds: float) -> None:
-        self.requests.labels(method, route, str(status)).inc()
+        self.requests.labels(_bounded(method, _METHODS), route, str(status)).inc()
         self.latency.labels(route).observe(seconds)
 
     # -- the Signals port (called after a commit) ----------------------------------------
