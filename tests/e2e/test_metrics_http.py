@@ -287,6 +287,23 @@ def test_a_cli_reconciliation_run_shows_in_the_service_metrics(
     assert run.summary.startswith("1 wallet out of balance")
 
 
+def test_metrics_still_answer_when_the_stored_gauges_cannot_be_read(
+    watched: TestClient, seeded: SeedResult, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """With the database unreachable, /metrics still serves the HTTP counters (the 5xx alert
+    needs them most then) and the stored gauges' last values."""
+    place_hold(watched, "h-before")
+    assert value(scrape(watched), "modelfaucet_holds_open") == 1
+
+    def unreachable(_ctx: ServiceContext) -> None:
+        raise ConnectionError("database down")
+
+    monkeypatch.setattr("modelfaucet.http.routers.health.read_gauges", unreachable)
+    samples = scrape(watched)
+    assert value(samples, "modelfaucet_holds_open") == 1
+    assert value(samples, "modelfaucet_http_requests_total", method="POST", route=HOLDS, status="201") == 1
+
+
 def test_a_bad_signature_is_counted_as_a_signature_failure(watched: TestClient, seeded: SeedResult) -> None:
     payload = event_bytes(session_id="cs_test_x")
     headers = {"Content-Type": "application/json", "Stripe-Signature": "t=1,v1=00"}

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import logging
+
 from fastapi import APIRouter, Request, Response
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel
@@ -12,6 +14,7 @@ from ..deps import Context
 from ..metrics import Metrics
 
 router = APIRouter(tags=["operations"])
+log = logging.getLogger("modelfaucet.http")
 
 
 class Health(BaseModel):
@@ -48,5 +51,8 @@ async def ready(ctx: Context) -> Response:
 @router.get("/metrics", response_class=Response, responses={200: {"content": {"text/plain": {}}}})
 def metrics(request: Request, ctx: Context) -> Response:
     watched: Metrics = request.app.state.metrics
-    watched.refresh(read_gauges(ctx), now=ctx.clock())
+    try:
+        watched.refresh(read_gauges(ctx), now=ctx.clock())
+    except Exception as exc:  # the database is down: the HTTP counters matter most right now
+        log.warning("metrics: stored gauges not refreshed (%s); serving the last values", type(exc).__name__)
     return Response(watched.render(), media_type="text/plain; version=0.0.4; charset=utf-8")
