@@ -73,7 +73,9 @@ def ids(ctx: ServiceContext) -> list[int]:
 def unchained(ctx: ServiceContext) -> int:
     with ctx.db.read() as conn:
         return int(
-            conn.execute(select(func.count()).select_from(audit_log).where(audit_log.c.chain_seq.is_(None))).scalar_one()
+            conn.execute(
+                select(func.count()).select_from(audit_log).where(audit_log.c.chain_seq.is_(None))
+            ).scalar_one()
         )
 
 
