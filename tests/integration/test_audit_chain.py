@@ -8,18 +8,22 @@ import itertools
 import subprocess
 import sys
 import textwrap
+from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime, timedelta, timezone
+from pathlib import Path
 from typing import Any
 
 import pytest
-from sqlalchemy import delete, func, select, update
+import sqlalchemy as sa
+from sqlalchemy import create_engine, delete, func, make_url, select, text, update
 from sqlalchemy.exc import DBAPIError
 from typer.testing import CliRunner
 
-from modelfaucet.adapters.db import audit
+from modelfaucet.adapters.db import audit, migrate
 from modelfaucet.adapters.db.audit import GENESIS_HASH
 from modelfaucet.adapters.db.database import Database
+from modelfaucet.adapters.db.engine import make_engine
 from modelfaucet.adapters.db.tables import audit_log
 from modelfaucet.cli.main import app as cli_app
 from modelfaucet.domain.audit import AuditEntry
@@ -251,6 +255,7 @@ WRITER_PROCESS = textwrap.dedent(
     import sys
     from datetime import UTC, datetime
     from modelfaucet.adapters.db.database import Database
+from modelfaucet.adapters.db.engine import make_engine
     from modelfaucet.config import Settings
     from modelfaucet.domain.audit import AuditEntry
     from modelfaucet.services.context import ServiceContext
@@ -357,3 +362,59 @@ def test_the_cli_chains_unchained_rows_unless_told_only_to_read(ctx: ServiceCont
     assert chained.exit_code == 0, chained.output
     assert "intact: 2 rows" in chained.output
     assert unchained(ctx) == 0
+
+
+# -- the migration ---------------------------------------------------------------------
+
+
+@pytest.fixture
+def pre_0008_url(db_url: str, tmp_path: Path) -> Iterator[str]:
+    """An empty database migrated only up to 0006 (before the chain moved after commit)."""
+    if db_url.startswith("sqlite"):
+        url = f"sqlite:///{tmp_path / 'old.sqlite3'}"
+        engine = make_engine(url)
+        migrate.upgrade(engine, "0006")
+        engine.dispose()
+        yield url
+        return
+    base = make_url(db_url)
+    name = f"{base.database}_pre0008"
+    admin = create_engine(base.set(database="postgres"), isolation_level="AUTOCOMMIT")
+    with admin.connect() as conn:
+        conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+        conn.execute(text(f'CREATE DATABASE "{name}"'))
+    url = base.set(database=name).render_as_string(hide_password=False)
+    engine = make_engine(url)
+    migrate.upgrade(engine, "0006")
+    engine.dispose()
+    try:
+        yield url
+    finally:
+        with admin.connect() as conn:
+            conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+        admin.dispose()
+
+
+def test_a_chain_written_before_0008_verifies_after_it_and_grows(pre_0008_url: str, settings: Any) -> None:
+    engine = make_engine(pre_0008_url)
+    prev = GENESIS_HASH
+    with engine.begin() as conn:  # the old writer: chained in id order, in the writing transaction
+        for i in range(4):
+            fields = audit.entry_row(now=T0 + timedelta(seconds=i), **dataclasses.asdict(entry(i)))
+            digest = audit.row_hash(fields, prev)
+            # Only the columns named here: chain_seq does not exist yet.
+            conn.execute(sa.insert(audit_log).values(**fields, prev_hash=prev, row_hash=digest))
+            prev = digest
+    migrate.upgrade(engine)
+    engine.dispose()
+    db = Database.from_url(pre_0008_url)
+    try:
+        ctx = ServiceContext(db=db, settings=settings.model_copy(update={"database_url": pre_0008_url}))
+        report = verify_audit_chain(ctx, chain_first=False)
+        assert (report.ok, report.checked_count, report.tail_hash) == (True, 4, prev)
+        assert [row.chain_seq for row in rows(ctx)] == [1, 2, 3, 4]
+        write_rows(ctx, 1, start=4)
+        assert_one_gapless_chain(ctx, 5)
+        assert rows(ctx)[-1].prev_hash == prev
+    finally:
+        db.dispose()
