@@ -200,6 +200,9 @@ class MemoryAuditLog:
     def add(self, entry: AuditEntry) -> None:
         self.pending.append(entry)
 
+    def chain_committed(self) -> int:
+        return 0  # the in-memory log keeps no hash chain
+
 
 class MemoryIdempotencyKeys:
     def __init__(self, state: MemoryState, now: datetime) -> None:

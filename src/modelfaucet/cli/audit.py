@@ -1,4 +1,5 @@
-"""``modelfaucet audit verify``: recompute the audit hash chain; exit 1 when it is broken."""
+"""``modelfaucet audit verify``: chain what has committed, recompute the audit hash chain;
+exit 1 when it is broken or rows stay unchained."""
 
 from __future__ import annotations
 
@@ -15,13 +16,20 @@ audit_app = typer.Typer(help="Audit log commands.", no_args_is_help=True)
 @audit_app.command("verify")
 def verify(
     as_json: Annotated[bool, typer.Option("--json", help="Print the result as JSON.")] = False,
+    no_chain: Annotated[
+        bool,
+        typer.Option(
+            "--no-chain",
+            help="Only read: do not chain committed rows first (old unchained rows are then reported).",
+        ),
+    ] = False,
 ) -> None:
-    """Recompute the audit log's hash chain and name the first broken row."""
+    """Chain committed audit rows, recompute the hash chain and name the first broken row."""
     from ..services.verify_audit import verify_audit_chain
 
     ctx = open_context(settings_or_exit(), read_only=True)
     require_migrated(ctx)
-    report = verify_audit_chain(ctx)
+    report = verify_audit_chain(ctx, chain_first=not no_chain)
     ctx.db.dispose()
     if as_json:
         typer.echo(json.dumps(report.as_dict(), indent=2))

@@ -93,9 +93,15 @@ class LedgerRepository(Protocol):
 
 
 class AuditLog(Protocol):
-    """Collects the operation's audit entries; the unit of work writes them last."""
+    """Collects the operation's audit entries; the unit of work writes them last, unchained,
+    and has them chained (hash chain position) right after it commits."""
 
     def add(self, entry: AuditEntry) -> None: ...
+
+    def chain_committed(self) -> int:
+        """Chain every committed row still unchained, in this unit of work (waits for the
+        one chainer at a time); how many rows it chained."""
+        ...
 
 
 # --- idempotency keys --------------------------------------------------------------------
@@ -985,6 +991,7 @@ class AuditChainLink:
     writer, ``adapters/db/audit.py``)."""
 
     id: int
+    position: int  # chain_seq: 1, 2, … without gaps
     prev_hash: str | None
     row_hash: str | None
     content_hash: str
@@ -1093,8 +1100,12 @@ class ReportRepository(Protocol):
         """Every entry about one resource, oldest first."""
         ...
 
-    def audit_chain(self, *, after_id: int, limit: int) -> list[AuditChainLink]:
-        """The next ``limit`` rows of the audit chain after ``after_id``, in id order."""
+    def audit_chain(self, *, after_position: int, limit: int) -> list[AuditChainLink]:
+        """The next ``limit`` chained rows after chain position ``after_position``, in chain order."""
+        ...
+
+    def audit_unchained(self, written_before: datetime) -> tuple[int, int | None]:
+        """How many rows written before ``written_before`` are not chained, and the smallest id."""
         ...
 
     def audit_genesis_hash(self) -> str:

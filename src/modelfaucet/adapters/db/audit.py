@@ -1,15 +1,27 @@
-"""Audit trail writer: one row per admin write or money transition, in the caller's transaction.
+"""The audit trail: one row per admin write or money transition, and its hash chain.
 
-The trail is tamper-evident: every row stores ``prev_hash`` (the previous row's hash) and
-``row_hash`` = SHA-256 over a canonical serialisation of the row's content and
-``prev_hash``. Editing, deleting or reordering any row breaks the chain at that row or the
-next; ``modelfaucet audit verify`` recomputes it (``services/verify_audit.py``).
+Writing: :func:`insert_entries` (and :func:`record`) insert rows *unchained* (``chain_seq``,
+``prev_hash`` and ``row_hash`` NULL) in the caller's transaction, with no lock: the row
+commits or rolls back with the action it describes, so it is never lost and never claims a
+rolled-back action, and concurrent audited writes (webhook credits, adjustments, payout
+actions) no longer queue behind one chain tail.
 
-Ordering: rows are chained in id order, and two writers must never both extend the same
-tail. On PostgreSQL the writer takes a transaction-scoped advisory lock before reading the
-tail, so chained inserts serialise until commit; SQLite write transactions already
-serialise (BEGIN IMMEDIATE). Call :func:`record` as the *last* write of a transaction so the
-lock is held as briefly as possible and is never taken before row locks (no lock cycles).
+Chaining: :func:`chain_pending` gives every committed, unchained row the next chain
+position (``chain_seq`` 1, 2, … gapless), ``prev_hash`` (the previous position's hash) and
+``row_hash`` = SHA-256 over a canonical serialisation of the row's stored content and
+``prev_hash``, in id order. Only one chainer works at a time: on PostgreSQL it holds a
+transaction-scoped advisory lock, on SQLite the write transaction (BEGIN IMMEDIATE) is
+the lock. :func:`chain_committed` runs it; the unit of work calls it after every commit
+that wrote audit rows, ``audit verify`` before it reads the chain. A crash between the
+action's commit and the chaining leaves unchained rows that the next chainer picks up.
+
+Chain order is ``chain_seq``, not id: on PostgreSQL an id is taken before commit, so a row
+with a smaller id can commit (and be chained) after one with a larger id.
+
+Tamper evidence: editing, deleting or reordering a chained row breaks the chain at that
+row or the next; ``modelfaucet audit verify`` recomputes it (``services/verify_audit.py``).
+Triggers (migration 0008) refuse deletes, any change to a chained row, and any change to
+an unchained row other than receiving its chain fields once.
 
 What the chain does not prove: that the newest rows were not cut off the end. Anchor the
 tail hash elsewhere (``modelfaucet audit verify`` prints it) when that matters.
@@ -19,10 +31,11 @@ from __future__ import annotations
 
 import hashlib
 import json
+from collections.abc import Sequence
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import Connection, insert, select, text
+from sqlalchemy import Connection, bindparam, func, insert, select, text, update
 
 from .tables import audit_log
 
@@ -42,6 +55,10 @@ HASHED_FIELDS = (
     "request_id",
     "details",
 )
+CHAIN_BATCH = 1000
+# A chainer that found the lock taken leaves the work to the holder, which looks again after
+# it releases; a holder gives up after this many rounds (the next write or verify chains).
+MAX_ROUNDS = 4
 
 
 def canonical_timestamp(value: datetime) -> str:
@@ -61,20 +78,10 @@ def row_hash(fields: dict[str, Any], prev_hash: str) -> str:
     return hashlib.sha256(canonical.encode("ascii")).hexdigest()
 
 
-def _lock_chain(connection: Connection) -> None:
-    if connection.dialect.name == "postgresql":
-        connection.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": AUDIT_CHAIN_LOCK_KEY})
+# -- writing (no lock, no chain) ---------------------------------------------------------
 
 
-def chain_tail(connection: Connection) -> str:
-    last = connection.execute(select(audit_log.c.row_hash).order_by(audit_log.c.id.desc()).limit(1)).first()
-    if last is None or last.row_hash is None:
-        return GENESIS_HASH
-    return str(last.row_hash)
-
-
-def record(
-    connection: Connection,
+def entry_row(
     *,
     now: datetime,
     actor: str,
@@ -87,10 +94,9 @@ def record(
     note: str | None = None,
     request_id: str | None = None,
     details: dict[str, Any] | None = None,
-) -> None:
-    # Round-trip details through JSON now so the hash covers exactly what the database returns.
-    stored_details = None if details is None else json.loads(json.dumps(details, allow_nan=False))
-    fields: dict[str, Any] = {
+) -> dict[str, Any]:
+    """The stored columns of one unchained audit row."""
+    return {
         "created_at": now.astimezone(UTC) if now.tzinfo is not None else now.replace(tzinfo=UTC),
         "actor": actor,
         "action": action,
@@ -101,8 +107,129 @@ def record(
         "amount_units": amount_units,
         "note": note,
         "request_id": request_id,
-        "details": stored_details,
+        # Refuse what JSON cannot store (NaN…) here, in the caller's transaction.
+        "details": None if details is None else json.loads(json.dumps(details, allow_nan=False)),
     }
-    _lock_chain(connection)
-    prev = chain_tail(connection)
-    connection.execute(insert(audit_log).values(**fields, prev_hash=prev, row_hash=row_hash(fields, prev)))
+
+
+def insert_entries(connection: Connection, rows: Sequence[dict[str, Any]]) -> None:
+    """Insert unchained rows in the caller's transaction (:func:`chain_pending` chains them)."""
+    if rows:
+        connection.execute(insert(audit_log), list(rows))
+
+
+def record(connection: Connection, **entry: Any) -> None:
+    """Insert one unchained audit row (keyword arguments of :func:`entry_row`)."""
+    insert_entries(connection, [entry_row(**entry)])
+
+
+# -- chaining (one chainer at a time) ----------------------------------------------------
+
+
+def lock_chain(connection: Connection, *, wait: bool) -> bool:
+    """Take the chain lock for the caller's transaction; False if ``wait`` is off and it is
+    held. On SQLite the write transaction already is the lock. Not waiting also means not
+    waiting for the WAL flush at commit (see :func:`chain_committed`): one round trip."""
+    if connection.dialect.name != "postgresql":
+        return True
+    if wait:
+        connection.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": AUDIT_CHAIN_LOCK_KEY})
+        return True
+    got = connection.execute(
+        text("SELECT set_config('synchronous_commit', 'off', true), pg_try_advisory_xact_lock(:key)"),
+        {"key": AUDIT_CHAIN_LOCK_KEY},
+    )
+    return bool(got.one()[1])
+
+
+def chain_tail(connection: Connection) -> tuple[int, str]:
+    """The last chain position and its hash; (0, genesis) for an empty chain."""
+    last = connection.execute(
+        select(audit_log.c.chain_seq, audit_log.c.row_hash)
+        .where(audit_log.c.chain_seq.is_not(None))
+        .order_by(audit_log.c.chain_seq.desc())
+        .limit(1)
+    ).first()
+    if last is None:
+        return 0, GENESIS_HASH
+    return int(last.chain_seq), str(last.row_hash)
+
+
+_SET_CHAIN = (
+    update(audit_log)
+    .where(audit_log.c.id == bindparam("chain_id"), audit_log.c.chain_seq.is_(None))
+    .values(
+        chain_seq=bindparam("chain_position"),
+        prev_hash=bindparam("chain_prev"),
+        row_hash=bindparam("chain_hash"),
+    )
+)
+
+
+def chain_pending(connection: Connection) -> int:
+    """Chain every unchained row this transaction sees, in id order; the caller holds the
+    chain lock (:func:`lock_chain`). Returns how many rows were chained."""
+    tail: tuple[int, str] | None = None
+    chained = 0
+    while True:
+        rows = connection.execute(
+            select(audit_log).where(audit_log.c.chain_seq.is_(None)).order_by(audit_log.c.id).limit(CHAIN_BATCH)
+        ).all()
+        if not rows:
+            return chained
+        position, prev = tail if tail is not None else chain_tail(connection)
+        links: list[dict[str, Any]] = []
+        for row in rows:
+            position += 1
+            digest = row_hash(dict(row._mapping), prev)
+            links.append({"chain_id": row.id, "chain_position": position, "chain_prev": prev, "chain_hash": digest})
+            prev = digest
+        connection.execute(_SET_CHAIN, links)
+        chained += len(links)
+        tail = (position, prev)
+        if len(rows) < CHAIN_BATCH:
+            return chained
+
+
+def has_unchained(connection: Connection) -> bool:
+    found = connection.execute(select(audit_log.c.id).where(audit_log.c.chain_seq.is_(None)).limit(1)).first()
+    return found is not None
+
+
+def chain_committed(connection: Connection, *, durable: bool = True) -> int:
+    """Chain what has committed, in transactions of its own on ``connection`` (which has
+    none open). Returns how many rows it chained.
+
+    ``durable=False`` (after a unit of work commits): never wait. If another chainer holds
+    the lock, leave the work to it: every chainer looks for unchained rows again after it
+    releases the lock, so a row committed before this call is chained by that holder or a
+    later one. The chain update commits without waiting for the WAL flush (PostgreSQL
+    ``synchronous_commit off``): losing it in a crash only leaves rows unchained again, for
+    the next chainer; the action's own commit was durable.
+
+    ``durable=True``: wait for the lock; everything committed before the call is chained,
+    durably, when it returns.
+    """
+    postgres = connection.dialect.name == "postgresql"
+    chained = 0
+    for _ in range(MAX_ROUNDS):
+        with connection.begin():
+            if not lock_chain(connection, wait=durable):
+                return chained
+            chained += chain_pending(connection)
+        if not postgres:
+            return chained  # SQLite chainers wait for the write lock: none ever skips
+        with connection.begin():
+            if not has_unchained(connection):
+                return chained
+    return chained
+
+
+def unchained_before(connection: Connection, cutoff: datetime) -> tuple[int, int | None]:
+    """How many unchained rows were written before ``cutoff``, and the smallest id of them."""
+    found = connection.execute(
+        select(func.count(), func.min(audit_log.c.id)).where(
+            audit_log.c.chain_seq.is_(None), audit_log.c.created_at < cutoff
+        )
+    ).one()
+    return int(found[0]), None if found[1] is None else int(found[1])

@@ -227,8 +227,17 @@ audit_log = Table(
     Column("details", JSON, nullable=True),
     Column("prev_hash", String(64), nullable=True),
     Column("row_hash", String(64), nullable=True),
+    # Position in the hash chain (1, 2, … gapless); NULL until the chainer reaches the row.
+    Column("chain_seq", BigInteger, nullable=True),
 )
 Index("ix_audit_log_resource", audit_log.c.resource_type, audit_log.c.resource_id)
+Index("uq_audit_log_chain_seq", audit_log.c.chain_seq, unique=True)
+Index(
+    "ix_audit_log_unchained",
+    audit_log.c.id,
+    postgresql_where=audit_log.c.chain_seq.is_(None),
+    sqlite_where=audit_log.c.chain_seq.is_(None),
+)
 
 stripe_topups = Table(
     "stripe_topups",

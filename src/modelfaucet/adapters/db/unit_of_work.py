@@ -4,13 +4,17 @@
 IMMEDIATE`` on SQLite for writes, a deferred read transaction for ``read_only``; a
 REPEATABLE READ read-only snapshot on PostgreSQL for ``snapshot``), hands out the
 repositories bound to that connection, and on ``commit()`` writes the collected audit
-entries last and commits. Leaving without ``commit()`` rolls everything back; leaving by a
-deadlock or serialisation failure raises :class:`~modelfaucet.services.unit_of_work.ConcurrentWrite`
+entries last (unchained) and commits; then it has the audit chain extended in a short
+transaction of its own on the same connection (:func:`~.audit.chain_committed`), so
+audited writes never queue on the chain lock while they hold their own row locks.
+Leaving without ``commit()`` rolls everything back; leaving by a deadlock or
+serialisation failure raises :class:`~modelfaucet.services.unit_of_work.ConcurrentWrite`
 (the services' name for "nothing was kept, decide again").
 """
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Callable
 from datetime import datetime
 from types import TracebackType
@@ -21,6 +25,7 @@ from sqlalchemy import Connection, RootTransaction
 from ...domain.outcomes import LedgerInvariantViolation
 from ...services.signals import NoSignals, Signals
 from ...services.unit_of_work import ConcurrentWrite
+from . import audit
 from .database import Database
 from .engine import DEFERRED_OPTION
 from .errors import lost_a_race
@@ -41,6 +46,8 @@ from .repositories.statements import SqlStatements
 from .repositories.stripe_events import SqlStripeEvents
 from .repositories.topups import SqlTopups
 from .repositories.usage import SqlUsage
+
+log = logging.getLogger(__name__)
 
 
 class SqlUnitOfWork:
@@ -139,9 +146,20 @@ class SqlUnitOfWork:
         self._committed = True
         if self.ledger.moved:
             self.signals.money_moved(dict(self.ledger.moved))
+        if self.audit.written or self.audit.chain_locked:
+            self._chain_audit()
         callbacks, self._after_commit = self._after_commit, []
         for callback in callbacks:
             callback()
+
+    def _chain_audit(self) -> None:
+        """Chain the audit rows just committed (and any others waiting). The operation has
+        committed whatever happens here: a failure only leaves rows unchained for the next
+        chainer or ``audit verify``, so it is logged, never raised to the caller."""
+        try:
+            audit.chain_committed(self.connection, durable=False)
+        except Exception:
+            log.exception("audit rows committed but not chained yet; the next chainer will chain them")
 
     def after_commit(self, callback: Callable[[], None]) -> None:
         if self._committed:

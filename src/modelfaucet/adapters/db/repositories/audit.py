@@ -1,4 +1,4 @@
-"""The audit log as a unit of work sees it: entries collected, written last."""
+"""The audit log as a unit of work sees it: entries collected, written last, chained after commit."""
 
 from __future__ import annotations
 
@@ -18,12 +18,24 @@ class SqlAuditLog:
         self.connection = connection
         self.now = now
         self.pending: list[AuditEntry] = []
+        self.written = 0
+        self.chain_locked = False
 
     def add(self, entry: AuditEntry) -> None:
         self.pending.append(entry)
 
     def flush(self) -> None:
-        """Chain and insert the collected entries (the unit of work calls this last)."""
-        for entry in self.pending:
-            audit.record(self.connection, now=self.now, **asdict(entry))
+        """Insert the collected entries, unchained (the unit of work calls this last, and
+        has them chained after it commits)."""
+        rows = [audit.entry_row(now=self.now, **asdict(entry)) for entry in self.pending]
+        audit.insert_entries(self.connection, rows)
+        self.written += len(self.pending)
         self.pending.clear()
+
+    def chain_committed(self) -> int:
+        """Chain every committed, unchained row, waiting for the chain lock (in this unit of
+        work's transaction: the chain moves when it commits; the unit of work then looks
+        again, after it released the lock, for rows of chainers that skipped meanwhile)."""
+        audit.lock_chain(self.connection, wait=True)
+        self.chain_locked = True
+        return audit.chain_pending(self.connection)

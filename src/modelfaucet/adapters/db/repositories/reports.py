@@ -36,7 +36,7 @@ from ....services.repositories import (
     WalletOwner,
     WalletQuery,
 )
-from ..audit import GENESIS_HASH, row_hash
+from ..audit import GENESIS_HASH, row_hash, unchained_before
 from ..ledger import account_state
 from ..tables import (
     accounts,
@@ -360,13 +360,13 @@ class SqlReports:
         )
         return [_audit_record(row) for row in rows]
 
-    def audit_chain(self, *, after_id: int, limit: int) -> list[AuditChainLink]:
-        rows = self.connection.execute(
-            select(audit_log).where(audit_log.c.id > after_id).order_by(audit_log.c.id).limit(limit)
-        )
+    def audit_chain(self, *, after_position: int, limit: int) -> list[AuditChainLink]:
+        seq = audit_log.c.chain_seq
+        rows = self.connection.execute(select(audit_log).where(seq > after_position).order_by(seq).limit(limit))
         return [
             AuditChainLink(
                 id=int(row.id),
+                position=int(row.chain_seq),
                 prev_hash=row.prev_hash,
                 row_hash=row.row_hash,
                 content_hash=row_hash(dict(row._mapping), row.prev_hash),
@@ -376,6 +376,9 @@ class SqlReports:
 
     def audit_genesis_hash(self) -> str:
         return GENESIS_HASH
+
+    def audit_unchained(self, written_before: datetime) -> tuple[int, int | None]:
+        return unchained_before(self.connection, written_before)
 
     # -- CSV reports ---------------------------------------------------------------------
 
