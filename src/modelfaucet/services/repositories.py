@@ -458,6 +458,8 @@ class UsageReceipt:
     end_user_wallet_id: str | None
     end_user_balance_units: int
     created_at: datetime
+    hold_id: str | None = None  # the hold this event captured (SPEC §18)
+    uncollected_units: int = 0  # the part of the price posted to uncollected_usage (a shortfall)
 
 
 @dataclass(frozen=True, slots=True)
