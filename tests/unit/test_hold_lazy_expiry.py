@@ -120,9 +120,7 @@ def test_a_refund_takes_from_the_wallet_what_the_overdue_hold_no_longer_reserves
     assert books_balance(store) == 0
 
 
-def test_a_lost_dispute_and_its_reinstatement_expire_the_overdue_holds(
-    store: MemoryStore, ctx: ServiceContext
-) -> None:
+def test_a_lost_dispute_and_its_reinstatement_expire_the_overdue_holds(store: MemoryStore, ctx: ServiceContext) -> None:
     user = end_user(store)
     credited(ctx, user, 5 * USD)
     first = overdue_hold(store, user.account_id, 3 * USD)

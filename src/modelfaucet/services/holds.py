@@ -362,6 +362,8 @@ def expire_overdue_on(uow: UnitOfWork, wallet: AccountState) -> AccountState:
         return wallet
     released = release_expired(uow, [wallet.account_id]).get(wallet.account_id, 0)
     return replace(wallet, reserved_units=wallet.reserved_units - released) if released else wallet
+
+
 def expire_due_holds(ctx: ServiceContext, *, limit: int = SWEEP_BATCH) -> int:
     """The periodic sweep: expire up to about ``limit`` holds past their time (all the due
     holds of the wallets it picks); the amount released, in units."""
