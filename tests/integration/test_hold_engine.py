@@ -13,6 +13,7 @@ from typing import Any
 import pytest
 from sqlalchemy import event
 
+from modelfaucet.adapters.db.tables import accounts, holds
 from modelfaucet.domain.holds import HoldStatus
 from modelfaucet.domain.outcomes import InsufficientBalance, ServiceUnavailable
 from modelfaucet.services.context import ServiceContext
@@ -110,3 +111,29 @@ def test_a_failed_batch_fails_every_caller_and_a_closed_engine_takes_no_more() -
     commit.close()
     with pytest.raises(ServiceUnavailable):
         commit.submit(place("z", 1))
+
+
+# --- reconciliation: reserved = open holds + open payouts (SPEC §18) ------------------------
+
+
+@pytest.mark.parametrize("broken", ["reserved drifted", "hold ended without its release"])
+def test_reconciliation_lists_a_wallet_whose_reserved_is_not_its_open_holds(
+    ctx: ServiceContext, seeded: SeedResult, broken: str
+) -> None:
+    [placed] = apply_holds(ctx, [place("kept", 3 * UNITS)])
+    assert isinstance(placed, HoldOutcome) and placed.hold is not None
+    assert reconcile_ledger(ctx).ok
+    with ctx.db.engine.begin() as connection:  # corrupt the books behind the services' back
+        if broken == "reserved drifted":
+            connection.execute(
+                accounts.update().where(accounts.c.id == seeded.end_user_wallet_id).values(reserved_units=UNITS)
+            )
+        else:
+            ended = {"status": "released", "ended_at": placed.hold.created_at}
+            connection.execute(holds.update().where(holds.c.id == placed.hold.id).values(**ended))
+    check = reconcile_ledger(ctx).as_dict()["checks"]["reservations_match_open_payouts"]
+    assert not check["ok"]
+    [offender] = check["offending"]
+    assert offender["wallet_id"] == seeded.end_user_wallet_id
+    expected = ("1.00000000", "3.00000000") if broken == "reserved drifted" else ("3.00000000", "0.00000000")
+    assert (offender["reserved_usd"], offender["open_holds_usd"]) == expected
