@@ -137,3 +137,48 @@ def test_reconciliation_lists_a_wallet_whose_reserved_is_not_its_open_holds(
     assert offender["wallet_id"] == seeded.end_user_wallet_id
     expected = ("1.00000000", "3.00000000") if broken == "reserved drifted" else ("3.00000000", "0.00000000")
     assert (offender["reserved_usd"], offender["open_holds_usd"]) == expected
+
+
+# --- a capture racing a void of the same hold -------------------------------------------------
+
+
+def test_a_capture_racing_a_void_ends_the_hold_once(ctx: ServiceContext, seeded: SeedResult) -> None:
+    from modelfaucet.domain.rating import RouteMode
+    from modelfaucet.services.record_usage import UsageEvent, record_usage
+
+    outcomes = {"captured": 0, "released": 0}
+    for n in range(8):
+        [placed] = apply_holds(ctx, [place(f"race-{n}", UNITS // 10)])
+        assert isinstance(placed, HoldOutcome) and placed.hold is not None
+        usage = UsageEvent(
+            request_id=f"race-{n}",
+            public_app_id="app_pub_demo",
+            external_user_id="demo-user-1",
+            feature_key="customer_reply",
+            route_mode=RouteMode.PLATFORM,
+            provider="mock",
+            model="mock-small",
+            input_tokens=1000,
+            output_tokens=100,
+            cached_tokens=0,
+        )
+        with ThreadPoolExecutor(max_workers=2) as pool:
+            jobs = [pool.submit(record_usage, ctx, usage), pool.submit(apply_holds, ctx, [VoidHold(placed.hold.id)])]
+            if n % 2:
+                jobs.reverse()
+            results = [job.result(30) for job in jobs]
+        event_outcome = next(r for r in results if not isinstance(r, list))
+        [void_outcome] = next(r for r in results if isinstance(r, list))
+        assert event_outcome.status.value == "recorded"  # with or without its hold
+        assert isinstance(void_outcome, VoidOutcome)
+        with ctx.reader() as uow:
+            final = uow.holds.by_ids([placed.hold.id])[placed.hold.id].status
+        if final is HoldStatus.CAPTURED:
+            assert event_outcome.receipt is not None and event_outcome.receipt.hold_id == placed.hold.id
+            assert void_outcome.error is not None  # invalid_state: the capture came first
+        else:
+            assert final is HoldStatus.RELEASED and void_outcome.error is None
+            assert event_outcome.receipt is not None and event_outcome.receipt.hold_id is None
+        outcomes[final.value] += 1
+    assert reserved(ctx, seeded.end_user_wallet_id) == 0
+    assert reconcile_ledger(ctx).ok

@@ -193,6 +193,10 @@ def _apply(uow: UnitOfWork, commands: Sequence[HoldCommand], digests: Sequence[s
     # (in memory: the reservation they free joins the batch's one write per wallet).
     owners = set(users.values()) | {hold.end_user_id for hold in targets.values()}
     locked = uow.ledger.lock_wallets(OwnerScope.END_USER, sorted(owners))
+    if targets:
+        # Read the voided holds again under their wallets' locks: a capture or void that
+        # committed while this batch waited for a lock has ended them (READ COMMITTED).
+        targets = uow.holds.by_ids(targets.keys())
     running = {state.account_id: state for state in locked}
     by_owner = {state.owner_id: state for state in locked}
     expired = _end_overdue(uow, running)
