@@ -291,3 +291,71 @@ def test_a_batch_of_holds_answers_one_result_per_hold(
     assert data["items"][4]["result"]["hold_id"] == data["items"][0]["result"]["hold_id"]
     assert data["summary"] == {"held": 1, "duplicate": 2, "rejected": 2}
     assert wallet(api, admin_headers, seeded)["reserved_usd"] == "4.00000000"
+
+
+# --- receipts of captures (SPEC §18) ---------------------------------------------------------
+
+
+def test_the_receipt_names_the_captured_hold_and_the_uncollected_part(
+    api: TestClient, gateway_headers: dict[str, str], seeded: SeedResult
+) -> None:
+    hold_id = api.post(HOLDS, json=hold("long", "10"), headers=gateway_headers).json()["hold_id"]
+    captured = api.post(EVENTS, json=event("long", upstream_cost_usd="12"), headers=gateway_headers)
+    assert captured.status_code == 201, captured.text
+    receipt = captured.json()
+    assert receipt["hold_id"] == hold_id
+    retail_units = int(receipt["retail_price_usd"].replace(".", ""))
+    # The wallet paid its 10.00, the rest of the price was posted to uncollected_usage.
+    assert int(receipt["uncollected_usd"].replace(".", "")) == retail_units - 10 * 10**8
+    # A duplicate report answers the same receipt, hold and shortfall included.
+    again = api.post(EVENTS, json=event("long", upstream_cost_usd="12"), headers=gateway_headers)
+    assert again.status_code == 200
+    assert {**again.json(), "status": "recorded"} == receipt
+
+
+def test_an_event_without_a_hold_has_no_hold_id_and_nothing_uncollected(
+    api: TestClient, gateway_headers: dict[str, str], seeded: SeedResult
+) -> None:
+    plain = api.post(EVENTS, json=event("plain"), headers=gateway_headers).json()
+    assert (plain["hold_id"], plain["uncollected_usd"]) == (None, "0.00000000")
+    covered_id = api.post(HOLDS, json=hold("covered", "5"), headers=gateway_headers).json()["hold_id"]
+    covered = api.post(EVENTS, json={"events": [event("covered")]}, headers=gateway_headers).json()
+    result = covered["items"][0]["result"]
+    assert (result["hold_id"], result["uncollected_usd"]) == (covered_id, "0.00000000")
+
+
+# --- lazy expiry on every write that touches the wallet (SPEC §18) ---------------------------
+
+
+def test_an_admin_debit_first_expires_the_wallets_overdue_holds(
+    *,
+    api: TestClient,
+    gateway_headers: dict[str, str],
+    admin_headers: dict[str, str],
+    ctx: ServiceContext,
+    seeded: SeedResult,
+    clock: Clock,
+) -> None:
+    assert api.post(HOLDS, json=hold("stale", "9", ttl_seconds=60), headers=gateway_headers).status_code == 201
+    clock.now += timedelta(seconds=61)
+    debit = {"kind": "adjustment", "direction": "debit", "amount_usd": "8.00000000", "reason": "lazy expiry"}
+    url = f"/v1/admin/wallets/{seeded.end_user_wallet_id}/adjustments"
+    # Without the expiry the overdue 9.00 would still be reserved and only 1.00 available.
+    done = api.post(url, json=debit, headers={**admin_headers, "Idempotency-Key": "lazy-expiry-1"})
+    assert done.status_code in (200, 201), done.text
+    shown = wallet(api, admin_headers, seeded)
+    assert (shown["balance_usd"], shown["reserved_usd"]) == ("2.00000000", "0.00000000")
+    with ctx.reader() as uow:
+        assert [h.status.value for h in uow.holds.by_request_ids(["stale"]).values()] == ["expired"]
+    assert_reconciled(ctx)
+
+
+def test_a_void_of_an_overdue_hold_is_refused_and_the_hold_expires(
+    *, api: TestClient, gateway_headers: dict[str, str], admin_headers: dict[str, str], seeded: SeedResult, clock: Clock
+) -> None:
+    hold_id = api.post(HOLDS, json=hold("late", "3", ttl_seconds=60), headers=gateway_headers).json()["hold_id"]
+    clock.now += timedelta(seconds=60)
+    refused = api.post(f"{HOLDS}/{hold_id}/void", headers=gateway_headers)
+    assert refused.status_code == 409
+    assert refused.json()["error"]["details"]["status"] == "expired"
+    assert wallet(api, admin_headers, seeded)["reserved_usd"] == "0.00000000"

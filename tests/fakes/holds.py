@@ -49,6 +49,9 @@ class MemoryHolds:
         )
         return True
 
+    def end_many(self, hold_ids: Collection[str], status: HoldStatus) -> int:
+        return sum(1 for hold_id in sorted(set(hold_ids)) if self.end(hold_id, status))
+
     def due(self, *, limit: int) -> list[HoldRecord]:
         due = [h for h in self._ordered() if h.status is HoldStatus.HELD and h.expires_at <= self.now]
         return sorted(due, key=lambda hold: (hold.expires_at, hold.id))[:limit]

@@ -183,6 +183,15 @@ class MemoryLedger:
             raise LedgerInvariantViolation(f"releasing more than is reserved on {account_id}")
         account.reserved_units += delta_units
 
+    def change_reserved_many(self, deltas: Mapping[str, int]) -> None:
+        for account_id in sorted(deltas):
+            delta = deltas[account_id]
+            account = self.state.accounts[account_id]
+            if (delta > 0 and account.available_units < delta) or account.reserved_units + delta < 0:
+                raise LedgerInvariantViolation("a decided wallet's reserved amount moved under the hold engine")
+        for account_id, delta in deltas.items():
+            self.state.accounts[account_id].reserved_units += delta
+
     def recent_postings(self, account_id: str, *, limit: int = 20) -> list[PostingLine]:
         lines = [PostingLine(p[0], p[1], p[3], p[4], p[5]) for p in self.state.postings if p[2] == account_id]
         return list(reversed(lines))[:limit]

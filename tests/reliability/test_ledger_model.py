@@ -5,7 +5,9 @@ webhook events (duplicated, out of order, with wrong amounts), usage events one 
 in batches (duplicates, conflicting reuse of a request id, unaffordable calls, free calls of
 unknown users), adjustments with idempotency keys (replays, conflicts, refused debits) and
 payout run / approve / mark-paid / cancel / mark-failed, holds (place, capture by the usage
-event, void, expire lazily and by the sweep, while time passes) — and a plain-Python
+event, void, batches mixing voids and placements, a capture racing a void of the same hold
+in two threads, expire lazily on every write to the wallet — holds, usage, adjustments,
+top-up credits — and by the sweep, while time passes) — and a plain-Python
 reference model predicts every outcome. After every step the balances (and reservations)
 must equal the model's, every ledger invariant of ARCHITECTURE.md must hold, and every
 wallet's available ≥ 0 with reserved = its open holds + open payouts.
@@ -23,6 +25,7 @@ from __future__ import annotations
 import json
 import time
 from collections import Counter
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from pathlib import Path
@@ -52,7 +55,8 @@ from modelfaucet.domain.rating import RouteMode
 from modelfaucet.services.apply_adjustment import AdjustmentKind, AdjustWallet, Direction, apply_adjustment
 from modelfaucet.services.checkout import CheckoutCommand, create_checkout_session
 from modelfaucet.services.context import Actor, ServiceContext, utcnow
-from modelfaucet.services.holds import PlaceHold, expire_due_holds, place_holds, void_hold
+from modelfaucet.services.hold_engine import placement
+from modelfaucet.services.holds import PlaceHold, VoidHold, VoidOutcome, apply_holds, expire_due_holds, void_hold
 from modelfaucet.services.record_usage import UsageEvent, record_usage, record_usage_batch
 from modelfaucet.services.repositories import PayoutRecord
 from modelfaucet.services.review_payout import ReviewPayout, review_payout
@@ -142,6 +146,12 @@ class Model:
                 hold.status = "expired"
                 self.reserved[hold.wallet] -= hold.amount
 
+    def overdue(self, wallet: str, now: datetime) -> int:
+        """What the wallet's overdue holds still reserve (the next write releases it)."""
+        return sum(
+            h.amount for h in self.holds.values() if h.status == "held" and h.wallet == wallet and h.expires_at <= now
+        )
+
     def credit(self, account: str, units: int) -> None:
         self.balance[account] = self.balance.get(account, 0) + units
 
@@ -196,6 +206,8 @@ class LedgerMachine(RuleBasedStateMachine):
         self.provider = seed.provider_cost_wallet_id
         self.sessions: dict[str, SessionUser] = {}
         self.event_counter = 0
+        self._batch_outcomes: dict[str, str] = {}
+        self._captures: dict[str, tuple[str, int]] = {}  # request id → (hold id, uncollected units)
 
     def clock(self) -> datetime:
         return utcnow() + self.clock_offset
@@ -305,6 +317,8 @@ class LedgerMachine(RuleBasedStateMachine):
         self.stats["webhook_duplicate" if event_id in self.model.stored_events else f"webhook_{new_status}"] += 1
         self.model.stored_events.add(event_id)
         topup.status = new_status
+        if credit:  # the credit locked the wallet: its overdue holds expired first (SPEC §18)
+            self.model.expire({topup.wallet}, self.clock())
         self.model.credit(topup.wallet, credit)
 
     # -- usage ---------------------------------------------------------------------------
@@ -347,6 +361,7 @@ class LedgerMachine(RuleBasedStateMachine):
             self.model.reserved[wallet] -= hold.amount
             collected = min(rated["retail"], self.model.available(wallet))
             self.stats["hold_captured_short" if collected < rated["retail"] else "hold_captured"] += 1
+            self._captures[request_id] = (hold.id, rated["retail"] - collected)
             self._post_usage(spec, wallet, rated, collected)
             return "recorded"
         if rated["retail"] > 0 and (wallet is None or self.model.available(wallet) < rated["retail"]):
@@ -372,6 +387,10 @@ class LedgerMachine(RuleBasedStateMachine):
         self.stats[f"usage_{expected}"] += 1
         if expected in ("recorded", "duplicate"):
             assert outcome.status == expected, (expected, outcome)
+            if expected == "recorded":
+                # The receipt names the hold it captured and what went uncollected (SPEC §18).
+                hold_id, uncollected = self._captures.get(spec[0], (None, 0))
+                assert (outcome.receipt.hold_id, outcome.receipt.uncollected_units) == (hold_id, uncollected), outcome
         elif expected == "conflict":
             assert outcome.status == "rejected" and isinstance(outcome.error, IdempotencyConflict), outcome
         else:
@@ -404,14 +423,14 @@ class LedgerMachine(RuleBasedStateMachine):
         self.model.expire({w for w in wallets if w is not None and not w.startswith("new:")}, self.clock())
 
     def _one_usage_event(self, spec: UsageSpec) -> None:
-        self._batch_outcomes: dict[str, str] = {}
+        self._batch_outcomes, self._captures = {}, {}
         self._expire_for_usage([spec])
         expected = self._expect_usage(spec, {})
         self._check_usage_outcome(spec, expected, record_usage(self.ctx, self._usage_event(spec)))
 
     @rule(specs=st.lists(st.one_of(usage_specs, sent_usage), min_size=1, max_size=6))
     def usage_batch(self, specs: list[UsageSpec]) -> None:
-        self._batch_outcomes = {}
+        self._batch_outcomes, self._captures = {}, {}
         first_in_batch: dict[str, UsageSpec] = {}
         self._expire_for_usage(specs)
         expected = [self._expect_usage(spec, first_in_batch) for spec in specs]
@@ -448,14 +467,44 @@ class LedgerMachine(RuleBasedStateMachine):
     def place_hold_batch(self, specs: list[tuple[str, str, int, int]]) -> None:
         self._place(specs)
 
-    def _place(self, specs: list[tuple[str, str, int, int]]) -> None:
+    @rule(
+        voids=st.lists(holds, min_size=1, max_size=2),
+        specs=st.lists(
+            st.tuples(
+                st.sampled_from([f"req-{n}" for n in range(40)]),
+                st.sampled_from(USERS),
+                st.sampled_from([USD // 2, 3 * USD, 9 * USD]),
+                st.just(300),
+            ),
+            max_size=3,
+        ),
+    )
+    def void_and_place_in_one_batch(self, voids: list[str], specs: list[tuple[str, str, int, int]]) -> None:
+        """One hold-engine batch: voids first, then placements that may need what they freed."""
+        self._place(
+            specs, voids=[self.model.holds[r].id for r in voids if r in self.model.holds and self.model.holds[r].id]
+        )
+
+    def _place(self, specs: list[tuple[str, str, int, int]], *, voids: list[str] | None = None) -> None:
         now = self.clock()
+        voids = voids or []
+        by_id = {hold.id: hold for hold in self.model.holds.values() if hold.id}
         first: dict[str, int] = {}  # request id → index of its first command in this batch
         for index, (request_id, _, _, _) in enumerate(specs):
             if request_id not in self.model.holds:
                 first.setdefault(request_id, index)
         fresh_wallets = {self.model.wallets.get(specs[i][1]) for i in first.values()}
+        fresh_wallets |= {by_id[hold_id].wallet for hold_id in voids}
         self.model.expire({wallet for wallet in fresh_wallets if wallet is not None}, now)
+        void_expected: list[str] = []
+        for hold_id in voids:
+            voided = by_id[hold_id]
+            if voided.status == "held":
+                voided.status = "released"
+                self.model.reserved[voided.wallet] -= voided.amount
+                void_expected.append("released")
+            else:
+                void_expected.append("released" if voided.status == "released" else "refused")
         expected: list[str] = []
         for index, (request_id, user, amount, ttl) in enumerate(specs):
             earlier = first.get(request_id)
@@ -478,7 +527,15 @@ class LedgerMachine(RuleBasedStateMachine):
             PlaceHold(request_id, "app_pub_demo", user, "customer_reply", amount, ttl)
             for request_id, user, amount, ttl in specs
         ]
-        outcomes = place_holds(self.ctx, commands)
+        results = apply_holds(self.ctx, [*(VoidHold(hold_id) for hold_id in voids), *commands])
+        for want_void, result in zip(void_expected, results[: len(voids)], strict=True):
+            assert isinstance(result, VoidOutcome), result
+            self.stats[f"batch_void_{want_void}"] += 1
+            if want_void == "refused":
+                assert isinstance(result.error, InvalidState), result
+            else:
+                assert result.error is None and result.hold is not None and result.hold.status.value == "released"
+        outcomes = [placement(result) for result in results[len(voids) :]]
         for (request_id, _, _, _), want, outcome in zip(specs, expected, outcomes, strict=True):
             self.stats[f"hold_{want}"] += 1
             if want == "conflict":
@@ -515,6 +572,45 @@ class LedgerMachine(RuleBasedStateMachine):
             self.model.reserved[hold.wallet] -= hold.amount
             hold.status = "released"
         self.stats["void_released"] += 1
+
+    @rule(
+        request_id=holds,
+        route_mode=st.sampled_from(["platform", "developer_key", "byok"]),
+        tokens=token_counts,
+        void_first=st.booleans(),
+    )
+    def capture_races_void(
+        self, request_id: str, route_mode: str, tokens: tuple[int, int, int], *, void_first: bool
+    ) -> None:
+        """The call ends just as the gateway gives up on it: the capture and the void of one
+        hold run at the same moment, in two threads. Exactly one of them wins."""
+        hold = self.model.holds.get(request_id)
+        now = self.clock()
+        if hold is None or not hold.id or request_id in self.model.usage or hold.status != "held":
+            return
+        if hold.expires_at <= now:
+            return  # nothing to race for (and nothing is written here, so nothing expires)
+        self.model.expire({hold.wallet}, now)  # both lock the wallet: its overdue holds end first
+        spec = (request_id, hold.user, route_mode, tokens)
+        with ThreadPoolExecutor(max_workers=2) as pool:
+            if void_first:  # which thread starts first; the database decides who wins
+                voided = pool.submit(void_hold, self.ctx, hold.id)
+                captured = pool.submit(record_usage, self.ctx, self._usage_event(spec))
+            else:
+                captured = pool.submit(record_usage, self.ctx, self._usage_event(spec))
+                voided = pool.submit(void_hold, self.ctx, hold.id)
+            outcome = captured.result(60)
+            try:
+                void_won = voided.result(60).status.value == "released"
+            except InvalidState:
+                void_won = False
+        self._batch_outcomes, self._captures = {}, {}
+        if void_won:  # the void came first: the event then posts as one without a hold
+            hold.status = "released"
+            self.model.reserved[hold.wallet] -= hold.amount
+        self._check_usage_outcome(spec, self._expect_usage(spec, {}), outcome)
+        assert (outcome.receipt is not None and outcome.receipt.hold_id == hold.id) is (not void_won)
+        self.stats["race_void_won" if void_won else "race_capture_won"] += 1
 
     @rule(seconds=st.sampled_from([30, 120, 400]))
     def time_passes(self, seconds: int) -> None:
@@ -557,11 +653,16 @@ class LedgerMachine(RuleBasedStateMachine):
             assert replay.replayed
             self.stats["adjust_replayed"] += 1
             return
-        if direction is Direction.DEBIT and amount > self.model.available(wallet):
+        # The adjustment locks the wallet and expires its overdue holds first (SPEC §18);
+        # a refusal rolls that back with the rest.
+        overdue = self.model.overdue(wallet, self.clock())
+        if direction is Direction.DEBIT and amount > self.model.available(wallet) + overdue:
             with pytest.raises(InsufficientBalance):
                 apply_adjustment(self.ctx, command, actor=ADMIN)
             self.stats["adjust_402"] += 1
             return  # a refused request stores nothing: the key stays free
+        self.model.expire({wallet}, self.clock())
+        self.stats["adjust_expired_holds" if overdue else "adjust_no_overdue"] += 1
         response = apply_adjustment(self.ctx, command, actor=ADMIN)
         assert not response.replayed
         self.stats["adjust_applied"] += 1

@@ -20,6 +20,7 @@ from ..adapters.db.database import Database
 from ..config import Settings
 from ..domain.reconciliation import RunSource
 from ..services.context import ServiceContext, utcnow
+from ..services.hold_engine import HoldEngine
 from ..services.holds import expire_due_holds
 from ..services.posting_engine import PostingEngine
 from ..services.reconcile import reconcile_ledger
@@ -150,6 +151,7 @@ def create_app(
     metrics = Metrics()
     ctx = ServiceContext(db=database, settings=settings, clock=clock, signals=metrics)
     posting_engine = PostingEngine(ctx)
+    hold_engine = HoldEngine(ctx)
 
     @asynccontextmanager
     async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
@@ -165,6 +167,7 @@ def create_app(
                     with suppress(asyncio.CancelledError):
                         await task
         # Acknowledged usage is posted before the process lets go of the database.
+        await run_in_threadpool(hold_engine.close)
         await run_in_threadpool(posting_engine.close)
         if owns_database:
             database.dispose()
@@ -180,6 +183,7 @@ def create_app(
     )
     app.state.ctx = ctx
     app.state.usage_posting_engine = posting_engine
+    app.state.hold_engine = hold_engine
     app.state.metrics = metrics
     install_error_handlers(app)
     for router in _routers():

@@ -29,6 +29,7 @@ from ..domain.ledger import WALLET_SCOPES, OwnerScope, Reason, SystemAccount, Tr
 from ..domain.money import format_usd, parse_usd
 from ..domain.outcomes import InsufficientBalance, InvalidRequest, LedgerInvariantViolation
 from .context import Actor, ServiceContext
+from .holds import expire_overdue_on
 from .idempotency import Idempotent, IdempotentRequest, run_idempotent
 from .repositories import AdjustmentRecord
 from .unit_of_work import UnitOfWork
@@ -127,7 +128,8 @@ def apply_adjustment(ctx: ServiceContext, command: AdjustWallet, *, actor: Actor
 
 def _apply(uow: UnitOfWork, command: AdjustWallet, actor: Actor) -> AdjustmentApplied:
     # Lock the wallet first: concurrent adjustments of one wallet run one after the other.
-    wallet = uow.ledger.require(command.wallet_id, for_update=True)
+    # Then its overdue holds expire (SPEC §18), so a debit sees the true available.
+    wallet = expire_overdue_on(uow, uow.ledger.require(command.wallet_id, for_update=True))
     if wallet.owner_scope not in WALLET_SCOPES:
         raise InvalidRequest("System accounts cannot be adjusted; choose a wallet.", details={"field": "wallet_id"})
     if command.direction is Direction.DEBIT and command.amount_units > wallet.available_units:

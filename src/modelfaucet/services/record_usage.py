@@ -267,6 +267,8 @@ def _write(
             end_user_wallet_id=wallet_id,
             end_user_balance_units=item.balance_after_units,
             created_at=uow.now,
+            hold_id=None if item.hold is None else item.hold.id,  # SPEC §18: what was captured
+            uncollected_units=item.uncollected_units,
         )
         receipts[rated.index] = receipt
         rows.append(

@@ -84,6 +84,12 @@ class LedgerRepository(Protocol):
         """Reserve (delta > 0, needs that much available) or release (delta < 0) funds."""
         ...
 
+    def change_reserved_many(self, deltas: Mapping[str, int]) -> None:
+        """Move each wallet's reserved amount once by its net change (one statement). The
+        caller locked and decided the wallets: a guard miss is
+        :class:`~modelfaucet.domain.outcomes.LedgerInvariantViolation`."""
+        ...
+
     def recent_postings(self, account_id: str, *, limit: int = 20) -> list[PostingLine]: ...
 
     def posting_sum(self, account_id: str) -> int: ...
@@ -459,6 +465,8 @@ class UsageReceipt:
     end_user_wallet_id: str | None
     end_user_balance_units: int
     created_at: datetime
+    hold_id: str | None = None  # the hold this event captured (SPEC §18)
+    uncollected_units: int = 0  # the part of the price posted to uncollected_usage (a shortfall)
 
 
 @dataclass(frozen=True, slots=True)
@@ -595,6 +603,11 @@ class HoldRepository(Protocol):
 
     def end(self, hold_id: str, status: HoldStatus, *, capture_request_id: str | None = None) -> bool:
         """Move a ``held`` hold to ``status`` at ``uow.now``; False when it was no longer held."""
+        ...
+
+    def end_many(self, hold_ids: Collection[str], status: HoldStatus) -> int:
+        """Move the ``held`` holds among ``hold_ids`` to ``status`` at ``uow.now`` (one
+        statement); how many moved."""
         ...
 
     def due(self, *, limit: int) -> list[HoldRecord]:

@@ -28,6 +28,7 @@ from ..domain.money import format_usd
 from ..domain.outcomes import InvalidRequest
 from ..domain.payouts import PayoutStatus, payable_units
 from .context import Actor, ServiceContext
+from .holds import expire_overdue_on
 from .repositories import PAYOUT_REFERENCE_TYPE, PayoutCandidate, PayoutRecord
 from .unit_of_work import UnitOfWork
 
@@ -60,7 +61,8 @@ def _open_payout(
 ) -> PayoutRecord | None:
     """The developer's new payout, reserved; None if they are not due one now."""
     # Lock the wallet, then decide on what is committed now.
-    wallet = uow.ledger.require(candidate.account_id, for_update=True)
+    # (A developer wallet carries no holds today; the lazy expiry keeps the rule uniform.)
+    wallet = expire_overdue_on(uow, uow.ledger.require(candidate.account_id, for_update=True))
     if uow.payouts.has_open(candidate.developer_id):
         return None
     held = uow.payouts.credited_since(wallet.account_id, since=uow.now - hold) if hold else 0

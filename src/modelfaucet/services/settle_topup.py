@@ -20,6 +20,7 @@ from ..domain.audit import AuditEntry
 from ..domain.ledger import OwnerScope, Reason, SystemAccount, Transaction
 from ..domain.outcomes import InvalidRequest, InvalidState
 from ..domain.topups import TOPUP_REFERENCE_TYPE, Decision, Payment, TopupStatus, decide, refusal_message
+from .holds import expire_overdue_on
 from .repositories import TopupRecord
 from .unit_of_work import UnitOfWork
 
@@ -81,7 +82,9 @@ def settle_topup(
 
 
 def _post_credit(uow: UnitOfWork, topup: TopupRecord) -> str:
-    """The wallet is credited, Stripe clearing debited, by the top-up's amount."""
+    """The wallet is credited, Stripe clearing debited, by the top-up's amount. The wallet
+    is locked first and its overdue holds expire (SPEC §18: the next write that touches it)."""
+    expire_overdue_on(uow, uow.ledger.require(topup.account_id, for_update=True))
     clearing = uow.ledger.ensure(OwnerScope.SYSTEM, SystemAccount.STRIPE_CLEARING.value)
     reason = Reason.STRIPE_CHECKOUT_TOPUP.value
     return uow.ledger.post(

@@ -50,6 +50,7 @@ from ..domain.reversals import (
     split_debit,
 )
 from ..domain.topups import TopupStatus
+from .holds import expire_overdue_on
 from .repositories import ReversalPostingRecord, ReversalRecord, TopupRecord
 from .unit_of_work import UnitOfWork
 
@@ -217,6 +218,7 @@ def _move_dispute(
         taken = split
     elif decision.movement is Movement.REVERSE:
         split = taken
+        expire_overdue_on(uow, uow.ledger.require(held.account_id, for_update=True))
         transaction_id = _post(
             uow, held, Movement.REVERSE, split, amount_cents_after=held.amount_cents, event_id=event_id
         )
@@ -319,8 +321,9 @@ def _debit(
     uow: UnitOfWork, held: ReversalRecord, *, amount_units: int, amount_cents_after: int, event_id: str
 ) -> tuple[Split, str]:
     """Take ``amount_units`` from the top-up's wallet as far as it has them (held, so the
-    split stays true until commit), the rest from uncollected."""
-    wallet = uow.ledger.require(held.account_id, for_update=True)
+    split stays true until commit), the rest from uncollected. Its overdue holds expire
+    first (SPEC §18), so the split sees the true available."""
+    wallet = expire_overdue_on(uow, uow.ledger.require(held.account_id, for_update=True))
     split = split_debit(amount_units, wallet.available_units)
     posted = _post(uow, held, Movement.DEBIT, split, amount_cents_after=amount_cents_after, event_id=event_id)
     return split, posted

@@ -47,6 +47,28 @@ _MOVE_DECIDED_PG = text(
     "FROM unnest(CAST(:ids AS VARCHAR[]), CAST(:deltas AS BIGINT[])) AS m(id, delta) "
     "WHERE a.id = m.id AND a.balance_units - a.reserved_units + m.delta >= 0"
 ).bindparams(bindparam("now", type_=DateTime(timezone=True)))
+# Reserved amounts of many wallets, each by its net change, guarded like change_reserved:
+# a net reservation needs that much available, a net release never takes reserved below 0.
+_RESERVE_MANY_PG = text(
+    "UPDATE accounts AS a SET reserved_units = a.reserved_units + m.delta, updated_at = :now "
+    "FROM unnest(CAST(:ids AS VARCHAR[]), CAST(:deltas AS BIGINT[])) AS m(id, delta) "
+    "WHERE a.id = m.id AND ((m.delta > 0 AND a.balance_units - a.reserved_units >= m.delta) "
+    "OR (m.delta < 0 AND a.reserved_units + m.delta >= 0))"
+).bindparams(bindparam("now", type_=DateTime(timezone=True)))
+_RESERVE_ONE = (
+    update(accounts)
+    .where(
+        accounts.c.id == bindparam("move_id"),
+        or_(
+            and_(
+                bindparam("move_delta") > 0,
+                accounts.c.balance_units - accounts.c.reserved_units >= bindparam("move_delta"),
+            ),
+            and_(bindparam("move_delta") < 0, accounts.c.reserved_units + bindparam("move_delta") >= 0),
+        ),
+    )
+    .values(reserved_units=accounts.c.reserved_units + bindparam("move_delta"), updated_at=bindparam("move_now"))
+)
 _MOVE_DECIDED_ONE = (
     update(accounts)
     .where(
@@ -202,6 +224,23 @@ class SqlLedger:
             if delta_units > 0:
                 raise InsufficientBalance("Wallet does not have enough available balance to reserve.")
             raise LedgerInvariantViolation(f"releasing more than is reserved on {account_id}")
+
+    def change_reserved_many(self, deltas: Mapping[str, int]) -> None:
+        """Move the reserved amount of many wallets, each once by its net change, in one
+        statement (the hold engine's batch). The caller locked and decided the wallets; the
+        guards stay in the statement, so a miss is a bug and fails loud."""
+        moves = {account_id: delta for account_id, delta in deltas.items() if delta}
+        if not moves:
+            return
+        ids = sorted(moves)
+        if self.connection.dialect.name == "postgresql":
+            params: Any = {"now": self.now, "ids": ids, "deltas": [moves[i] for i in ids]}
+            moved = self.connection.execute(_RESERVE_MANY_PG, params).rowcount
+        else:
+            rows = [{"move_id": i, "move_delta": moves[i], "move_now": self.now} for i in ids]
+            moved = self.connection.execute(_RESERVE_ONE, rows).rowcount
+        if moved != len(ids):
+            raise LedgerInvariantViolation("a decided wallet's reserved amount moved under the hold engine")
 
     # -- the balance mover ------------------------------------------------------------
 

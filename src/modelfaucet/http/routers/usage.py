@@ -83,6 +83,11 @@ class UsageResult(BaseModel):
     end_user_wallet_id: str | None
     end_user_balance_usd: UsdString
     created_at: str
+    hold_id: str | None = Field(default=None, description="The hold this event captured (SPEC §18), else null.")
+    uncollected_usd: UsdString = Field(
+        description="The part of the price the wallet could not pay, posted to uncollected_usage (a captured hold "
+        "only; else 0)."
+    )
 
 
 class RecordedUsage(UsageResult):
@@ -157,6 +162,8 @@ def _receipt_json(receipt: UsageReceipt) -> dict[str, Any]:
         "end_user_wallet_id": receipt.end_user_wallet_id,
         "end_user_balance_usd": format_usd(receipt.end_user_balance_units),
         "created_at": iso(receipt.created_at),
+        "hold_id": receipt.hold_id,
+        "uncollected_usd": format_usd(receipt.uncollected_units),
     }
 
 

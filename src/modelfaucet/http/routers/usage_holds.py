@@ -1,5 +1,8 @@
 """Holds (SPEC §18): ``POST /v1/usage/holds`` and ``POST /v1/usage/holds/{hold_id}/void``.
 
+Both go through the hold engine (:mod:`modelfaucet.services.hold_engine`): concurrent
+placements and voids are decided and written together, one transaction per batch.
+
 One hold → 201 (200 with the same hold when its ``request_id`` was seen with the same
 body; 402/404/409/400 as a normal error). ``{"holds": [...]}`` (up to 1000) → 200 with
 one result per hold, ``held``, ``duplicate`` or ``rejected`` with its error, like a batch of
@@ -9,11 +12,11 @@ usage events. The usage event captures a hold (``/v1/usage/events``, same ``requ
 
 from __future__ import annotations
 
+import asyncio
 import json
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Path, Request
-from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel, Field, ValidationError
 
@@ -21,12 +24,12 @@ from ...domain.holds import DEFAULT_TTL_SECONDS, MAX_TTL_SECONDS
 from ...domain.money import format_usd
 from ...domain.outcomes import InvalidRequest
 from ...domain.timestamps import iso
-from ...services.holds import HoldOutcome, PlaceHold, place_holds, void_hold
+from ...services.hold_engine import HoldEngine, placement
+from ...services.holds import HoldOutcome, PlaceHold, void_result
 from ...services.repositories import HoldRecord
-from ..deps import Context, GatewayActor
 from ..errors import request_id_of, status_for, validation_refusal
 from ..schemas import PositiveUsdUnits, StrictModel, UsdString, error_responses, parse_uuid
-from .usage import Key, _error, _inline_schema
+from .usage import FastGatewayActor, Key, _error, _inline_schema
 
 router = APIRouter(tags=["usage"])
 
@@ -84,6 +87,16 @@ class HoldBatchResult(BaseModel):
     items: list[HoldBatchItem]
 
 
+def hold_engine_for(request: Request) -> HoldEngine:
+    engine: HoldEngine = request.app.state.hold_engine
+    return engine
+
+
+async def _place(request: Request, commands: list[PlaceHold]) -> list[HoldOutcome]:
+    futures = hold_engine_for(request).place_many(commands)
+    return [placement(outcome) for outcome in await asyncio.gather(*(asyncio.wrap_future(f) for f in futures))]
+
+
 def _hold_json(hold: HoldRecord, *, available_units: int | None = None) -> dict[str, Any]:
     body: dict[str, Any] = {
         "hold_id": hold.id,
@@ -117,7 +130,7 @@ def _outcome_json(outcome: HoldOutcome) -> dict[str, Any]:
         }
     },
 )
-async def post_holds(request: Request, ctx: Context, _actor: GatewayActor) -> Any:
+async def post_holds(request: Request, _actor: FastGatewayActor) -> Any:
     try:
         body = json.loads(await request.body())
     except (ValueError, UnicodeDecodeError):
@@ -125,18 +138,18 @@ async def post_holds(request: Request, ctx: Context, _actor: GatewayActor) -> An
     if not isinstance(body, dict):
         raise InvalidRequest('The body must be a hold or {"holds": [...]}.')
     if "holds" in body:
-        return await _post_batch(request, ctx, body)
+        return await _post_batch(request, body)
     try:
         command = HoldIn.model_validate(body).command()
     except ValidationError as exc:
         raise validation_refusal(exc.errors(), fallback="Invalid hold.") from None
-    [outcome] = await run_in_threadpool(place_holds, ctx, [command])
+    [outcome] = await _place(request, [command])
     if outcome.error is not None:
         raise outcome.error
     return JSONResponse(_outcome_json(outcome), status_code=201 if outcome.created else 200)
 
 
-async def _post_batch(request: Request, ctx: Context, body: dict[str, Any]) -> JSONResponse:
+async def _post_batch(request: Request, body: dict[str, Any]) -> JSONResponse:
     if set(body) != {"holds"}:
         raise InvalidRequest("A batch body has only the field holds.", details={"field": "holds"})
     raw = body["holds"]
@@ -153,7 +166,7 @@ async def _post_batch(request: Request, ctx: Context, body: dict[str, Any]) -> J
         except ValidationError as exc:
             refusal = validation_refusal(exc.errors(), prefix=f"holds.{index}.", fallback="Invalid hold.")
             items[index].update(status=_REJECTED, error={**_error(refusal, request_id), "status": 400})
-    outcomes = await run_in_threadpool(place_holds, ctx, [command for _, command in commands])
+    outcomes = await _place(request, [command for _, command in commands])
     for (index, _), outcome in zip(commands, outcomes, strict=True):
         if outcome.error is not None:
             error = {**_error(outcome.error, request_id), "status": status_for(outcome.error)}
@@ -170,6 +183,9 @@ async def _post_batch(request: Request, ctx: Context, body: dict[str, Any]) -> J
     response_model=HoldOut,
     responses=error_responses(400, 401, 404, 409),
 )
-def post_void_hold(ctx: Context, _actor: GatewayActor, hold_id: Annotated[str, Path(max_length=64)]) -> Any:
-    hold = void_hold(ctx, parse_uuid(hold_id, field="hold_id"))
+async def post_void_hold(
+    request: Request, _actor: FastGatewayActor, hold_id: Annotated[str, Path(max_length=64)]
+) -> Any:
+    hold_id = parse_uuid(hold_id, field="hold_id")
+    hold = void_result(await asyncio.wrap_future(hold_engine_for(request).void(hold_id)))
     return _hold_json(hold)

@@ -99,6 +99,18 @@ class SqlHolds:
         )
         return self.connection.execute(stmt).rowcount == 1
 
+    def end_many(self, hold_ids: Collection[str], status: HoldStatus) -> int:
+        keys = sorted(set(hold_ids))
+        ended = 0
+        for start in range(0, len(keys), _IN_CHUNK):
+            stmt = (
+                update(holds)
+                .where(and_(holds.c.id.in_(keys[start : start + _IN_CHUNK]), holds.c.status == _HELD))
+                .values(status=status.value, ended_at=self.now)
+            )
+            ended += self.connection.execute(stmt).rowcount
+        return ended
+
     def due(self, *, limit: int) -> list[HoldRecord]:
         stmt = (
             select(holds)

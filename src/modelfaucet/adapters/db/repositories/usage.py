@@ -5,7 +5,8 @@ stay small enough for any planner). The usage rows go in with :func:`..bulk.inse
 (COPY on PostgreSQL for many rows).
 
 The rating snapshot column also carries the end user's wallet and balance right after the
-call (the row has no columns for them), so a duplicate report answers the original receipt.
+call, and the hold it captured with the part of its price left uncollected (the row has no
+columns for them), so a duplicate report answers the original receipt.
 """
 
 from __future__ import annotations
@@ -31,6 +32,8 @@ _ACTIVE = "active"
 # Keys of the rating snapshot that hold the receipt's wallet and balance.
 _WALLET_KEY = "end_user_wallet_id"
 _BALANCE_KEY = "end_user_balance_after_units"
+_HOLD_KEY = "captured_hold_id"  # only when the event captured a hold
+_UNCOLLECTED_KEY = "uncollected_units"  # only when part of the price went uncollected
 
 _RECEIPT_COLUMNS = (
     usage_events.c.id,
@@ -79,6 +82,8 @@ class SqlUsage:
                         end_user_wallet_id=snapshot.get(_WALLET_KEY),
                         end_user_balance_units=int(snapshot.get(_BALANCE_KEY, 0)),
                         created_at=as_utc(row.created_at),
+                        hold_id=snapshot.get(_HOLD_KEY),
+                        uncollected_units=int(snapshot.get(_UNCOLLECTED_KEY, 0)),
                     ),
                     request_hash=row.request_hash,
                     request=snapshot.get("request", {}),
@@ -237,6 +242,8 @@ def _row(usage: NewUsage) -> dict[str, Any]:
             **usage.rating_snapshot,
             _WALLET_KEY: receipt.end_user_wallet_id,
             _BALANCE_KEY: receipt.end_user_balance_units,
+            **({_HOLD_KEY: receipt.hold_id} if receipt.hold_id is not None else {}),
+            **({_UNCOLLECTED_KEY: receipt.uncollected_units} if receipt.uncollected_units else {}),
         },
         "transaction_id": receipt.transaction_id,
         "created_at": receipt.created_at,

@@ -1,0 +1,138 @@
+"""Group commit: many concurrent callers, one database transaction per batch.
+
+:class:`GroupCommit` wraps a batch function ``run_batch(items) -> outcomes`` (one outcome
+per item, in order, decided and written in ONE unit of work). Callers :meth:`submit` items
+and get one :class:`concurrent.futures.Future` each. A worker thread takes the first
+waiting item plus everything already queued (up to ``max_batch``), runs the batch, and
+gives every future its own outcome, or the batch's exception (a failure is loud, never
+swallowed).
+
+The batching window adapts to the load: the worker expects about as many items as the
+previous batch held (the callers it just answered mostly come back) and waits up to
+``max_wait_seconds`` for them, never longer. A lone caller therefore never waits, while 32
+concurrent callers are written 32 at a time; items that arrive while a batch is being
+written form the next one.
+
+Nothing correctness depends on lives here: the queue only groups work. Idempotency,
+balance checks and locks are decided inside the batch's transaction, so several API
+processes (each with its own workers) on one PostgreSQL stay correct, and no lock is held
+while a caller waits. The worker starts on first use and exits after ``idle_seconds``
+without work, so an idle process holds no thread.
+"""
+
+from __future__ import annotations
+
+import queue
+import threading
+import time
+from collections.abc import Callable, Sequence
+from concurrent.futures import Future
+from typing import Generic, TypeVar
+
+from ..domain.outcomes import ServiceUnavailable
+
+Item = TypeVar("Item")
+Outcome = TypeVar("Outcome")
+
+_STOP = None  # queued by close(): run what came before it, then exit
+
+
+class GroupCommit(Generic[Item, Outcome]):
+    def __init__(
+        self,
+        run_batch: Callable[[Sequence[Item]], Sequence[Outcome]],
+        *,
+        name: str,
+        max_batch: int = 500,
+        max_wait_seconds: float = 0.002,
+        idle_seconds: float = 2.0,
+    ) -> None:
+        self.run_batch = run_batch
+        self.name = name
+        self.max_batch = max_batch
+        self.max_wait_seconds = max_wait_seconds
+        self.idle_seconds = idle_seconds
+        self._queue: queue.SimpleQueue[tuple[Item, Future[Outcome]] | None] = queue.SimpleQueue()
+        self._lock = threading.Lock()
+        self._worker: threading.Thread | None = None
+        self._closed = False
+        self._expected = 1  # items the next batch waits for (the previous batch's size)
+        self.batches = 0
+        self.items = 0
+
+    def submit(self, item: Item) -> Future[Outcome]:
+        return self.submit_many([item])[0]
+
+    def submit_many(self, items: Sequence[Item]) -> list[Future[Outcome]]:
+        """Queue ``items`` together (they are taken in order, in as few batches as
+        ``max_batch`` allows); one future each."""
+        futures: list[Future[Outcome]] = [Future() for _ in items]
+        with self._lock:
+            if self._closed:
+                raise ServiceUnavailable("The service is shutting down; retry the request.")
+            for item, future in zip(items, futures, strict=True):
+                self._queue.put((item, future))
+            if self._worker is None:
+                self._worker = threading.Thread(target=self._run, name=self.name, daemon=True)
+                self._worker.start()
+        return futures
+
+    def close(self, timeout: float = 10.0) -> None:
+        """Run everything already queued, then stop the worker (application shutdown)."""
+        with self._lock:
+            self._closed = True
+            worker = self._worker
+            if worker is not None:
+                self._queue.put(_STOP)
+        if worker is not None:
+            worker.join(timeout)
+
+    def _run(self) -> None:
+        stopping = False
+        while not stopping:
+            try:
+                first = self._queue.get(timeout=self.idle_seconds)
+            except queue.Empty:
+                with self._lock:
+                    if self._queue.empty():
+                        self._worker = None
+                        return
+                continue
+            if first is _STOP:
+                break
+            batch = [first]
+            expected = min(self._expected, self.max_batch)
+            deadline = time.monotonic() + self.max_wait_seconds
+            while len(batch) < self.max_batch:
+                # Wait (bounded) only until the expected number arrived; then take just
+                # what is already queued.
+                remaining = deadline - time.monotonic() if len(batch) < expected else 0.0
+                try:
+                    entry = self._queue.get(timeout=remaining) if remaining > 0 else self._queue.get_nowait()
+                except queue.Empty:
+                    break
+                if entry is _STOP:
+                    stopping = True
+                    break
+                batch.append(entry)
+            self._expected = len(batch)
+            self._post(batch)
+        with self._lock:
+            self._worker = None
+
+    def _post(self, batch: list[tuple[Item, Future[Outcome]]]) -> None:
+        live = [(item, future) for item, future in batch if future.set_running_or_notify_cancel()]
+        if not live:
+            return
+        try:
+            outcomes = self.run_batch([item for item, _ in live])
+            if len(outcomes) != len(live):
+                raise RuntimeError(f"{self.name}: {len(outcomes)} outcomes for {len(live)} items")
+        except BaseException as exc:  # every caller must learn of the failure
+            for _, future in live:
+                future.set_exception(exc)
+            return
+        self.batches += 1
+        self.items += len(live)
+        for (_, future), outcome in zip(live, outcomes, strict=True):
+            future.set_result(outcome)
