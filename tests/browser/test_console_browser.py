@@ -43,6 +43,9 @@ def test_sign_in_overview_and_sign_out(browser: Browser, web_server: WebServer) 
     assert "You are signed out." in browser.text()
     browser.open("/console")
     assert browser.path.startswith("/console/sign-in")
+    server_log = web_server.live.log_path.read_text()
+    assert "POST /console/sign-in" in server_log or "/console/sign-in" in server_log
+    assert web_server.operator_tokens["bob"] not in server_log and "not-the-token" not in server_log
 
 
 def test_maker_checker_refusal_then_approve_and_pay(
