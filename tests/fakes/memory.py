@@ -37,6 +37,7 @@ from tests.fakes.holds import HoldState, MemoryHolds
 from tests.fakes.payouts import MemoryPayouts, PayoutBook
 from tests.fakes.stripe import StripeState, stripe_repositories
 from tests.fakes.usage import MemoryUsage, UsageState
+from tests.fakes.web_sessions import MemoryWebSessions, WebSessionState
 
 
 @dataclass
@@ -54,6 +55,7 @@ class MemoryState:
     holds: HoldState = field(default_factory=HoldState)
 
     developer_access: DeveloperAccessState = field(default_factory=DeveloperAccessState)
+    web: WebSessionState = field(default_factory=WebSessionState)
 
     def __post_init__(self) -> None:
         # One table of end users, as in the database: the usage fake reads what the catalog writes.
@@ -192,8 +194,12 @@ class MemoryLedger:
         for account_id, delta in deltas.items():
             self.state.accounts[account_id].reserved_units += delta
 
-    def recent_postings(self, account_id: str, *, limit: int = 20) -> list[PostingLine]:
-        lines = [PostingLine(p[0], p[1], p[3], p[4], p[5]) for p in self.state.postings if p[2] == account_id]
+    def recent_postings(self, account_id: str, *, limit: int = 20, before_id: int | None = None) -> list[PostingLine]:
+        lines = [
+            PostingLine(p[0], p[1], p[3], p[4], p[5])
+            for p in self.state.postings
+            if p[2] == account_id and (before_id is None or p[0] < before_id)
+        ]
         return list(reversed(lines))[:limit]
 
     def posting_sum(self, account_id: str) -> int:
@@ -309,6 +315,7 @@ class MemoryUnitOfWork:
         self.developers = MemoryDeveloperAccess(state.developer_access, state.catalog, self.now)
         self.statements = MemoryStatements(state.postings, state.transactions, self.now)
         self.holds = MemoryHolds(state.holds, self.now)
+        self.web_sessions = MemoryWebSessions(state.web, self.now)
         for name in (
             "provider_keys",
             "reports",

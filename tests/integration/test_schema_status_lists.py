@@ -28,6 +28,7 @@ from modelfaucet.domain.reconciliation import RunSource
 from modelfaucet.domain.reversals import Movement, ReversalKind, ReversalStatus
 from modelfaucet.domain.stripe_sync import SessionStatus
 from modelfaucet.domain.topups import TopupStatus
+from modelfaucet.domain.web_sessions import Principal
 
 # (table, constraint, the values it must list)
 CHECKS: list[tuple[str, str, Iterable[StrEnum]]] = [
@@ -46,6 +47,7 @@ CHECKS: list[tuple[str, str, Iterable[StrEnum]]] = [
     ("holds", "ck_holds_status", HoldStatus),
     ("holds", "ck_holds_ended", OPEN_HOLD_STATUSES),
     ("reconciliation_runs", "ck_reconciliation_runs_source", RunSource),
+    ("web_sessions", "ck_web_sessions_principal", Principal),
 ]
 
 # (index, the values its WHERE clause must list)

@@ -41,6 +41,7 @@ from .repositories import (
     StripeEventRepository,
     TopupRepository,
     UsageRepository,
+    WebSessionRepository,
 )
 from .signals import Signals
 
@@ -110,6 +111,9 @@ class UnitOfWork(Protocol):
 
     @property
     def sessions(self) -> SessionRepository: ...
+
+    @property
+    def web_sessions(self) -> WebSessionRepository: ...
 
     @property
     def provider_keys(self) -> ProviderKeyRepository: ...
