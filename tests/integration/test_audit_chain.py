@@ -255,7 +255,6 @@ WRITER_PROCESS = textwrap.dedent(
     import sys
     from datetime import UTC, datetime
     from modelfaucet.adapters.db.database import Database
-from modelfaucet.adapters.db.engine import make_engine
     from modelfaucet.config import Settings
     from modelfaucet.domain.audit import AuditEntry
     from modelfaucet.services.context import ServiceContext
