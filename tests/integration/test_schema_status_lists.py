@@ -134,8 +134,8 @@ def test_every_value_list_the_tables_spell_out_is_checked_here() -> None:
         str(index.name)
         for table in metadata.sorted_tables
         for index in table.indexes
-        if index.dialect_options["postgresql"].get("where") is not None
-        or index.dialect_options["sqlite"].get("where") is not None
+        # partial indexes whose predicate lists values (not e.g. ``chain_seq IS NULL``)
+        if any(" IN " in str(index.dialect_options[name].get("where")) for name in ("postgresql", "sqlite"))
     }
     assert listed_checks == {constraint for _, constraint, _ in CHECKS}
     assert listed_indexes == {index for index, _ in PARTIAL_INDEXES}
