@@ -167,7 +167,7 @@ def _insert_multirow(cur: Any, statement: str, rows: list[tuple[Any, ...]]) -> N
 # and moved by their summed change in ONE statement, with the same overdraft guard.
 LOCK_AND_DEBIT = (
     "WITH m AS (SELECT * FROM unnest(%s::varchar[], %s::bigint[]) AS m(id, delta)), "
-    "locked AS (SELECT a.id FROM accounts a JOIN m ON a.id = m.id ORDER BY a.id FOR UPDATE OF a) "
+    "locked AS (SELECT a.id FROM accounts a JOIN m ON a.id = m.id ORDER BY a.id FOR NO KEY UPDATE OF a) "
     "UPDATE accounts a SET balance_units = a.balance_units + m.delta, updated_at = %s "
     "FROM m, locked WHERE a.id = m.id AND locked.id = a.id AND a.balance_units - a.reserved_units + m.delta >= 0"
 )
