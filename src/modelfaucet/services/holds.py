@@ -221,9 +221,12 @@ def void_hold(ctx: ServiceContext, hold_id: str) -> HoldRecord:
         uow.ledger.lock_wallets(OwnerScope.END_USER, [found.end_user_id])
         release_expired(uow, [found.account_id])
         hold = uow.holds.by_ids([hold_id])[hold_id]
-        if hold.status is HoldStatus.RELEASED:
-            return hold
-        require_move(hold.status, HoldStatus.RELEASED)
+        if hold.status is not HoldStatus.HELD:
+            # The wallet's lazy expiry above stays (SPEC §18), whatever this void answers.
+            uow.commit()
+            if hold.status is HoldStatus.RELEASED:
+                return hold
+            require_move(hold.status, HoldStatus.RELEASED)
         if not uow.holds.end(hold.id, HoldStatus.RELEASED):
             raise LedgerInvariantViolation(f"hold {hold.id} changed under its wallet lock")
         uow.ledger.change_reserved(hold.account_id, -hold.amount_units)
