@@ -12,7 +12,11 @@ tests) both call it. For a batch it runs, in ONE unit of work:
    occurrence.
 2. **Load** the apps, features, model prices and end users, and **rate** each fresh event
    (:func:`~.usage_decisions.rate_events`, pure).
-3. **Lock** the end users' wallets (``uow.ledger.lock_wallets``, in id order) and **decide**
+3. **Fast path** (:func:`_fast_accept`): when no event involves a hold and every wallet can
+   pay for all of its events, ``uow.ledger.debit_wallets`` locks and debits them in one
+   guarded all-or-nothing statement and every event is accepted. Otherwise nothing moved,
+   and the batch goes on the careful way:
+   **Lock** the end users' wallets (``uow.ledger.lock_wallets``, in id order) and **decide**
    with no I/O (:func:`~.usage_decisions.decide`): no event can overdraw a wallet whatever
    else is in the batch; an unaffordable one is ``insufficient_balance`` on its own.
 4. **Write once**: ``uow.ledger.post_many`` moves each account once by the batch's summed

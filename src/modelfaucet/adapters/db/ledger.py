@@ -8,9 +8,14 @@ share :meth:`SqlLedger._move_balances`, the one balance mover:
   wallets) move first, in one statement (``UPDATE … FROM unnest`` on PostgreSQL, one
   executemany on SQLite); the guard stays in the statement, so a miss is a bug and fails
   loud;
-- every other account moves after them, one by one in id order (so concurrent posters
-  take row locks in one order and never deadlock; the hot platform, provider-cost and
-  developer rows are touched last, just before the caller commits). A debit of a
+- every other account moves after them in id order (so concurrent posters take row locks
+  in one order and never deadlock): credits in one set UPDATE on PostgreSQL, the rest one
+  by one. For the usage engine (``decided`` / ``moved``) they move after the rows are
+  inserted, so the hot platform, provider-cost and developer rows are locked last, just
+  before the caller commits.
+- :meth:`SqlLedger.debit_wallets` (the usage engine's common case) locks and debits a
+  batch's wallets in one all-or-nothing statement; ``post_many(moved=…)`` then checks the
+  postings match what it moved. A debit of a
   constrained wallet carries the guard ``balance − reserved + delta ≥ 0`` in its UPDATE, so
   concurrent debits can never overdraw it; a miss is :class:`InsufficientBalance`;
 - no balance leaves ±``MAX_BALANCE_UNITS`` (a refusal, :func:`balance_limit_refusal`). Every
