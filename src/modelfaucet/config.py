@@ -210,6 +210,9 @@ class Settings(BaseSettings):
     web_session_max_seconds: Integer = Field(43_200, ge=60, validation_alias="WEB_SESSION_MAX_SECONDS")
     max_body_bytes: Integer = Field(1_048_576, ge=1024, validation_alias="MODELFAUCET_MAX_BODY_BYTES")
     cors_origins: TextList = Field((), validation_alias="CORS_ORIGINS")
+    # Usage posting workers (each with its own database connection); 0, the default: 2 on
+    # PostgreSQL, 1 on SQLite (whose writers are serialised anyway).
+    posting_workers: Integer = Field(0, ge=0, le=16, validation_alias="POSTING_WORKERS")
     # Seconds between the service's own reconciliation runs (metrics); 0, the default: never.
     reconcile_every_seconds: Integer = Field(0, ge=0, validation_alias="RECONCILE_EVERY_SECONDS")
     # Peers whose X-Forwarded-For / X-Forwarded-Proto are believed (a reverse proxy in front

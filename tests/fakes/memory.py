@@ -128,6 +128,17 @@ class MemoryLedger:
         found = [replace(a) for a in self.state.accounts.values() if a.owner_scope is scope and a.owner_id in wanted]
         return sorted(found, key=lambda account: account.account_id)
 
+    def debit_wallets(self, scope: OwnerScope, debits: Mapping[str, int]) -> list[AccountState] | None:
+        found = self.lock_wallets(scope, sorted(debits))
+        if len(found) != len(debits) or any(
+            a.reserved_units or a.balance_units + debits[a.owner_id or ""] < 0 for a in found
+        ):
+            return None
+        for account in found:
+            account.balance_units += debits[account.owner_id or ""]
+            self.state.accounts[account.account_id].balance_units = account.balance_units
+        return found
+
     def ensure(self, scope: OwnerScope, owner_id: str) -> str:
         found = self.id_for(scope, owner_id)
         if found is not None:
@@ -139,11 +150,20 @@ class MemoryLedger:
     def post(self, transaction: Transaction) -> str:
         return self.post_many([transaction])[0]
 
-    def post_many(self, transactions: Sequence[Transaction], *, decided: Collection[str] = ()) -> list[str]:
+    def post_many(
+        self,
+        transactions: Sequence[Transaction],
+        *,
+        decided: Collection[str] = (),
+        moved: Mapping[str, int] | None = None,
+    ) -> list[str]:
         net: dict[str, int] = {}
         for transaction in transactions:
             for posting in transaction.postings:
                 net[posting.account_id] = net.get(posting.account_id, 0) + posting.amount_units
+        for account_id, delta in (moved or {}).items():
+            if net.pop(account_id, 0) != delta:
+                raise LedgerInvariantViolation(f"account {account_id} moved by other than its postings")
         check = apply_net_changes(self.state.accounts, net)
         if not check.ok:
             short = self.state.accounts[check.short_account_id or ""]

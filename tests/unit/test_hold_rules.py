@@ -235,3 +235,25 @@ def test_void_releases_a_held_hold_once_and_refuses_a_captured_one(ctx: ServiceC
     with pytest.raises(NotFound):
         void_hold(ctx, "no-such-hold")
     assert reserved(store, wallet) == 0
+
+
+@pytest.mark.parametrize("second", ["released", "expired"])
+def test_a_repeat_or_refused_void_keeps_the_wallets_lazy_expiry(
+    ctx: ServiceContext, store: MemoryStore, clock: Clock, second: str
+) -> None:
+    """Voiding locks the wallet, so its overdue holds end first (SPEC §18) — also when the
+    void itself answers a released hold unchanged or refuses an expired one."""
+    wallet = fund(store, "alice", 1000)
+    [short] = place_holds(ctx, [hold("short", 100, ttl=60)])
+    [other] = place_holds(ctx, [hold("other", 200, ttl=600 if second == "released" else 60)])
+    assert short.hold is not None and other.hold is not None
+    if second == "released":
+        void_hold(ctx, other.hold.id)
+    clock.now += timedelta(seconds=120)
+    if second == "released":
+        assert void_hold(ctx, other.hold.id).status is HoldStatus.RELEASED
+    else:
+        with pytest.raises(InvalidState):
+            void_hold(ctx, other.hold.id)
+    assert reserved(store, wallet) == 0
+    assert store.state.holds.holds[short.hold.id].status is HoldStatus.EXPIRED

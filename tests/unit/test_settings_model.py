@@ -34,6 +34,7 @@ VARIABLES = {
     "MODELFAUCET_MAX_BODY_BYTES": "max_body_bytes",
     "CORS_ORIGINS": "cors_origins",
     "RECONCILE_EVERY_SECONDS": "reconcile_every_seconds",
+    "POSTING_WORKERS": "posting_workers",
     "FORWARDED_ALLOW_IPS": "forwarded_allow_ips",
     "PAYOUT_MINIMUM_USD": "payout_minimum_units",
     "LOG_FORMAT": "log_format",

@@ -22,7 +22,7 @@ from ..domain.reconciliation import RunSource
 from ..services.context import ServiceContext, utcnow
 from ..services.hold_engine import HoldEngine
 from ..services.holds import expire_due_holds
-from ..services.posting_engine import PostingEngine
+from ..services.posting_engine import DEFAULT_WORKERS_POSTGRES, PostingEngine
 from ..services.reconcile import reconcile_ledger
 from .errors import install_error_handlers
 from .metrics import Metrics
@@ -151,7 +151,8 @@ def create_app(
 
     metrics = Metrics()
     ctx = ServiceContext(db=database, settings=settings, clock=clock, signals=metrics)
-    posting_engine = PostingEngine(ctx)
+    workers = settings.posting_workers or (DEFAULT_WORKERS_POSTGRES if database.is_postgres else 1)
+    posting_engine = PostingEngine(ctx, workers=workers)
     hold_engine = HoldEngine(ctx)
 
     @asynccontextmanager

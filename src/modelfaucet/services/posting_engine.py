@@ -7,6 +7,12 @@ and hands the batch to
 and writes them all in one transaction touching each account row once. Every future then
 receives its own outcome (or the batch's exception: a failure is loud, never swallowed).
 
+Several workers (``workers``; the application runs :data:`DEFAULT_WORKERS_POSTGRES` on
+PostgreSQL, 1 on SQLite, whose writers are serialised anyway) each take their own batch
+from the one queue, each on its own connection: while one worker's batch waits on the
+database, another rates and builds rows in Python.
+They decide in the database exactly as two API processes would.
+
 The batching window adapts to the load: the engine expects about as many events as the
 previous batch held (the callers it just answered will mostly come back) and waits up to
 ``max_wait_seconds`` for them, never longer. A lone caller therefore never waits (its
@@ -32,7 +38,8 @@ from .context import ServiceContext
 from .record_usage import AccountIds, UsageEvent, UsageOutcome, record_usage_batch
 
 _Item = tuple[UsageEvent, "Future[UsageOutcome]"]
-_STOP = None  # queued by close(): post what came before it, then exit
+_STOP = None  # queued by close(), once per worker: post what came before it, then exit
+DEFAULT_WORKERS_POSTGRES = 2
 
 
 class PostingEngine:
@@ -43,19 +50,23 @@ class PostingEngine:
         max_batch: int = 500,
         max_wait_seconds: float = 0.002,
         idle_seconds: float = 2.0,
+        workers: int = 1,
     ) -> None:
         self.ctx = ctx
+        if workers < 1:
+            raise ValueError("the posting engine needs at least one worker")
+        self.workers = workers
         self.max_batch = max_batch
         self.max_wait_seconds = max_wait_seconds
         self.idle_seconds = idle_seconds
         self._queue: queue.SimpleQueue[_Item | None] = queue.SimpleQueue()
         self._lock = threading.Lock()
-        self._worker: threading.Thread | None = None
+        self._running: list[threading.Thread] = []
         self._closed = False
-        self._expected = 1  # events the next batch waits for (the previous batch's size)
         self.account_ids = AccountIds()
         self.batches_posted = 0
         self.events_posted = 0
+        self._counted = threading.Lock()
 
     def submit(self, event: UsageEvent) -> Future[UsageOutcome]:
         return self.submit_many([event])[0]
@@ -67,22 +78,26 @@ class PostingEngine:
                 raise ServiceUnavailable("The service is shutting down; retry the usage report.")
             for event, future in zip(events, futures, strict=True):
                 self._queue.put((event, future))
-            if self._worker is None:
-                self._worker = threading.Thread(target=self._run, name="usage-posting", daemon=True)
-                self._worker.start()
+            while len(self._running) < self.workers:
+                worker = threading.Thread(target=self._run, name="usage-posting", daemon=True)
+                self._running.append(worker)
+                worker.start()
         return futures
 
     def close(self, timeout: float = 10.0) -> None:
         """Post everything already queued, then stop the worker (application shutdown)."""
         with self._lock:
             self._closed = True
-            worker = self._worker
-            if worker is not None:
+            running = list(self._running)
+            for _ in running:
                 self._queue.put(_STOP)
-        if worker is not None:
-            worker.join(timeout)
+        deadline = time.monotonic() + timeout
+        for worker in running:
+            worker.join(max(0.0, deadline - time.monotonic()))
 
     def _run(self) -> None:
+        me = threading.current_thread()
+        expected = 1  # events the next batch waits for (this worker's previous batch's size)
         stopping = False
         while not stopping:
             try:
@@ -90,13 +105,13 @@ class PostingEngine:
             except queue.Empty:
                 with self._lock:
                     if self._queue.empty():
-                        self._worker = None
+                        self._running.remove(me)
                         return
                 continue
             if first is _STOP:
                 break
             batch = [first]
-            expected = min(self._expected, self.max_batch)
+            expected = min(expected, self.max_batch)
             deadline = time.monotonic() + self.max_wait_seconds
             while len(batch) < self.max_batch:
                 # Wait (bounded) only until the expected number arrived; then take just
@@ -110,10 +125,11 @@ class PostingEngine:
                     stopping = True
                     break
                 batch.append(item)
-            self._expected = len(batch)
+            expected = len(batch)
             self._post(batch)
         with self._lock:
-            self._worker = None
+            if me in self._running:
+                self._running.remove(me)
 
     def _post(self, batch: list[_Item]) -> None:
         live = [(event, future) for event, future in batch if future.set_running_or_notify_cancel()]
@@ -125,7 +141,8 @@ class PostingEngine:
             for _, future in live:
                 future.set_exception(exc)
             return
-        self.batches_posted += 1
-        self.events_posted += len(live)
+        with self._counted:
+            self.batches_posted += 1
+            self.events_posted += len(live)
         for (_, future), outcome in zip(live, outcomes, strict=True):
             future.set_result(outcome)

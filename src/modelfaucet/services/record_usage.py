@@ -12,7 +12,11 @@ tests) both call it. For a batch it runs, in ONE unit of work:
    occurrence.
 2. **Load** the apps, features, model prices and end users, and **rate** each fresh event
    (:func:`~.usage_decisions.rate_events`, pure).
-3. **Lock** the end users' wallets (``uow.ledger.lock_wallets``, in id order) and **decide**
+3. **Fast path** (:func:`_fast_accept`): when no event involves a hold and every wallet can
+   pay for all of its events, ``uow.ledger.debit_wallets`` locks and debits them in one
+   guarded all-or-nothing statement and every event is accepted. Otherwise nothing moved,
+   and the batch goes on the careful way:
+   **Lock** the end users' wallets (``uow.ledger.lock_wallets``, in id order) and **decide**
    with no I/O (:func:`~.usage_decisions.decide`): no event can overdraw a wallet whatever
    else is in the batch; an unaffordable one is ``insufficient_balance`` on its own.
 4. **Write once**: ``uow.ledger.post_many`` moves each account once by the batch's summed
@@ -42,14 +46,14 @@ from __future__ import annotations
 
 import threading
 import time
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import replace
 from functools import partial
 
 from ..domain.holds import HoldStatus, with_shortfall
 from ..domain.identity import new_id
 from ..domain.ledger import PLATFORM_OWNER_ID, PROVIDER_COST_OWNER_ID, OwnerScope, SystemAccount, Transaction
-from ..domain.outcomes import LedgerInvariantViolation
+from ..domain.outcomes import LedgerInvariantViolation, Refusal
 from ..domain.rating import UsageAccounts, usage_transaction
 from .context import ServiceContext
 from .holds import release_expired
@@ -60,6 +64,8 @@ from .usage_decisions import (
     Catalogue,
     Fingerprint,
     Fresh,
+    Rated,
+    Triage,
     UsageEvent,
     UsageOutcome,
     UsageStatus,
@@ -150,16 +156,24 @@ def _post_batch(
 ) -> list[UsageOutcome]:
     judged = triage(events, fingerprints, uow.usage.find({event.request_id for event in events}))
     rated, refused_rating = rate_events(judged.fresh, _load_catalogue(uow, judged.fresh))
+    fast = _fast_accept(uow, rated)
+    if fast is not None:
+        accepted, moved = fast
+        receipts = _write(uow, accepted, decided=(), moved=moved, cache=account_ids)
+        return _outcomes(events, judged, receipts, {}, judged.refused | refused_rating)
     user_ids = sorted({item.end_user_id for item in rated if item.end_user_id is not None})
     wallets = {state.owner_id: state for state in uow.ledger.lock_wallets(OwnerScope.END_USER, user_ids)}
-    # Holds: expire the locked wallets' overdue ones, then find what each event captures.
-    released = release_expired(uow, [state.account_id for state in wallets.values()])
+    # Holds: expire the locked wallets' overdue ones (only a wallet with something reserved
+    # can have a held hold), then find what each event captures.
+    reserving = [state.account_id for state in wallets.values() if state.reserved_units]
+    released = release_expired(uow, reserving) if reserving else {}
     for state in wallets.values():
         state.reserved_units -= released.get(state.account_id, 0)
+    hold_ids = {item.event.hold_id for item in rated if item.event.hold_id is not None}
     holds = match_holds(
         rated,
         uow.holds.by_request_ids({item.event.request_id for item in rated if item.event.hold_id is None}),
-        uow.holds.by_ids({item.event.hold_id for item in rated if item.event.hold_id is not None}),
+        uow.holds.by_ids(hold_ids) if hold_ids else {},
     )
     captured_before = {
         index: stored.receipt
@@ -170,8 +184,47 @@ def _post_batch(
     skip = holds.captured_by.keys() | holds.repeats.keys() | holds.refused.keys()
     accepted, refused_balance = decide([item for item in rated if item.index not in skip], wallets, holds.captures)
     receipts = _write(uow, accepted, decided=[state.account_id for state in wallets.values()], cache=account_ids)
-
     refused = judged.refused | refused_rating | holds.refused | refused_balance
+    return _outcomes(events, judged, receipts, captured_before, refused)
+
+
+def _fast_accept(uow: UnitOfWork, rated: Sequence[Rated]) -> tuple[list[Accepted], dict[str, int]] | None:
+    """The common case in one guarded statement instead of lock-then-decide: no event names
+    a hold, every end user has a wallet with nothing reserved that can pay for ALL of its
+    events in the batch, and no hold was placed with one of the request ids. Then every
+    event is accepted (debits only ever lower the balance, so if the last one is affordable
+    so is each before it) and each wallet has already moved by its events' sum — the map
+    returned with the accepted events. ``None``: nothing moved, decide the careful way."""
+    if not rated or any(item.event.hold_id is not None or item.end_user_id is None for item in rated):
+        return None
+    if uow.holds.by_request_ids({item.event.request_id for item in rated}):
+        return None
+    debits: dict[str, int] = {}
+    for item in rated:
+        user = item.end_user_id or ""
+        debits[user] = debits.get(user, 0) - item.amounts.retail_price_units
+    states = uow.ledger.debit_wallets(OwnerScope.END_USER, debits)
+    if states is None:
+        return None
+    by_user = {state.owner_id: state for state in states}
+    # Each event's balance after it: from the balance before the batch, in batch order.
+    running = {user: by_user[user].balance_units - debit for user, debit in debits.items()}
+    accepted: list[Accepted] = []
+    for item in rated:
+        user = item.end_user_id or ""
+        running[user] -= item.amounts.retail_price_units
+        accepted.append(Accepted(item, by_user[user].account_id, running[user]))
+    moved = {by_user[user].account_id: debit for user, debit in debits.items() if debit}
+    return accepted, moved
+
+
+def _outcomes(
+    events: Sequence[UsageEvent],
+    judged: Triage,
+    receipts: Mapping[int, UsageReceipt],
+    captured_before: Mapping[int, UsageReceipt],
+    refused: Mapping[int, Refusal],
+) -> list[UsageOutcome]:
     outcomes: list[UsageOutcome] = []
     for index, event in enumerate(events):
         if index in receipts:
@@ -208,7 +261,12 @@ def _load_catalogue(uow: UnitOfWork, fresh: Sequence[Fresh]) -> Catalogue:
 
 
 def _write(
-    uow: UnitOfWork, accepted: Sequence[Accepted], *, decided: Sequence[str], cache: AccountIds | None
+    uow: UnitOfWork,
+    accepted: Sequence[Accepted],
+    *,
+    decided: Sequence[str],
+    cache: AccountIds | None,
+    moved: Mapping[str, int] | None = None,
 ) -> dict[int, UsageReceipt]:
     """Post the accepted events and store their usage rows; their receipts by batch index."""
     if not accepted:
@@ -245,10 +303,10 @@ def _write(
             if not uow.holds.end(item.hold.id, HoldStatus.CAPTURED, capture_request_id=item.rated.event.request_id):
                 raise LedgerInvariantViolation(f"hold {item.hold.id} changed under its wallet lock")
             release[item.wallet_id] = release.get(item.wallet_id, 0) + item.hold.amount_units
-    for wallet_id in sorted(release):
-        uow.ledger.change_reserved(wallet_id, -release[wallet_id])
+    if release:  # one statement for the batch's captured reservations
+        uow.ledger.change_reserved_many({wallet_id: -units for wallet_id, units in release.items()})
     # The ledger moves each account once, by the batch's net change.
-    posted = iter(uow.ledger.post_many([t for t in transactions if t is not None], decided=decided))
+    posted = iter(uow.ledger.post_many([t for t in transactions if t is not None], decided=decided, moved=moved))
 
     receipts: dict[int, UsageReceipt] = {}
     rows: list[NewUsage] = []

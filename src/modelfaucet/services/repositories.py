@@ -63,6 +63,14 @@ class LedgerRepository(Protocol):
         unit of work, in id order (so concurrent lockers never deadlock)."""
         ...
 
+    def debit_wallets(self, scope: OwnerScope, debits: Mapping[str, int]) -> list[AccountState] | None:
+        """All or nothing, in one statement: lock the (scope, owner) wallets of ``debits``
+        (owner id → change, each ≤ 0) in id order and move each by its change — only if every
+        one exists, has nothing reserved (no open hold or payout) and can pay. Their states
+        after the move (locked until the end of the unit of work), or ``None`` when any of
+        them cannot: then nothing moved and the caller decides the careful way."""
+        ...
+
     def ensure(self, scope: OwnerScope, owner_id: str) -> str:
         """The id of the (scope, owner) account, created empty if missing (race-safe)."""
         ...
@@ -72,12 +80,22 @@ class LedgerRepository(Protocol):
         raises :class:`~modelfaucet.domain.outcomes.InsufficientBalance` (nothing kept)."""
         ...
 
-    def post_many(self, transactions: Sequence[Transaction], *, decided: Collection[str] = ()) -> list[str]:
+    def post_many(
+        self,
+        transactions: Sequence[Transaction],
+        *,
+        decided: Collection[str] = (),
+        moved: Mapping[str, int] | None = None,
+    ) -> list[str]:
         """Post many transactions, each account's balance moving once by its net change.
 
         ``decided`` names wallets the caller locked and already checked (the usage engine):
-        they move in one statement, and a miss there is a bug, not a refusal. The other
-        accounts move last, one by one in id order, so concurrent posters never deadlock."""
+        they move in one statement, and a miss there is a bug, not a refusal. ``moved``: the
+        wallets :meth:`debit_wallets` already moved, by how much (their net change here must
+        be exactly that, else it is a bug). The other accounts move in id order, so
+        concurrent posters never deadlock; with ``decided`` or ``moved`` (the usage engine)
+        they move after the rows are written, so the hot platform, provider-cost and
+        developer rows stay locked only until the commit."""
         ...
 
     def change_reserved(self, account_id: str, delta_units: int) -> None:

@@ -13,7 +13,7 @@ import json
 from collections.abc import Sequence
 from typing import Any
 
-from sqlalchemy import JSON, Connection, Table, insert
+from sqlalchemy import JSON, BigInteger, Boolean, Connection, DateTime, Integer, SmallInteger, String, Table, insert
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.exc import DBAPIError, IntegrityError
 
@@ -33,18 +33,41 @@ def insert_many(connection: Connection, table: Table, rows: Sequence[dict[str, A
     columns = list(rows[0])
     json_columns = {name for name in columns if isinstance(table.c[name].type, JSON)}
     quoted = ", ".join(f'"{name}"' for name in columns)
-    statement = f'COPY "{table.name}" ({quoted}) FROM STDIN'
+    types = [_binary_type(table.c[name].type) for name in columns]
+    binary = all(kind is not None for kind in types)
+    statement = f'COPY "{table.name}" ({quoted}) FROM STDIN' + (" (FORMAT BINARY)" if binary else "")
     driver = connection.connection.driver_connection
     if driver is None:  # pragma: no cover - a live connection always has one
         raise RuntimeError("no driver connection")
     try:
         with driver.cursor() as cursor, cursor.copy(statement) as copy:
+            if binary:
+                copy.set_types(types)
             for row in rows:
                 copy.write_row([json.dumps(row[name]) if name in json_columns else row[name] for name in columns])
     except psycopg.errors.IntegrityError as exc:
         raise IntegrityError(statement, None, exc) from exc
     except psycopg.errors.OperationalError as exc:  # deadlock / serialisation: retryable
         raise DBAPIError(statement, None, exc) from exc
+
+
+def _binary_type(column_type: Any) -> str | None:
+    """The PostgreSQL type whose binary form COPY sends for a column; ``None``: use text COPY.
+    JSON goes as its text (json's binary form is its text), strings as ``text`` (the
+    column's own length CHECK still applies: COPY runs every constraint)."""
+    if isinstance(column_type, JSON | String):
+        return "text"
+    if isinstance(column_type, BigInteger):
+        return "int8"
+    if isinstance(column_type, SmallInteger):
+        return "int2"
+    if isinstance(column_type, Integer):
+        return "int4"
+    if isinstance(column_type, Boolean):
+        return "bool"
+    if isinstance(column_type, DateTime):
+        return "timestamptz" if column_type.timezone else "timestamp"
+    return None
 
 
 def upsert_factory(connection: Connection) -> Any:

@@ -8,9 +8,14 @@ share :meth:`SqlLedger._move_balances`, the one balance mover:
   wallets) move first, in one statement (``UPDATE … FROM unnest`` on PostgreSQL, one
   executemany on SQLite); the guard stays in the statement, so a miss is a bug and fails
   loud;
-- every other account moves after them, one by one in id order (so concurrent posters
-  take row locks in one order and never deadlock; the hot platform, provider-cost and
-  developer rows are touched last, just before the caller commits). A debit of a
+- every other account moves after them in id order (so concurrent posters take row locks
+  in one order and never deadlock): credits in one set UPDATE on PostgreSQL, the rest one
+  by one. For the usage engine (``decided`` / ``moved``) they move after the rows are
+  inserted, so the hot platform, provider-cost and developer rows are locked last, just
+  before the caller commits.
+- :meth:`SqlLedger.debit_wallets` (the usage engine's common case) locks and debits a
+  batch's wallets in one all-or-nothing statement; ``post_many(moved=…)`` then checks the
+  postings match what it moved. A debit of a
   constrained wallet carries the guard ``balance − reserved + delta ≥ 0`` in its UPDATE, so
   concurrent debits can never overdraw it; a miss is :class:`InsufficientBalance`;
 - no balance leaves ±``MAX_BALANCE_UNITS`` (a refusal, :func:`balance_limit_refusal`). Every
@@ -77,6 +82,33 @@ _MOVE_DECIDED_ONE = (
     )
     .values(balance_units=accounts.c.balance_units + bindparam("move_delta"), updated_at=bindparam("move_now"))
 )
+
+# Row locks here are FOR NO KEY UPDATE (what the UPDATE takes anyway), never FOR UPDATE: a
+# concurrent batch's postings check their foreign key with FOR KEY SHARE on the same rows,
+# which FOR UPDATE would block — two posting connections would then deadlock.
+# debit_wallets on PostgreSQL: one round trip. ``locked`` takes the row locks in id order
+# (no deadlock with any other id-ordered locker) and reads the rows' latest versions;
+# ``verdict`` is true only if every wallet exists, has nothing reserved and can pay; the
+# UPDATE then moves all of them (its own guard re-checked on the locked rows) or none.
+_DEBIT_ALL_OR_NOTHING_PG = text(
+    "WITH m AS (SELECT * FROM unnest(CAST(:owners AS VARCHAR[]), CAST(:deltas AS BIGINT[])) AS m(owner_id, delta)), "
+    "locked AS (SELECT a.id, a.owner_id, a.balance_units, a.reserved_units FROM accounts a "
+    "JOIN m ON a.owner_id = m.owner_id WHERE a.owner_scope = :scope ORDER BY a.id FOR NO KEY UPDATE OF a), "
+    "verdict AS (SELECT count(*) = :n AND coalesce(bool_and(l.reserved_units = 0 AND l.balance_units + m.delta >= 0), "
+    "false) AS ok FROM locked l JOIN m ON m.owner_id = l.owner_id) "
+    "UPDATE accounts AS a SET balance_units = a.balance_units + m.delta, updated_at = :now FROM m, verdict "
+    "WHERE verdict.ok AND a.owner_scope = :scope AND a.owner_id = m.owner_id "
+    "AND a.balance_units - a.reserved_units + m.delta >= 0 "
+    "RETURNING a.id, a.owner_id, a.balance_units, a.reserved_units"
+).bindparams(bindparam("now", type_=DateTime(timezone=True)))
+# Credits of unconstrained or credit-only rows (the usage batch's platform, provider-cost and
+# developer accounts) in one statement, locked in id order, each under the ±MAX bound.
+_CREDIT_MANY_PG = text(
+    "WITH m AS (SELECT * FROM unnest(CAST(:ids AS VARCHAR[]), CAST(:deltas AS BIGINT[])) AS m(id, delta)), "
+    "locked AS (SELECT a.id FROM accounts a JOIN m ON a.id = m.id ORDER BY a.id FOR NO KEY UPDATE OF a) "
+    "UPDATE accounts AS a SET balance_units = a.balance_units + m.delta, updated_at = :now FROM m, locked "
+    "WHERE a.id = m.id AND locked.id = a.id AND a.balance_units <= :max - m.delta RETURNING a.id"
+).bindparams(bindparam("now", type_=DateTime(timezone=True)))
 
 
 def account_state(row: Any) -> AccountState:
@@ -145,11 +177,47 @@ class SqlLedger:
             .order_by(accounts.c.id)
         )
         if self.connection.dialect.name == "postgresql":
-            stmt = stmt.with_for_update()
+            # FOR NO KEY UPDATE, the lock an UPDATE of the balance takes anyway: it serialises
+            # every locker of the wallet, yet lets another transaction's foreign-key check
+            # (a posting that references the wallet) through instead of deadlocking with it.
+            stmt = stmt.with_for_update(key_share=True)
         return [
             AccountState(row.id, scope, int(row.balance_units), int(row.reserved_units), row.owner_id)
             for row in self.connection.execute(stmt)
         ]
+
+    def debit_wallets(self, scope: OwnerScope, debits: Mapping[str, int]) -> list[AccountState] | None:
+        if not debits:
+            return []
+        if any(delta > 0 or delta < -MAX_BALANCE_UNITS for delta in debits.values()):
+            raise LedgerInvariantViolation("debit_wallets only debits, within the balance bound")
+        owners = sorted(debits)
+        if self.connection.dialect.name == "postgresql":
+            params: Any = {
+                "owners": owners,
+                "deltas": [debits[owner] for owner in owners],
+                "scope": scope.value,
+                "n": len(owners),
+                "now": self.now,
+            }
+            rows = self.connection.execute(_DEBIT_ALL_OR_NOTHING_PG, params).all()
+            if not rows:
+                return None
+            if len(rows) != len(owners):
+                raise LedgerInvariantViolation("a wallet moved under its own lock")
+            states = [AccountState(r.id, scope, int(r.balance_units), int(r.reserved_units), r.owner_id) for r in rows]
+            return sorted(states, key=lambda state: state.account_id)
+        # SQLite: BEGIN IMMEDIATE already serialises writers; read, check, then move.
+        found = self.lock_wallets(scope, owners)
+        if len(found) != len(owners) or any(
+            state.reserved_units or state.balance_units + debits[state.owner_id or ""] < 0 for state in found
+        ):
+            return None
+        moves = {state.account_id: debits[state.owner_id or ""] for state in found}
+        self._move_decided({account_id: delta for account_id, delta in moves.items() if delta})
+        for state in found:
+            state.balance_units += moves[state.account_id]
+        return found
 
     def recent_postings(self, account_id: str, *, limit: int = 20, before_id: int | None = None) -> list[PostingLine]:
         stmt = select(
@@ -199,16 +267,31 @@ class SqlLedger:
     def post(self, transaction: Transaction) -> str:
         return self.post_many([transaction])[0]
 
-    def post_many(self, transactions: Sequence[Transaction], *, decided: Collection[str] = ()) -> list[str]:
+    def post_many(
+        self,
+        transactions: Sequence[Transaction],
+        *,
+        decided: Collection[str] = (),
+        moved: Mapping[str, int] | None = None,
+    ) -> list[str]:
         if not transactions:
             return []
         net: dict[str, int] = {}
         for transaction in transactions:
             for posting in transaction.postings:
                 net[posting.account_id] = net.get(posting.account_id, 0) + posting.amount_units
-        self._move_balances(net, decided=decided)
+        moved = moved or {}
+        for account_id, delta in moved.items():
+            if net.pop(account_id, 0) != delta:
+                raise LedgerInvariantViolation(f"account {account_id} moved by other than its postings")
         items = [(new_id(), transaction) for transaction in transactions]
-        self._insert_rows(items)
+        if decided or moved:  # the usage engine: rows first, the hot accounts last
+            self._move_balances(net, decided=decided, others=False)
+            self._insert_rows(items)
+            self._move_balances(net, decided=(), skip=decided, others=True)
+        else:
+            self._move_balances(net, decided=decided)
+            self._insert_rows(items)
         self.moved = tally_moved(self.moved, transactions)
         return [transaction_id for transaction_id, _ in items]
 
@@ -242,18 +325,47 @@ class SqlLedger:
 
     # -- the balance mover ------------------------------------------------------------
 
-    def _move_balances(self, net: Mapping[str, int], *, decided: Collection[str]) -> None:
+    def _move_balances(
+        self,
+        net: Mapping[str, int],
+        *,
+        decided: Collection[str],
+        skip: Collection[str] = (),
+        others: bool | None = None,
+    ) -> None:
+        """Move the ``decided`` wallets (``others`` False or None) and then every other
+        account of ``net`` except ``skip`` (``others`` True or None)."""
         for account_id, delta in net.items():
             if abs(delta) > MAX_BALANCE_UNITS:
                 raise balance_limit_refusal(account_id)
         decided_debits = {account_id: net[account_id] for account_id in decided if net.get(account_id)}
         if any(delta > 0 for delta in decided_debits.values()):
             raise LedgerInvariantViolation("a decided wallet may only be debited")
-        self._move_decided(decided_debits)
-        for account_id in sorted(net):
-            delta = net[account_id]
-            if delta and account_id not in decided_debits:
-                self._move_one(account_id, delta)
+        if others is not True:
+            self._move_decided(decided_debits)
+        if others is False:
+            return
+        rest = {
+            account_id: delta
+            for account_id, delta in net.items()
+            if delta and account_id not in decided_debits and account_id not in skip
+        }
+        credits = {account_id: delta for account_id, delta in rest.items() if delta > 0}
+        if len(credits) > 1 and self.connection.dialect.name == "postgresql":
+            self._credit_many(credits)
+            rest = {account_id: delta for account_id, delta in rest.items() if delta < 0}
+        for account_id in sorted(rest):
+            self._move_one(account_id, rest[account_id])
+
+    def _credit_many(self, credits: Mapping[str, int]) -> None:
+        ids = sorted(credits)
+        params: Any = {"ids": ids, "deltas": [credits[i] for i in ids], "now": self.now, "max": MAX_BALANCE_UNITS}
+        done = {row.id for row in self.connection.execute(_CREDIT_MANY_PG, params)}
+        for account_id in ids:
+            if account_id not in done:
+                if self.get(account_id) is None:
+                    raise LedgerInvariantViolation(f"posting to unknown account {account_id}")
+                raise balance_limit_refusal(account_id)
 
     def _move_decided(self, debits: Mapping[str, int]) -> None:
         if not debits:
