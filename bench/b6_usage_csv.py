@@ -1,6 +1,8 @@
 """B6: ``usage.csv`` of many rows over HTTP, beside the engine's own bulk export of the
-same columns (PostgreSQL ``COPY (SELECT …) TO STDOUT WITH CSV``; on SQLite a bare
-``sqlite3`` cursor into ``csv.writer``), and the server's peak RSS (VmHWM).
+same columns without any of the report's formatting (PostgreSQL ``COPY (SELECT …) TO
+STDOUT WITH CSV``; on SQLite a bare ``sqlite3`` cursor into ``csv.writer``), and the
+server's peak RSS (VmHWM). On PostgreSQL the report itself is formatted by SQL and streamed
+from ``COPY … (FORMAT binary)`` (:mod:`modelfaucet.adapters.db.csv_sql`).
 
 The rows are synthetic usage events loaded by COPY (PostgreSQL) or executemany (SQLite),
 all of the demo app and end user, one second apart.
@@ -168,8 +170,8 @@ def run(engine_name: str, *, quick: bool) -> list[Figure]:
             "rows/s",
             baseline=base_rate,
             baseline_label=label,
-            target="≥ 150k rows/s and ≥ 0.3× COPY",
-            met=(rate >= 150_000 and rate >= 0.3 * base_rate) if gated else None,
+            target="≥ 400k rows/s (PostgreSQL formats in SQL, streams from COPY)",
+            met=(rate >= 400_000) if gated else None,
             notes=notes,
         ),
         Figure(

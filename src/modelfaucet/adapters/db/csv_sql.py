@@ -147,20 +147,24 @@ def copy_lines(messages: Iterable[bytes | memoryview], *, chunk_bytes: int = DEF
     PostgreSQL sends the file header with the first row and the trailer on its own; every
     row is one message (field count 1, value length, value).
     """
-    pending: list[bytes] = []
+    pending: list[bytes | memoryview] = []
     size = 0
     first = True
     unpack = _TUPLE_HEAD.unpack_from
     for message in messages:
-        data = bytes(message)
+        # psycopg hands out a memoryview per row that stays valid: kept as is, no copy until
+        # the join of a whole chunk.
+        data = memoryview(message)
         if first:
             # The file header comes with the first row (or with the trailer of an empty result).
-            if not data.startswith(_BINARY_SIGNATURE):
+            if data[: len(_BINARY_SIGNATURE)] != _BINARY_SIGNATURE:
                 raise ValueError("not a binary COPY stream")
             data = data[_BINARY_HEADER_BYTES:]
             first = False
-        if data == _TRAILER or not data:
-            continue  # the stream ends after the trailer; the caller's COPY is drained to its end
+        if len(data) <= 2:
+            if data in (_TRAILER, b""):
+                continue  # the stream ends after the trailer; the caller's COPY is drained to its end
+            raise ValueError("a binary COPY row is not one non-null text value")
         fields, length = unpack(data)
         if fields != 1 or length < 0 or 6 + length != len(data):
             raise ValueError("a binary COPY row is not one non-null text value")
