@@ -12,6 +12,7 @@ import re
 import signal
 import socket
 import threading
+import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
@@ -74,7 +75,8 @@ def two_workers(settings: Settings, tmp_path: Path, seeded: SeedResult, db_url: 
         pytest.skip("several workers need PostgreSQL")
     if not reuse_port_supported():
         pytest.skip("no SO_REUSEPORT here")
-    return start_live_server(settings, tmp_path, {"MODELFAUCET_WORKERS": "2"})
+    # Two worker processes import the app side by side: slower to be ready on a busy machine.
+    return start_live_server(settings, tmp_path, {"MODELFAUCET_WORKERS": "2"}, ready_within=120)
 
 
 def test_two_workers_both_take_keep_alive_connections_and_both_drain_on_sigterm(
@@ -130,11 +132,14 @@ def test_two_workers_both_take_keep_alive_connections_and_both_drain_on_sigterm(
         threads = [threading.Thread(target=post, args=(n,)) for n in range(CONNECTIONS)]
         for thread in threads:
             thread.start()
-        while True:
+        deadline = time.monotonic() + 120
+        while time.monotonic() < deadline:
             with lock:
                 if len(acknowledged) >= 200:
                     break
-            threading.Event().wait(0.05)
+            time.sleep(0.05)
+        else:
+            pytest.fail("the usage load never got going")
         server.process.send_signal(signal.SIGTERM)
         exit_code = server.process.wait(timeout=90)
         stop.set()

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterator, Sequence
 from datetime import datetime
+from functools import cache
 from typing import Any, cast
 
 from sqlalchemy import ColumnElement, Connection, and_, case, func, or_, select, true
@@ -495,52 +496,68 @@ class SqlReports:
 # -- CSV reports formatted by PostgreSQL (see ..csv_sql) ----------------------------------
 
 _USAGE_TEXTS = ("request_id", "public_app_id", "feature_key", "route_mode", "provider", "model")
-_USAGE_LINE = csv_sql.fast_or_slow_line(
-    [
-        csv_sql.iso_cell("created_at"),
-        *_USAGE_TEXTS,
-        "input_tokens",
-        "output_tokens",
-        *(
-            csv_sql.usd_cell(column)
-            for column in (
-                "upstream_cost_units",
-                "retail_price_units",
-                "channel_revenue_units",
-                "platform_revenue_units",
-            )
-        ),
-    ],
-    _USAGE_TEXTS,
-)
+
+
+@cache
+def _usage_line() -> str:
+    return csv_sql.fast_or_slow_line(
+        [
+            csv_sql.iso_cell("created_at"),
+            *_USAGE_TEXTS,
+            "input_tokens",
+            "output_tokens",
+            *(
+                csv_sql.usd_cell(column)
+                for column in (
+                    "upstream_cost_units",
+                    "retail_price_units",
+                    "channel_revenue_units",
+                    "platform_revenue_units",
+                )
+            ),
+        ],
+        _USAGE_TEXTS,
+    )
+
+
 _REVENUE_TEXTS = ("a.public_app_id", "a.developer_id", "d.email")
-_REVENUE_LINE = csv_sql.fast_or_slow_line(
-    [
-        *_REVENUE_TEXTS,
-        "COALESCE(s.calls, 0)",
-        *(csv_sql.usd_cell(f"COALESCE(s.{column}, 0)") for column in ("upstream", "retail", "channel", "platform")),
-    ],
-    _REVENUE_TEXTS,
-)
+
+
+@cache
+def _revenue_line() -> str:
+    return csv_sql.fast_or_slow_line(
+        [
+            *_REVENUE_TEXTS,
+            "COALESCE(s.calls, 0)",
+            *(csv_sql.usd_cell(f"COALESCE(s.{column}, 0)") for column in ("upstream", "retail", "channel", "platform")),
+        ],
+        _REVENUE_TEXTS,
+    )
+
+
 _PAYOUTS_TEXTS = ("p.id", "p.developer_id", "d.email", "p.status", "p.provider", "p.provider_payout_id")
-_PAYOUTS_LINE = csv_sql.line(
-    [
-        csv_sql.iso_cell("p.created_at"),
-        csv_sql.iso_cell("p.updated_at"),
-        *(csv_sql.text_cell(column) for column in _PAYOUTS_TEXTS[:3]),
-        csv_sql.usd_cell("p.amount_units"),
-        *(csv_sql.text_cell(column) for column in _PAYOUTS_TEXTS[3:]),
-    ]
-)
+
+
+@cache
+def _payouts_line() -> str:
+    return csv_sql.line(
+        [
+            csv_sql.iso_cell("p.created_at"),
+            csv_sql.iso_cell("p.updated_at"),
+            *(csv_sql.text_cell(column) for column in _PAYOUTS_TEXTS[:3]),
+            csv_sql.usd_cell("p.amount_units"),
+            *(csv_sql.text_cell(column) for column in _PAYOUTS_TEXTS[3:]),
+        ]
+    )
 
 
 def _usage_sql(where: str) -> str:
-    return f"SELECT {_USAGE_LINE} FROM usage_events WHERE {where} ORDER BY created_at, request_id"
+    return f"SELECT {_usage_line()} FROM usage_events WHERE {where} ORDER BY created_at, request_id"
 
 
 def _revenue_sql(where: str) -> str:
     return (
-        f"SELECT {_REVENUE_LINE} FROM apps a JOIN developers d ON d.id = a.developer_id "
+        f"SELECT {_revenue_line()} FROM apps a JOIN developers d ON d.id = a.developer_id "
         "LEFT JOIN (SELECT app_id, count(*) AS calls, sum(upstream_cost_units) AS upstream, "
         "sum(retail_price_units) AS retail, sum(channel_revenue_units) AS channel, "
         f"sum(platform_revenue_units) AS platform FROM usage_events WHERE {where} GROUP BY app_id) s "
@@ -550,7 +567,7 @@ def _revenue_sql(where: str) -> str:
 
 def _payouts_sql(where: str) -> str:
     return (
-        f"SELECT {_PAYOUTS_LINE} FROM payouts p JOIN developers d ON d.id = p.developer_id "
+        f"SELECT {_payouts_line()} FROM payouts p JOIN developers d ON d.id = p.developer_id "
         f"WHERE {where.replace('created_at', 'p.created_at')} ORDER BY p.created_at, p.id"
     )
 
