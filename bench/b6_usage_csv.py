@@ -1,6 +1,8 @@
 """B6: ``usage.csv`` of many rows over HTTP, beside the engine's own bulk export of the
-same columns (PostgreSQL ``COPY (SELECT …) TO STDOUT WITH CSV``; on SQLite a bare
-``sqlite3`` cursor into ``csv.writer``), and the server's peak RSS (VmHWM).
+same columns without any of the report's formatting (PostgreSQL ``COPY (SELECT …) TO
+STDOUT WITH CSV``; on SQLite a bare ``sqlite3`` cursor into ``csv.writer``), and the
+server's peak RSS (VmHWM). On PostgreSQL the report itself is formatted by SQL and streamed
+from ``COPY … (FORMAT binary)`` (:mod:`modelfaucet.adapters.db.csv_sql`).
 
 The rows are synthetic usage events loaded by COPY (PostgreSQL) or executemany (SQLite),
 all of the demo app and end user, one second apart.
@@ -127,6 +129,23 @@ def bulk_export(url: str) -> tuple[int, float]:
     return size, time.perf_counter() - started
 
 
+def in_process(url: str) -> tuple[float, float]:
+    """(seconds of the report's own path, seconds of the Python CSV writer) in this process,
+    both discarding the bytes: the formatting alone, without HTTP."""
+    from modelfaucet.services.reports import stream_report, stream_report_python
+
+    db = Database.from_url(url)
+    ctx = ServiceContext(db=db, settings=Settings(database_url=url))
+    timings = []
+    for stream in (stream_report, stream_report_python):
+        started = time.perf_counter()
+        for _chunk in stream(ctx, "usage"):
+            pass
+        timings.append(time.perf_counter() - started)
+    db.dispose()
+    return timings[0], timings[1]
+
+
 def http_export(port: int) -> tuple[int, int, float]:
     """(data rows, bytes, seconds) of GET /v1/admin/reports/usage.csv, streamed and discarded."""
     started = time.perf_counter()
@@ -149,6 +168,7 @@ def run(engine_name: str, *, quick: bool) -> list[Figure]:
         load(url, count)
         bulk_export(url)  # warm the cache for both contenders
         _, base_s = bulk_export(url)
+        report_s, python_s = in_process(url)
         with bench_server(_server_env(url), Path(folder) / "server.log") as server:
             idle_rss = server.peak_rss_kb()
             rows, size, http_s = http_export(server.port)
@@ -163,13 +183,32 @@ def run(engine_name: str, *, quick: bool) -> list[Figure]:
         Figure(
             "B6",
             engine_name,
+            "  usage.csv in-process, no HTTP (rows/s)",
+            count / report_s,
+            "rows/s",
+            baseline=base_rate,
+            baseline_label=label,
+            notes={"python_writer_rows_per_s": round(count / python_s)},
+        ),
+        Figure(
+            "B6",
+            engine_name,
+            "  the Python CSV writer in-process (rows/s)",
+            count / python_s,
+            "rows/s",
+            baseline=count / report_s,
+            baseline_label="the report's own path (SQL-formatted on PostgreSQL)",
+        ),
+        Figure(
+            "B6",
+            engine_name,
             f"usage.csv over HTTP, {rows:,} rows (rows/s)",
             rate,
             "rows/s",
             baseline=base_rate,
             baseline_label=label,
-            target="≥ 150k rows/s and ≥ 0.3× COPY",
-            met=(rate >= 150_000 and rate >= 0.3 * base_rate) if gated else None,
+            target="≥ 400k rows/s (PostgreSQL formats in SQL, streams from COPY)",
+            met=(rate >= 400_000) if gated else None,
             notes=notes,
         ),
         Figure(

@@ -33,22 +33,23 @@ def bench_app() -> FastAPI:
 
 
 def main() -> None:
+    """Serve the bench app; several workers the way ``modelfaucet serve --workers`` does."""
     import os
 
     import uvicorn
 
+    from modelfaucet.http import server
+
     settings = load_settings()
     workers = int(os.environ.get("MODELFAUCET_BENCH_WORKERS", "1"))
-    if workers > 1:  # several stateless API processes on one database, as in production
-        uvicorn.run(
-            "bench.server:bench_app",
-            factory=True,
-            workers=workers,
-            host=settings.host,
-            port=settings.port,
-            log_level="warning",
-            access_log=False,
-        )
+    if workers > 1:
+        # Several stateless API processes on one database, as in production: each its own
+        # SO_REUSEPORT socket (MODELFAUCET_BENCH_SHARED_SOCKET=1: one socket all accept on).
+        if os.environ.get("MODELFAUCET_BENCH_SHARED_SOCKET") == "1":
+            sockets = [server.listen(settings.host, settings.port)]
+        else:
+            sockets = server.listen_all(settings.host, settings.port, workers)
+        server.run(settings, sockets, workers=workers, app="bench.server:bench_app", factory=True)
         return
     uvicorn.run(bench_app(), host=settings.host, port=settings.port, log_level="warning", access_log=False)
 

@@ -215,7 +215,9 @@ class LiveServer:
                 self.process.wait(timeout=10)
 
 
-def start_live_server(settings: Settings, tmp_path: Path, extra_env: dict[str, str] | None = None) -> LiveServer:
+def start_live_server(
+    settings: Settings, tmp_path: Path, extra_env: dict[str, str] | None = None, *, ready_within: float = 30
+) -> LiveServer:
     """Run ``modelfaucet serve`` in a subprocess on a free loopback port and wait until ready."""
     port = free_port()
     env = {k: v for k, v in os.environ.items() if not k.startswith(("STRIPE_", "MODELFAUCET_", "ADMIN_"))}
@@ -239,7 +241,7 @@ def start_live_server(settings: Settings, tmp_path: Path, extra_env: dict[str, s
         cwd=tmp_path,
     )
     base_url = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + 30
+    deadline = time.monotonic() + ready_within
     while time.monotonic() < deadline:
         if process.poll() is not None:
             raise RuntimeError(f"server exited early: {log_path.read_text()}")

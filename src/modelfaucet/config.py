@@ -171,6 +171,8 @@ class Settings(BaseSettings):
     )
     host: str = Field("127.0.0.1", validation_alias="HOST")
     port: Integer = Field(3001, ge=1, le=65535, validation_alias="PORT")
+    # API worker processes of ``modelfaucet serve`` (``--workers`` overrides); >1 needs PostgreSQL.
+    workers: Integer = Field(1, ge=1, le=64, validation_alias="MODELFAUCET_WORKERS")
     environment: Annotated[Literal["development", "production"], BeforeValidator(_environment_name)] = Field(
         "development", validation_alias="MODELFAUCET_ENV"
     )

@@ -38,6 +38,7 @@ VARIABLES = {
     "FORWARDED_ALLOW_IPS": "forwarded_allow_ips",
     "PAYOUT_MINIMUM_USD": "payout_minimum_units",
     "LOG_FORMAT": "log_format",
+    "MODELFAUCET_WORKERS": "workers",
 }
 
 
@@ -68,6 +69,8 @@ def test_every_setting_is_read_from_its_documented_variable() -> None:
         ({}, "log_format", None),
         ({"LOG_FORMAT": " JSON "}, "log_format", "json"),
         ({"LOG_FORMAT": "text"}, "log_format", "text"),
+        ({}, "workers", 1),
+        ({"MODELFAUCET_WORKERS": " 4 "}, "workers", 4),
     ],
 )  # fmt: skip
 def test_a_variable_is_read_into_its_typed_setting(env: dict[str, str], field: str, value: object) -> None:

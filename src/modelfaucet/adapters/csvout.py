@@ -35,7 +35,7 @@ ALWAYS_FORMULA_FIRST = frozenset("\t\r")
 # Printable ASCII that cannot start a formula: the fast path of every cell.
 _SAFE_FIRST = frozenset(chr(code) for code in range(0x21, 0x7F)) - FORMULA_SIGNS
 # Characters a spreadsheet may skip before it looks for a formula sign.
-_SKIPPED_CATEGORIES = frozenset({"Cc", "Cf", "Zs", "Zl", "Zp"})
+SKIPPED_CATEGORIES = frozenset({"Cc", "Cf", "Zs", "Zl", "Zp"})
 _PLAIN_NUMBER = re.compile(r"-?[0-9]+(\.[0-9]+)?")
 DEFAULT_CHUNK_BYTES = 64 * 1024
 
@@ -57,7 +57,7 @@ def _starts_a_formula(text: str) -> bool:
     if text[0] in ALWAYS_FORMULA_FIRST:
         return True
     for char in text:
-        if char.isspace() or unicodedata.category(char) in _SKIPPED_CATEGORIES:
+        if char.isspace() or unicodedata.category(char) in SKIPPED_CATEGORIES:
             continue
         return unicodedata.normalize("NFKC", char) in FORMULA_SIGNS
     return False
@@ -96,6 +96,11 @@ def stream_csv(
     tail = buffer.getvalue()
     if tail:
         yield tail.encode("utf-8")
+
+
+def header_bytes(header: Sequence[str]) -> bytes:
+    """The header line alone, exactly as :func:`stream_csv` starts a document."""
+    return b"".join(stream_csv(header, ()))
 
 
 def write_csv(out: BinaryIO, header: Sequence[str], rows: Iterable[Sequence[Cell]]) -> int:

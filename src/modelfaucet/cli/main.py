@@ -62,8 +62,13 @@ def serve(
         bool, typer.Option("--demo", help="A flag: write the demo data (as `modelfaucet seed` does) before serving.")
     ] = False,
     workers: Annotated[
-        int, typer.Option(min=1, help="Worker processes; several need PostgreSQL (production: about one per core).")
-    ] = 1,
+        int | None,
+        typer.Option(
+            min=1,
+            help="Worker processes (default MODELFAUCET_WORKERS, 1); several need PostgreSQL "
+            "and share the port by SO_REUSEPORT (production: about one per core).",
+        ),
+    ] = None,
 ) -> None:
     """Run the API (migrates an empty embedded database first).
 
@@ -78,13 +83,14 @@ def serve(
         log.warning(warning)
     ctx = open_context(settings)
     require_migrated(ctx)
+    workers = workers or settings.workers
     if workers > 1 and ctx.db.is_sqlite:
         typer.echo("several workers need PostgreSQL; serving with one", err=True)
         workers = 1
     bind_host = host or settings.host
     bind_port = port or settings.port
     try:
-        sock = server.listen(bind_host, bind_port)
+        sockets = server.listen_all(bind_host, bind_port, workers)
     except server.ListenError as exc:
         ctx.db.dispose()
         refuse(str(exc))
@@ -92,7 +98,7 @@ def serve(
         _print_seed(ctx)
     ctx.db.dispose()
     typer.echo(f"ModelFaucet listening on http://{bind_host}:{bind_port} (docs at /docs)")
-    if not server.run(settings, sock, workers=workers):
+    if not server.run(settings, sockets, workers=workers):
         raise typer.Exit(1)
 
 

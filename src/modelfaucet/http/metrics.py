@@ -12,6 +12,7 @@ template — never a user, app or request id; anything else is counted as ``othe
 
 from __future__ import annotations
 
+import os
 from collections.abc import Mapping, Sequence
 from datetime import datetime
 
@@ -62,6 +63,13 @@ def route_label(scope: Scope) -> str:
 class Metrics:
     def __init__(self) -> None:
         self.registry = registry = CollectorRegistry()
+        # With several API worker processes each keeps its own counters: the scrape says whose.
+        self.worker = Gauge(
+            "modelfaucet_worker_process_id",
+            "Process id of the API worker process that rendered these metrics.",
+            registry=registry,
+        )
+        self.worker.set(os.getpid())
         self.requests = Counter(
             "modelfaucet_http_requests_total",
             "HTTP requests by method, route template and status.",

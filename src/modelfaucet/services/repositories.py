@@ -1219,6 +1219,14 @@ class ReportRepository(Protocol):
 
     def payout_report_count(self, start: datetime | None, end: datetime | None) -> int: ...
 
+    def report_csv_lines(self, name: str, start: datetime | None, end: datetime | None) -> Iterator[bytes] | None:
+        """The data lines of report ``name`` formatted by the database, as CSV bytes (no header).
+
+        Byte for byte what the report's Python rows give through the one CSV writer, streamed;
+        ``None`` when this engine has no SQL path for the report (the caller formats in Python).
+        """
+        ...
+
 
 # --- provenance: what reconciliation ties each transaction to ------------------------------
 

@@ -8,8 +8,9 @@ they leave the database a page at a time and memory stays flat whatever the row 
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from datetime import datetime
+from functools import cache
 from typing import Any, cast
 
 from sqlalchemy import ColumnElement, Connection, and_, case, func, or_, select, true
@@ -37,6 +38,7 @@ from ....services.repositories import (
     WalletOwner,
     WalletQuery,
 )
+from .. import csv_sql
 from ..audit import GENESIS_HASH, row_hash, unchained_before
 from ..ledger import account_state
 from ..tables import (
@@ -496,12 +498,121 @@ class SqlReports:
         for row in self._streaming().execute(stmt.order_by(payouts.c.created_at, payouts.c.id)):
             yield PayoutReportRow(payout=payout_record(row), developer_email=row.developer_email)
 
+    def report_csv_lines(self, name: str, start: datetime | None, end: datetime | None) -> Iterator[bytes] | None:
+        build = _CSV_SQL.get(name)
+        if build is None or self.connection.dialect.name != "postgresql":
+            return None
+        where, params = _window_sql(start, end)
+        return self._copy_lines(f"COPY ({build(where)}) TO STDOUT (FORMAT binary)", params)
+
+    def _copy_lines(self, statement: str, params: list[datetime]) -> Iterator[bytes]:
+        # The unit of work's own connection and transaction: same snapshot, same lifetime.
+        raw = cast(Any, self.connection.connection.driver_connection)
+        with raw.cursor() as cursor:
+            cursor.execute(csv_sql.SESSION_SETTINGS)
+            with cursor.copy(statement, params) as copy:
+                yield from csv_sql.copy_lines(copy)
+
     def payout_report_count(self, start: datetime | None, end: datetime | None) -> int:
         stmt = select(func.count()).select_from(payouts)
         window = _window(payouts.c.created_at, start, end)
         if window:
             stmt = stmt.where(and_(*window))
         return int(self.connection.execute(stmt).scalar_one())
+
+
+# -- CSV reports formatted by PostgreSQL (see ..csv_sql) ----------------------------------
+
+_USAGE_TEXTS = ("request_id", "public_app_id", "feature_key", "route_mode", "provider", "model")
+
+
+@cache
+def _usage_line() -> str:
+    return csv_sql.fast_or_slow_line(
+        [
+            csv_sql.iso_cell("created_at"),
+            *_USAGE_TEXTS,
+            "input_tokens",
+            "output_tokens",
+            *(
+                csv_sql.usd_cell(column)
+                for column in (
+                    "upstream_cost_units",
+                    "retail_price_units",
+                    "channel_revenue_units",
+                    "platform_revenue_units",
+                )
+            ),
+        ],
+        _USAGE_TEXTS,
+    )
+
+
+_REVENUE_TEXTS = ("a.public_app_id", "a.developer_id", "d.email")
+
+
+@cache
+def _revenue_line() -> str:
+    return csv_sql.fast_or_slow_line(
+        [
+            *_REVENUE_TEXTS,
+            "COALESCE(s.calls, 0)",
+            *(csv_sql.usd_cell(f"COALESCE(s.{column}, 0)") for column in ("upstream", "retail", "channel", "platform")),
+        ],
+        _REVENUE_TEXTS,
+    )
+
+
+_PAYOUTS_TEXTS = ("p.id", "p.developer_id", "d.email", "p.status", "p.provider", "p.provider_payout_id")
+
+
+@cache
+def _payouts_line() -> str:
+    return csv_sql.line(
+        [
+            csv_sql.iso_cell("p.created_at"),
+            csv_sql.iso_cell("p.updated_at"),
+            *(csv_sql.text_cell(column) for column in _PAYOUTS_TEXTS[:3]),
+            csv_sql.usd_cell("p.amount_units"),
+            *(csv_sql.text_cell(column) for column in _PAYOUTS_TEXTS[3:]),
+        ]
+    )
+
+
+def _usage_sql(where: str) -> str:
+    return f"SELECT {_usage_line()} FROM usage_events WHERE {where} ORDER BY created_at, request_id"
+
+
+def _revenue_sql(where: str) -> str:
+    return (
+        f"SELECT {_revenue_line()} FROM apps a JOIN developers d ON d.id = a.developer_id "
+        "LEFT JOIN (SELECT app_id, count(*) AS calls, sum(upstream_cost_units) AS upstream, "
+        "sum(retail_price_units) AS retail, sum(channel_revenue_units) AS channel, "
+        f"sum(platform_revenue_units) AS platform FROM usage_events WHERE {where} GROUP BY app_id) s "
+        "ON s.app_id = a.id ORDER BY a.public_app_id"
+    )
+
+
+def _payouts_sql(where: str) -> str:
+    return (
+        f"SELECT {_payouts_line()} FROM payouts p JOIN developers d ON d.id = p.developer_id "
+        f"WHERE {where.replace('created_at', 'p.created_at')} ORDER BY p.created_at, p.id"
+    )
+
+
+_CSV_SQL: dict[str, Callable[[str], str]] = {"usage": _usage_sql, "revenue": _revenue_sql, "payouts": _payouts_sql}
+
+
+def _window_sql(start: datetime | None, end: datetime | None) -> tuple[str, list[datetime]]:
+    """The half-open window on ``created_at`` as SQL text with %s placeholders."""
+    conditions, params = ["TRUE"], []
+    if start is not None:
+        conditions.append("created_at >= %s")
+        params.append(start)
+    if end is not None:
+        conditions.append("created_at < %s")
+        params.append(end)
+    return " AND ".join(conditions), params
 
 
 def _window(column: Any, start: datetime | None, end: datetime | None) -> list[ColumnElement[bool]]:
