@@ -35,6 +35,7 @@ from .repositories import (
     ProviderKeyRecord,
 )
 from .statements import StatementOf, require_wallet_id, statement_of_owner
+from .unit_of_work import UnitOfWork
 
 
 @dataclass(frozen=True, slots=True)
@@ -94,9 +95,14 @@ def developer_profile(ctx: ServiceContext, developer_id: str) -> DeveloperProfil
 def developer_balance(ctx: ServiceContext, developer_id: str) -> DeveloperBalance:
     """The wallet, and its lifetime earned and paid-out totals, read at one moment."""
     with ctx.reader(snapshot=True) as uow:
-        wallet = uow.ledger.require(require_wallet_id(uow, OwnerScope.DEVELOPER, developer_id))
-        lifetime = lifetime_totals(uow.statements.totals_by_reason(wallet.account_id))
-        pending = uow.developers.open_payout_units(developer_id)
+        return balance_in(uow, developer_id)
+
+
+def balance_in(uow: UnitOfWork, developer_id: str) -> DeveloperBalance:
+    """:func:`developer_balance` inside a reader the caller holds (one moment with other reads)."""
+    wallet = uow.ledger.require(require_wallet_id(uow, OwnerScope.DEVELOPER, developer_id))
+    lifetime = lifetime_totals(uow.statements.totals_by_reason(wallet.account_id))
+    pending = uow.developers.open_payout_units(developer_id)
     return DeveloperBalance(
         wallet_id=wallet.account_id,
         balance_units=wallet.balance_units,
