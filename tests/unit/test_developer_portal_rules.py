@@ -165,6 +165,7 @@ def test_the_dashboard_charts_every_day_and_its_groupings_add_up_to_the_same_tot
     assert [(g.key, g.channel_revenue_units) for g in board.by_model] == [("mock/m", 50), ("mock/n", 20)]
     assert (board.totals.requests, board.totals.channel_revenue_units, board.totals.retail_units) == (3, 70, 210)
     assert board.window == Window(at(1), at(5))
+    assert [day.isoformat() for day in board.days] == [line.key for line in board.per_day]
     assert board.balance == developer_access.developer_balance(ctx, alice)
 
 

@@ -13,7 +13,7 @@ API reads them.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
 
 from ..domain.earnings import EarningsGrouping, EarningsLine, daily_series, series_days, total_of
 from ..domain.windows import Window, check_order
@@ -28,7 +28,8 @@ DEFAULT_DAYS = 30
 class DeveloperDashboard:
     window: Window
     balance: DeveloperBalance
-    per_day: tuple[EarningsLine, ...]  # every UTC day of the window, in order, zero-filled
+    days: tuple[date, ...]  # every UTC day the window touches, in order
+    per_day: tuple[EarningsLine, ...]  # one line per day of ``days``, zero-filled
     by_app: tuple[EarningsLine, ...]
     by_feature: tuple[EarningsLine, ...]
     by_model: tuple[EarningsLine, ...]
@@ -69,4 +70,4 @@ def developer_dashboard(
         by_app = grouped(EarningsGrouping.APP)
         by_feature = grouped(EarningsGrouping.FEATURE)
         by_model = grouped(EarningsGrouping.MODEL)
-    return DeveloperDashboard(window, balance, per_day, by_app, by_feature, by_model, total_of(per_day))
+    return DeveloperDashboard(window, balance, tuple(days), per_day, by_app, by_feature, by_model, total_of(per_day))
