@@ -204,6 +204,10 @@ class Settings(BaseSettings):
         False, validation_alias="PAYOUT_REQUIRE_DISTINCT_APPROVER"
     )
     session_ttl_seconds: Integer = Field(3600, ge=1, validation_alias="SESSION_TTL_SECONDS")
+    # /console and /portal sessions (SPEC §21): ended after this long without a request, and
+    # in any case this long after signing in.
+    web_session_idle_seconds: Integer = Field(1800, ge=60, validation_alias="WEB_SESSION_IDLE_SECONDS")
+    web_session_max_seconds: Integer = Field(43_200, ge=60, validation_alias="WEB_SESSION_MAX_SECONDS")
     max_body_bytes: Integer = Field(1_048_576, ge=1024, validation_alias="MODELFAUCET_MAX_BODY_BYTES")
     cors_origins: TextList = Field((), validation_alias="CORS_ORIGINS")
     # Seconds between the service's own reconciliation runs (metrics); 0, the default: never.

@@ -37,6 +37,7 @@ from tests.fakes.holds import HoldState, MemoryHolds
 from tests.fakes.payouts import MemoryPayouts, PayoutBook
 from tests.fakes.stripe import StripeState, stripe_repositories
 from tests.fakes.usage import MemoryUsage, UsageState
+from tests.fakes.web_sessions import MemoryWebSessions, WebSessionState
 
 
 @dataclass
@@ -54,6 +55,7 @@ class MemoryState:
     holds: HoldState = field(default_factory=HoldState)
 
     developer_access: DeveloperAccessState = field(default_factory=DeveloperAccessState)
+    web: WebSessionState = field(default_factory=WebSessionState)
 
     def __post_init__(self) -> None:
         # One table of end users, as in the database: the usage fake reads what the catalog writes.
@@ -293,6 +295,7 @@ class MemoryUnitOfWork:
         self.developers = MemoryDeveloperAccess(state.developer_access, state.catalog, self.now)
         self.statements = MemoryStatements(state.postings, state.transactions, self.now)
         self.holds = MemoryHolds(state.holds, self.now)
+        self.web_sessions = MemoryWebSessions(state.web, self.now)
         for name in (
             "provider_keys",
             "reports",

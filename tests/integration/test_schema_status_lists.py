@@ -27,6 +27,7 @@ from modelfaucet.domain.rating import RouteMode
 from modelfaucet.domain.reversals import Movement, ReversalKind, ReversalStatus
 from modelfaucet.domain.stripe_sync import SessionStatus
 from modelfaucet.domain.topups import TopupStatus
+from modelfaucet.domain.web_sessions import Principal
 
 # (table, constraint, the values it must list)
 CHECKS: list[tuple[str, str, Iterable[StrEnum]]] = [
@@ -44,6 +45,7 @@ CHECKS: list[tuple[str, str, Iterable[StrEnum]]] = [
     ("stripe_offline_sessions", "ck_stripe_offline_sessions_status", SessionStatus),
     ("holds", "ck_holds_status", HoldStatus),
     ("holds", "ck_holds_ended", OPEN_HOLD_STATUSES),
+    ("web_sessions", "ck_web_sessions_principal", Principal),
 ]
 
 # (index, the values its WHERE clause must list)

@@ -29,6 +29,8 @@ VARIABLES = {
     "PAYOUT_HOLD_DAYS": "payout_hold_days",
     "PAYOUT_REQUIRE_DISTINCT_APPROVER": "payout_require_distinct_approver",
     "SESSION_TTL_SECONDS": "session_ttl_seconds",
+    "WEB_SESSION_IDLE_SECONDS": "web_session_idle_seconds",
+    "WEB_SESSION_MAX_SECONDS": "web_session_max_seconds",
     "MODELFAUCET_MAX_BODY_BYTES": "max_body_bytes",
     "CORS_ORIGINS": "cors_origins",
     "RECONCILE_EVERY_SECONDS": "reconcile_every_seconds",

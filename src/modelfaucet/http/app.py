@@ -25,6 +25,7 @@ from .errors import install_error_handlers
 from .metrics import Metrics
 from .middleware import EdgeMiddleware
 from .ratelimit import RateLimitMiddleware
+from .web import install_web
 
 log = logging.getLogger("modelfaucet.http")
 HOLD_SWEEP_SECONDS = 5.0
@@ -182,6 +183,7 @@ def create_app(
     install_error_handlers(app)
     for router in _routers():
         app.include_router(router)
+    install_web(app)
     _document_validation_errors_as_400(app)
     if settings.cors_origins:
         app.add_middleware(

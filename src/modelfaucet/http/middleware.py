@@ -48,6 +48,19 @@ _REDOC_CSP = (
     b"connect-src 'self'; worker-src blob:; frame-ancestors 'none'; base-uri 'none'; form-action 'none'"
 )
 CSP_BY_PATH = {"/docs": _DOCS_CSP, "/redoc": _REDOC_CSP}
+# The console and portal (http/web/): same-origin script and style only, no inline either;
+# forms post to the same origin only.
+WEB_CSP = (
+    b"default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self' data:; "
+    b"connect-src 'self'; frame-ancestors 'none'; base-uri 'none'; form-action 'self'"
+)
+WEB_PREFIXES = ("/console", "/portal", "/web/")
+
+
+def csp_for(path: str) -> bytes:
+    if path.startswith(WEB_PREFIXES):
+        return WEB_CSP
+    return CSP_BY_PATH.get(path, API_CSP)
 
 
 def new_request_id() -> str:
@@ -79,7 +92,7 @@ class EdgeMiddleware:
                 headers = [(k, v) for k, v in message.get("headers", []) if k.lower() != b"x-request-id"]
                 headers.append((b"x-request-id", header_id))
                 headers.extend(SECURITY_HEADERS)
-                headers.append((b"content-security-policy", CSP_BY_PATH.get(scope.get("path", ""), API_CSP)))
+                headers.append((b"content-security-policy", csp_for(scope.get("path", ""))))
                 message["headers"] = headers
             await send(message)
 

@@ -785,6 +785,45 @@ class SessionRepository(Protocol):
     def by_token_hash(self, token_hash: str) -> StoredSession | None: ...
 
 
+# --- web sessions (console and portal) -----------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class WebSessionRecord:
+    """A signed-in browser as stored: the session id only as its hash (``id_hash``).
+
+    ``principal`` is ``operator`` or ``developer``; ``subject`` the operator's name or the
+    developer's id. ``csrf_secret`` is what every form of the session must carry back."""
+
+    id_hash: str
+    principal: str
+    subject: str
+    csrf_secret: str
+    created_at: datetime
+    last_seen_at: datetime
+    expires_at: datetime
+
+
+class WebSessionRepository(Protocol):
+    """Web sessions of /console and /portal."""
+
+    def add(self, session: WebSessionRecord) -> None: ...
+
+    def get(self, id_hash: str) -> WebSessionRecord | None: ...
+
+    def touch(self, id_hash: str) -> None:
+        """Set ``last_seen_at`` to now."""
+        ...
+
+    def delete(self, id_hash: str) -> bool:
+        """Remove the session; False if there was none."""
+        ...
+
+    def delete_idle(self, *, last_seen_before: datetime) -> int:
+        """Remove sessions last seen before the moment or past their ``expires_at``; how many."""
+        ...
+
+
 # --- provider keys ------------------------------------------------------------------------
 
 
@@ -1015,6 +1054,17 @@ class ListedWallet:
     owner: WalletOwner
 
 
+@dataclass(frozen=True, slots=True)
+class DailyUsage:
+    """Usage of one UTC day (``day`` as ``YYYY-MM-DD``): calls and money, summed."""
+
+    day: str
+    calls: int
+    retail_price_units: int
+    platform_revenue_units: int
+    upstream_cost_units: int
+
+
 class ReportRepository(Protocol):
     """Read-only queries behind reports, reconciliation and listings.
 
@@ -1083,6 +1133,10 @@ class ReportRepository(Protocol):
 
     def revenue_report_rows(self, start: datetime | None, end: datetime | None) -> Iterator[RevenueReportRow]:
         """One row per app (zeros without usage in the window), by public app id."""
+        ...
+
+    def usage_per_day(self, start: datetime, end: datetime) -> list[DailyUsage]:
+        """Usage events created in [start, end), summed per UTC day, days without any left out."""
         ...
 
     def app_count(self) -> int: ...

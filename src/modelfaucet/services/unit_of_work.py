@@ -40,6 +40,7 @@ from .repositories import (
     StripeEventRepository,
     TopupRepository,
     UsageRepository,
+    WebSessionRepository,
 )
 
 
@@ -102,6 +103,9 @@ class UnitOfWork(Protocol):
 
     @property
     def sessions(self) -> SessionRepository: ...
+
+    @property
+    def web_sessions(self) -> WebSessionRepository: ...
 
     @property
     def provider_keys(self) -> ProviderKeyRepository: ...

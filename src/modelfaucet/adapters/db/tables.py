@@ -41,6 +41,7 @@ from ...domain.rating import RouteMode
 from ...domain.reversals import Movement, ReversalKind, ReversalStatus
 from ...domain.stripe_sync import SessionStatus
 from ...domain.topups import TopupStatus
+from ...domain.web_sessions import Principal
 
 # SQLite only auto-increments an INTEGER PRIMARY KEY, so big integer keys use that there.
 BigId = BigInteger().with_variant(Integer(), "sqlite")
@@ -539,3 +540,19 @@ holds = Table(
 )
 Index("ix_holds_open_by_account", holds.c.account_id, holds.c.status, holds.c.expires_at)
 Index("ix_holds_open_by_expiry", holds.c.status, holds.c.expires_at)
+
+# Signed-in browsers of /console and /portal (SPEC §21): the session id only as its
+# SHA-256; the operator's name or the developer's id; the session's CSRF secret.
+web_sessions = Table(
+    "web_sessions",
+    metadata,
+    Column("id_hash", String(64), primary_key=True),
+    Column("principal", String(16), nullable=False),
+    Column("subject", String(200), nullable=False),
+    Column("csrf_secret", String(64), nullable=False),
+    _ts("created_at"),
+    _ts("last_seen_at"),
+    _ts("expires_at"),
+    CheckConstraint(one_of("principal", Principal), name="principal"),
+)
+Index("ix_web_sessions_last_seen", web_sessions.c.last_seen_at)

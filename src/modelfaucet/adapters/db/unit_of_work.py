@@ -40,6 +40,7 @@ from .repositories.statements import SqlStatements
 from .repositories.stripe_events import SqlStripeEvents
 from .repositories.topups import SqlTopups
 from .repositories.usage import SqlUsage
+from .repositories.web_sessions import SqlWebSessions
 
 
 class SqlUnitOfWork:
@@ -102,6 +103,7 @@ class SqlUnitOfWork:
         self.catalog = SqlCatalog(connection, now)
         self.holds = SqlHolds(connection, now)
         self.sessions = SqlSessions(connection, now)
+        self.web_sessions = SqlWebSessions(connection, now)
         self.provider_keys = SqlProviderKeys(connection, now)
         self.reports = SqlReports(connection, now)
         self.provenance = SqlProvenance(connection, now)

@@ -24,6 +24,7 @@ from ....services.repositories import (
     AuditQuery,
     AuditRecord,
     CreditedTopup,
+    DailyUsage,
     ListedWallet,
     PaidPayoutMismatch,
     PayoutReportRow,
@@ -454,6 +455,30 @@ class SqlReports:
                 channel_revenue_units=int(row.channel),
                 platform_revenue_units=int(row.platform),
             )
+
+    def usage_per_day(self, start: datetime, end: datetime) -> list[DailyUsage]:
+        u = usage_events.c
+        # The UTC day. SQLite keeps UTC times as text 'YYYY-MM-DD HH:MM:SS…'.
+        if self.connection.dialect.name == "postgresql":
+            day: ColumnElement[Any] = func.to_char(func.timezone("UTC", u.created_at), "YYYY-MM-DD")
+        else:
+            day = func.substr(u.created_at, 1, 10)
+        stmt = (
+            select(
+                day.label("day"),
+                func.count().label("calls"),
+                func.sum(u.retail_price_units).label("retail"),
+                func.sum(u.platform_revenue_units).label("platform"),
+                func.sum(u.upstream_cost_units).label("upstream"),
+            )
+            .where(and_(*_window(u.created_at, start, end)))
+            .group_by(day)
+            .order_by(day)
+        )
+        return [
+            DailyUsage(str(row.day), int(row.calls), int(row.retail), int(row.platform), int(row.upstream))
+            for row in self.connection.execute(stmt)
+        ]
 
     def app_count(self) -> int:
         return int(self.connection.execute(select(func.count()).select_from(apps)).scalar_one())
