@@ -17,7 +17,7 @@ import re
 from fastapi.responses import HTMLResponse
 from fastapi.routing import APIRoute
 
-from modelfaucet.http.app import create_app
+from modelfaucet.http.web import _routers
 from modelfaucet.http.web.areas import CONSOLE, PORTAL
 from tests.accessibility import assert_accessible
 from tests.browser.conftest import Browser, WebServer
@@ -35,7 +35,8 @@ def html_pages(server: WebServer) -> list[str]:
         "topup_id": UNKNOWN_ID,
     }
     found = []
-    for route in create_app().routes:
+    routes = [route for router in _routers() for route in router.routes]
+    for route in routes:
         if not isinstance(route, APIRoute) or "GET" not in route.methods:
             continue
         if not route.path.startswith((CONSOLE.base, PORTAL.base)):
