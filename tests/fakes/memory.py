@@ -185,8 +185,12 @@ class MemoryLedger:
             raise LedgerInvariantViolation(f"releasing more than is reserved on {account_id}")
         account.reserved_units += delta_units
 
-    def recent_postings(self, account_id: str, *, limit: int = 20) -> list[PostingLine]:
-        lines = [PostingLine(p[0], p[1], p[3], p[4], p[5]) for p in self.state.postings if p[2] == account_id]
+    def recent_postings(self, account_id: str, *, limit: int = 20, before_id: int | None = None) -> list[PostingLine]:
+        lines = [
+            PostingLine(p[0], p[1], p[3], p[4], p[5])
+            for p in self.state.postings
+            if p[2] == account_id and (before_id is None or p[0] < before_id)
+        ]
         return list(reversed(lines))[:limit]
 
     def posting_sum(self, account_id: str) -> int:

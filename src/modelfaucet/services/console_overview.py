@@ -11,7 +11,7 @@ from .context import ServiceContext
 from .payout_queries import payout_gauges
 from .reconcile import ReconciliationReport, reconcile_ledger
 from .repositories import DailyUsage, SyncRow
-from .stripe_sync import last_sync_flags
+from .stripe_sync import StripeSyncSection, last_sync_flags
 
 MAX_DAYS = 366
 OPEN_PAYOUT_STATUSES = (PayoutStatus.PENDING, PayoutStatus.PROCESSING)
@@ -74,3 +74,9 @@ def console_overview(ctx: ServiceContext, *, day_count: int = 30) -> Overview:
         flagged_topups=sync.flagged,
         last_sync_at=sync.last_sync_at,
     )
+
+
+def last_stripe_sync(ctx: ServiceContext) -> StripeSyncSection:
+    """The last stored Stripe sync: when, its summary, and the rows it flagged."""
+    with ctx.reader() as uow:
+        return last_sync_flags(uow)

@@ -75,3 +75,23 @@ def wallet_detail(ctx: ServiceContext, wallet_id: str) -> WalletDetail:
         entries = uow.ledger.recent_postings(wallet_id, limit=RECENT_ENTRIES)
         holds = uow.holds.open_on(wallet_id)
     return WalletDetail(wallet, tuple(entries), tuple(holds))
+
+
+@dataclass(frozen=True, slots=True)
+class EntriesPage:
+    entries: tuple[PostingLine, ...]  # newest first
+    next_before_id: int | None  # the cursor of the next (older) page; None on the last
+
+
+def wallet_entries(
+    ctx: ServiceContext, wallet_id: str, *, before_id: int | None = None, limit: int = 50
+) -> EntriesPage:
+    """One page of the wallet's ledger entries (NotFound for an unknown wallet), newest first."""
+    if limit < 1 or limit > 500:
+        raise InvalidRequest("limit must be between 1 and 500.", details={"field": "limit"})
+    with ctx.reader() as uow:
+        uow.ledger.require(wallet_id)
+        rows = uow.ledger.recent_postings(wallet_id, limit=limit + 1, before_id=before_id)
+    page = rows[:limit]
+    more = len(rows) > limit
+    return EntriesPage(tuple(page), page[-1].posting_id if more and page else None)

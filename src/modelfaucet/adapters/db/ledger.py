@@ -129,19 +129,17 @@ class SqlLedger:
             for row in self.connection.execute(stmt)
         ]
 
-    def recent_postings(self, account_id: str, *, limit: int = 20) -> list[PostingLine]:
-        rows = self.connection.execute(
-            select(
-                ledger_postings.c.id,
-                ledger_postings.c.transaction_id,
-                ledger_postings.c.amount_units,
-                ledger_postings.c.reason,
-                ledger_postings.c.created_at,
-            )
-            .where(ledger_postings.c.account_id == account_id)
-            .order_by(ledger_postings.c.id.desc())
-            .limit(limit)
-        ).all()
+    def recent_postings(self, account_id: str, *, limit: int = 20, before_id: int | None = None) -> list[PostingLine]:
+        stmt = select(
+            ledger_postings.c.id,
+            ledger_postings.c.transaction_id,
+            ledger_postings.c.amount_units,
+            ledger_postings.c.reason,
+            ledger_postings.c.created_at,
+        ).where(ledger_postings.c.account_id == account_id)
+        if before_id is not None:
+            stmt = stmt.where(ledger_postings.c.id < before_id)
+        rows = self.connection.execute(stmt.order_by(ledger_postings.c.id.desc()).limit(limit)).all()
         return [
             PostingLine(int(row.id), row.transaction_id, int(row.amount_units), row.reason, row.created_at)
             for row in rows
