@@ -3,23 +3,22 @@ headless Chromium: a page served over HTTP with one fault of each kind is report
 fault, and a page without faults passes — so a clean run over the console and portal
 pages means something.
 
-Skipped, with the reason shown, where no Chromium or chromedriver is installed
-(``apt-get install chromium chromium-driver``; ``.ci/run`` installs them).
+Uses the browser harness's Chromium (``tests/browser/conftest.py``): skipped with the reason
+where it is not installed, a failure instead under ``MODELFAUCET_REQUIRE_BROWSER=1``.
 """
 
 from __future__ import annotations
 
-import shutil
+import os
 import threading
 from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
-from selenium import webdriver
-from selenium.webdriver.chrome.service import Service
 from selenium.webdriver.remote.webdriver import WebDriver
 
 from tests.accessibility import assert_accessible, problems
+from tests.browser.conftest import _missing_browser, make_driver
 
 GOOD = """<!doctype html>
 <html lang="en"><head><meta charset="utf-8"><title>Earnings</title>
@@ -87,15 +86,15 @@ def pages() -> Iterator[str]:
 
 
 @pytest.fixture(scope="module")
-def driver() -> Iterator[WebDriver]:
-    chromium, chromedriver = shutil.which("chromium"), shutil.which("chromedriver")
-    if not chromium or not chromedriver:
-        pytest.skip("no chromium/chromedriver installed (apt-get install -y chromium chromium-driver)")
-    options = webdriver.ChromeOptions()
-    options.binary_location = chromium
-    for flag in ("--headless=new", "--no-sandbox", "--disable-gpu", "--window-size=1280,900"):
-        options.add_argument(flag)
-    browser = webdriver.Chrome(options=options, service=Service(chromedriver))
+def driver(tmp_path_factory: pytest.TempPathFactory) -> Iterator[WebDriver]:
+    """The browser harness's headless Chromium (skips or, under MODELFAUCET_REQUIRE_BROWSER=1, fails)."""
+    missing = _missing_browser()
+    if missing:
+        if os.environ.get("MODELFAUCET_REQUIRE_BROWSER") == "1":
+            pytest.fail(missing)
+        pytest.skip(missing)
+    browser = make_driver(tmp_path_factory.mktemp("downloads"))
+    assert isinstance(browser, WebDriver)
     browser.set_script_timeout(60)
     yield browser
     browser.quit()
