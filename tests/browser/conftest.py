@@ -18,7 +18,7 @@ from __future__ import annotations
 import os
 import shutil
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -143,10 +143,31 @@ class Browser:
         control.clear()
         control.send_keys(value)
 
-    def click_button(self, text: str) -> None:
+    def click_button(self, text: str, *, navigates: bool = True) -> None:
+        """Click the button reading ``text``; wait for the next page unless ``navigates`` is False
+        (a download)."""
         from selenium.webdriver.common.by import By
 
-        self.driver.find_element(By.XPATH, f"//button[normalize-space()={_xpath_literal(text)}]").click()
+        button = self.driver.find_element(By.XPATH, f"//button[normalize-space()={_xpath_literal(text)}]")
+        self._then_wait(button.click, navigates)
+
+    def follow(self, css: str, *, navigates: bool = True) -> None:
+        """Click the link matching ``css``; wait for the next page unless it is a download."""
+        from selenium.webdriver.common.by import By
+
+        link = self.driver.find_element(By.CSS_SELECTOR, css)
+        self._then_wait(link.click, navigates)
+
+    def _then_wait(self, action: Callable[[], object], navigates: bool) -> None:
+        from selenium.webdriver.common.by import By
+        from selenium.webdriver.support import expected_conditions
+        from selenium.webdriver.support.ui import WebDriverWait
+
+        page = self.driver.find_element(By.TAG_NAME, "html")
+        action()
+        if navigates:
+            WebDriverWait(self.driver, 20).until(expected_conditions.staleness_of(page))
+            WebDriverWait(self.driver, 20).until(lambda d: d.execute_script("return document.readyState") == "complete")
 
     def sign_in(self, area: str, token: str) -> None:
         self.open(f"/{area}/sign-in")
@@ -185,9 +206,14 @@ class Browser:
         self.downloads = directory
 
     def console_errors(self) -> list[str]:
-        """Browser console entries of level SEVERE (a CSP violation is one)."""
+        """Browser console entries of level SEVERE (a CSP violation, a script error) — bar the
+        notes Chrome logs for a page answered with an error status (a refusal page is one)."""
         entries = self.driver.get_log("browser")  # type: ignore[attr-defined]
-        return [str(e["message"]) for e in entries if e.get("level") == "SEVERE"]
+        return [
+            str(e["message"])
+            for e in entries
+            if e.get("level") == "SEVERE" and "the server responded with a status of" not in str(e["message"])
+        ]
 
 
 def _xpath_literal(text: str) -> str:

@@ -76,7 +76,7 @@ def build_demo(settings: Settings, *, open_payout: bool = True) -> Demo:
             moment = today - timedelta(days=back)
             day_ctx = _ctx(database, settings, clock=lambda moment=moment: moment)
             for n in range(2 + (USAGE_DAYS - back) % 4):
-                record_usage(
+                outcome = record_usage(
                     day_ctx,
                     UsageEvent(
                         request_id=f"demo-{moment.date().isoformat()}-{n}",
@@ -85,12 +85,14 @@ def build_demo(settings: Settings, *, open_payout: bool = True) -> Demo:
                         feature_key=seed.feature_key,
                         route_mode=RouteMode.PLATFORM,
                         provider="mock",
-                        model="mock-large" if n % 2 else "mock-small",
+                        model="mock-small",
                         input_tokens=400_000 + 50_000 * n,
                         output_tokens=120_000,
                         cached_tokens=0,
                     ),
                 )
+                if not outcome.ok:
+                    raise RuntimeError(f"demo usage refused: {outcome.error}")
                 count += 1
         issued = issue_developer_token(ctx, Actor("alice"), developer_id=seed.developer_id, name="browser tests")
         # A bonus on top of the week's revenue share, so the payout run has something to pay.
