@@ -18,9 +18,7 @@ from decimal import Decimal
 import httpx
 import pytest
 from selenium.webdriver.common.by import By
-from selenium.webdriver.support import expected_conditions
 from selenium.webdriver.support.select import Select
-from selenium.webdriver.support.wait import WebDriverWait
 
 from modelfaucet.adapters.db.database import Database
 from modelfaucet.config import Settings
@@ -79,17 +77,10 @@ def books(web_server: WebServer) -> Iterator[Books]:
     database.dispose()
 
 
-def submit(browser: Browser, button_text: str) -> None:
-    """Click a form's button and wait until the next page has replaced this one."""
-    old_page = browser.driver.find_element(By.TAG_NAME, "html")
-    browser.click_button(button_text)
-    WebDriverWait(browser.driver, 10).until(expected_conditions.staleness_of(old_page))
-
-
 def sign_in(browser: Browser, token: str) -> None:
     browser.open("/portal/sign-in")
     browser.fill("Developer token (mf_dev_…)", token)
-    submit(browser, "Sign in")
+    browser.click_button("Sign in")
     assert browser.path == "/portal", browser.text()
 
 
@@ -152,7 +143,7 @@ def test_a_developer_signs_in_reads_earnings_and_payouts_downloads_a_statement_a
         week_ago,
         end,
     )
-    submit(browser, "Show")
+    browser.click_button("Show")
     assert browser.path == f"/portal?from={week_ago}&to={end}"
     assert len(browser.find_all("figure#earnings-per-day rect.bar")) == 7
     assert page_units(browser.text("#period-earnings")) == units(earned["totals"]["channel_revenue_usd"])
@@ -187,17 +178,17 @@ def test_a_developer_signs_in_reads_earnings_and_payouts_downloads_a_statement_a
     assert "You have no provider keys." in browser.text()
     Select(browser.find("#key-provider")).select_by_visible_text("mock")
     browser.fill("API key", PORTAL_KEY)
-    submit(browser, "Add key")
+    browser.click_button("Add key")
     assert browser.path == "/portal/keys?done=key_added", browser.text()
     assert PORTAL_KEY not in browser.driver.page_source
     assert "mock" in browser.text("#keys-table")
     browser.screenshot("portal-keys")
-    submit(browser, "Delete")
+    browser.click_button("Delete")
     assert browser.path == "/portal/keys?done=key_deleted"
     assert "You have no provider keys." in browser.text()
     assert browser.console_errors() == []
 
-    submit(browser, "Sign out")
+    browser.click_button("Sign out")
     assert browser.path.startswith("/portal/sign-in")
     assert "You are signed out." in browser.text()
     browser.open("/portal/statement")
@@ -212,7 +203,7 @@ def test_a_key_the_vault_refuses_is_refused_in_words_and_nothing_is_added(
     Select(browser.find("#key-provider")).select_by_visible_text("mock")
     browser.fill("API key", "not-a-mock-key")
     browser.fill("Models allowed (optional, comma-separated)", "mock-small")
-    submit(browser, "Add key")
+    browser.click_button("Add key")
     assert "Not done:" in browser.text(".flash-error")
     assert "mock-" in browser.text(".flash-error")  # the rule, not the key
     assert "not-a-mock-key" not in browser.driver.page_source
