@@ -128,3 +128,12 @@ def test_signing_in_clears_idle_sessions_of_others(ctx: ServiceContext, clock: C
 def test_unknown_session_ids_are_refused(ctx: ServiceContext, session_id: str | None) -> None:
     with pytest.raises(InvalidSession):
         open_session(ctx, Principal.OPERATOR, session_id)
+
+
+def test_an_operator_removed_from_the_configuration_is_signed_out(ctx: ServiceContext, store: MemoryStore) -> None:
+    issued = sign_in(ctx, Principal.OPERATOR, ALICE)
+    without_alice = ctx.settings.model_copy(update={"operator_tokens": {}})
+    later = ServiceContext(db=None, settings=without_alice, clock=ctx.clock, units=store)  # type: ignore[arg-type]
+    with pytest.raises(InvalidSession):
+        open_session(later, Principal.OPERATOR, issued.session_id)
+    assert store.state.web.sessions == {}

@@ -7,7 +7,8 @@ The token is not kept anywhere. The browser gets a fresh random session id; the 
 keeps only its SHA-256, who signed in, the session's CSRF secret and its times.
 
 A session ends when it is signed out (its row deleted), after ``web_session_idle_seconds``
-without a request, or ``web_session_max_seconds`` after signing in, whichever comes first.
+without a request, or ``web_session_max_seconds`` after signing in, whichever comes first;
+an operator's session also ends once their name is no longer among the configured tokens.
 ``last_seen_at`` is written at most once a minute, so reading pages does not turn every
 request into a write.
 """
@@ -113,7 +114,11 @@ def open_session(ctx: ServiceContext, principal: Principal, session_id: str | No
     if record is None or record.principal != principal.value:
         raise InvalidSession(SESSION_ENDED)
     idle_since = now - timedelta(seconds=ctx.settings.web_session_idle_seconds)
-    if as_utc(record.expires_at) <= now or as_utc(record.last_seen_at) < idle_since:
+    # An operator whose token is no longer configured is signed out at their next request.
+    withdrawn = principal is Principal.OPERATOR and record.subject not in {
+        name for name, _ in ctx.settings.operator_credentials()
+    }
+    if withdrawn or as_utc(record.expires_at) <= now or as_utc(record.last_seen_at) < idle_since:
         with ctx.unit_of_work() as uow:
             uow.web_sessions.delete(id_hash)
             uow.commit()
