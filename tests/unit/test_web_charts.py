@@ -109,3 +109,14 @@ def test_series_must_match_the_days() -> None:
         day_chart("m", "t", DAYS, [Series("a", [1, 2])], unit="x")
     with pytest.raises(ValueError, match="1 to"):
         day_chart("m", "t", DAYS, [], unit="x")
+
+
+def test_counts_axis_always_reaches_the_largest_count() -> None:
+    # 5 with four ticks: the axis goes to 8 (whole ticks of 2), never stops at 4 below the bar.
+    chart = day_chart("c", "Calls", DAYS, [Series("calls", [3, 4, 5, 2, 0])], unit="calls", kind=ChartKind.BAR)
+    root = parsed(str(chart.svg))
+    ticks = [t.text for t in root.iter(f"{SVG}text") if t.get("class") == "tick"]
+    assert "8" in ticks and "2" in ticks
+    plot_top = 36  # TOP: no bar may start above the plot
+    bars = [b for b in root.findall(f"{SVG}rect") if (b.get("class") or "").startswith("bar ")]
+    assert min(float(b.get("y") or 0) for b in bars) >= plot_top

@@ -97,7 +97,8 @@ def day_chart(
     top = nice_ceiling(max(values, default=Decimal(0)))
     if all(isinstance(v, int) for one in series for v in one.values):
         # Counts: whole-number ticks only.
-        top = max(Decimal(ticks), -(-top // ticks) * ticks)
+        whole = int(top.to_integral_value(rounding=ROUND_CEILING))
+        top = Decimal(max(ticks, (whole + ticks - 1) // ticks * ticks))
     bottom = min(Decimal(0), min(values, default=Decimal(0)))
     if bottom < 0:
         bottom = -nice_ceiling(-bottom)
