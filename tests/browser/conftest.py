@@ -160,13 +160,12 @@ class Browser:
 
     def _then_wait(self, action: Callable[[], object], navigates: bool) -> None:
         from selenium.webdriver.common.by import By
-        from selenium.webdriver.support import expected_conditions
         from selenium.webdriver.support.ui import WebDriverWait
 
         page = self.driver.find_element(By.TAG_NAME, "html")
         action()
         if navigates:
-            WebDriverWait(self.driver, 20).until(expected_conditions.staleness_of(page))
+            WebDriverWait(self.driver, 20).until(lambda _: _left(page))
             WebDriverWait(self.driver, 20).until(lambda d: d.execute_script("return document.readyState") == "complete")
 
     def sign_in(self, area: str, token: str) -> None:
@@ -214,6 +213,23 @@ class Browser:
             for e in entries
             if e.get("level") == "SEVERE" and "the server responded with a status of" not in str(e["message"])
         ]
+
+
+def _left(page: object) -> bool:
+    """True once ``page`` (the old document's ``<html>``) is gone. Chrome says so either as a
+    stale element or, when the node's id is already recycled under load, as "Node with given
+    id does not belong to the document"; both mean the next page has replaced it."""
+    from selenium.common.exceptions import StaleElementReferenceException, WebDriverException
+
+    try:
+        page.is_enabled()  # type: ignore[attr-defined]
+    except StaleElementReferenceException:
+        return True
+    except WebDriverException as error:
+        if "does not belong to the document" in str(error.msg):
+            return True
+        raise
+    return False
 
 
 def _xpath_literal(text: str) -> str:

@@ -8,9 +8,12 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
+from datetime import UTC, date, timedelta
 from enum import StrEnum
 
 from .ledger import Reason
+from .outcomes import InvalidRequest
+from .windows import Window
 
 
 class EarningsGrouping(StrEnum):
@@ -45,6 +48,36 @@ def total_of(lines: Iterable[EarningsLine]) -> EarningsLine:
         retail += line.retail_units
         channel += line.channel_revenue_units
     return EarningsLine("total", requests, input_tokens, output_tokens, retail, channel)
+
+
+# A chart of earnings per day draws one bar per UTC day; a year is the most it draws.
+MAX_SERIES_DAYS = 366
+SERIES_TOO_LONG = f"A range of at most {MAX_SERIES_DAYS} days can be charted per day."
+
+_JUST_BEFORE = timedelta(microseconds=1)
+
+
+def series_days(window: Window) -> list[date]:
+    """Every UTC day the half-open window touches, in order (none for an empty window);
+    more than :data:`MAX_SERIES_DAYS` is refused."""
+    if window.end <= window.start:
+        return []
+    first = window.start.astimezone(UTC).date()
+    last = (window.end - _JUST_BEFORE).astimezone(UTC).date()
+    count = (last - first).days + 1
+    if count > MAX_SERIES_DAYS:
+        raise InvalidRequest(SERIES_TOO_LONG, details={"field": "from", "max_days": MAX_SERIES_DAYS})
+    return [first + timedelta(days=offset) for offset in range(count)]
+
+
+def daily_series(lines: Iterable[EarningsLine], days: Iterable[date]) -> tuple[EarningsLine, ...]:
+    """One line per day, in order: the day's line, or zeros for a day without usage. Every
+    line must be one of the days (a line outside them is a caller's bug, not dropped)."""
+    by_day = {line.key: line for line in lines}
+    series = tuple(by_day.pop(day.isoformat(), EarningsLine(day.isoformat(), 0, 0, 0, 0, 0)) for day in days)
+    if by_day:
+        raise ValueError(f"earnings lines outside the days of the series: {sorted(by_day)}")
+    return series
 
 
 # What a developer wallet "earned": the credits usage posts to it — the channel revenue,

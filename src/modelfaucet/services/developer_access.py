@@ -23,7 +23,7 @@ from ..domain.payouts import PAYOUT_NOT_FOUND, PayoutStatus
 from ..domain.windows import Window, reading_window
 from . import provider_keys
 from .catalog import require_developer
-from .context import ServiceContext
+from .context import Actor, ServiceContext
 from .developer_tokens import DeveloperPrincipal
 from .provider_keys import PROVIDER_KEY_NOT_FOUND, KeyOwner
 from .repositories import (
@@ -35,6 +35,7 @@ from .repositories import (
     ProviderKeyRecord,
 )
 from .statements import StatementOf, require_wallet_id, statement_of_owner
+from .unit_of_work import UnitOfWork
 
 
 @dataclass(frozen=True, slots=True)
@@ -94,9 +95,14 @@ def developer_profile(ctx: ServiceContext, developer_id: str) -> DeveloperProfil
 def developer_balance(ctx: ServiceContext, developer_id: str) -> DeveloperBalance:
     """The wallet, and its lifetime earned and paid-out totals, read at one moment."""
     with ctx.reader(snapshot=True) as uow:
-        wallet = uow.ledger.require(require_wallet_id(uow, OwnerScope.DEVELOPER, developer_id))
-        lifetime = lifetime_totals(uow.statements.totals_by_reason(wallet.account_id))
-        pending = uow.developers.open_payout_units(developer_id)
+        return balance_in(uow, developer_id)
+
+
+def balance_in(uow: UnitOfWork, developer_id: str) -> DeveloperBalance:
+    """:func:`developer_balance` inside a reader the caller holds (one moment with other reads)."""
+    wallet = uow.ledger.require(require_wallet_id(uow, OwnerScope.DEVELOPER, developer_id))
+    lifetime = lifetime_totals(uow.statements.totals_by_reason(wallet.account_id))
+    pending = uow.developers.open_payout_units(developer_id)
     return DeveloperBalance(
         wallet_id=wallet.account_id,
         balance_units=wallet.balance_units,
@@ -158,10 +164,9 @@ def developer_statement(
 
 
 # --- provider keys for developer_key routing: the vault's rules, the developer as owner ---
-
-
-def _owner(principal: DeveloperPrincipal) -> KeyOwner:
-    return KeyOwner(OwnerScope.DEVELOPER, principal.developer_id)
+#
+# The API passes the token's principal; the portal passes the signed-in session's developer
+# id and its audit name (``developer:<id>`` both ways) to the ``*_of`` forms.
 
 
 def add_developer_provider_key(
@@ -173,28 +178,57 @@ def add_developer_provider_key(
     base_url: str | None,
     models_allowed: list[str] | None,
 ) -> ProviderKeyRecord:
-    return provider_keys.add_provider_key(
+    return add_provider_key_of(
         ctx,
-        owner=_owner(principal),
+        principal.developer_id,
+        principal.actor,
         provider=provider,
         api_key=api_key,
         base_url=base_url,
         models_allowed=models_allowed,
-        actor=principal.actor,
+    )
+
+
+def add_provider_key_of(
+    ctx: ServiceContext,
+    developer_id: str,
+    actor: Actor,
+    *,
+    provider: str,
+    api_key: str,
+    base_url: str | None,
+    models_allowed: list[str] | None,
+) -> ProviderKeyRecord:
+    return provider_keys.add_provider_key(
+        ctx,
+        owner=KeyOwner(OwnerScope.DEVELOPER, developer_id),
+        provider=provider,
+        api_key=api_key,
+        base_url=base_url,
+        models_allowed=models_allowed,
+        actor=actor,
     )
 
 
 def list_developer_provider_keys(ctx: ServiceContext, principal: DeveloperPrincipal) -> list[ProviderKeyRecord]:
-    return provider_keys.list_provider_keys(ctx, owner_scope=OwnerScope.DEVELOPER, owner_id=principal.developer_id)
+    return provider_keys_of(ctx, principal.developer_id)
+
+
+def provider_keys_of(ctx: ServiceContext, developer_id: str) -> list[ProviderKeyRecord]:
+    return provider_keys.list_provider_keys(ctx, owner_scope=OwnerScope.DEVELOPER, owner_id=developer_id)
 
 
 def delete_developer_provider_key(ctx: ServiceContext, principal: DeveloperPrincipal, key_row_id: str) -> None:
+    delete_provider_key_of(ctx, principal.developer_id, principal.actor, key_row_id)
+
+
+def delete_provider_key_of(ctx: ServiceContext, developer_id: str, actor: Actor, key_row_id: str) -> None:
     """Delete one of the developer's keys. Another owner's key is NotFound, exactly like an
     unknown id (the end-user route answers 403 there; a developer learns nothing)."""
-    owner = _owner(principal)
+    owner = KeyOwner(OwnerScope.DEVELOPER, developer_id)
     with ctx.reader() as uow:
         key = uow.provider_keys.get(key_row_id)
     if key is None or (key.owner_scope, key.owner_id) != (owner.scope, owner.owner_id):
         raise NotFound(PROVIDER_KEY_NOT_FOUND, details={"field": "id"})
     # Keys never change owner, so the vault's own check (which would say 403) cannot differ.
-    provider_keys.delete_provider_key(ctx, key_row_id=key_row_id, owner=owner, actor=principal.actor)
+    provider_keys.delete_provider_key(ctx, key_row_id=key_row_id, owner=owner, actor=actor)

@@ -21,9 +21,9 @@ from .static import router as static_router
 
 def _routers() -> list[APIRouter]:
     """Every web router. The developer portal adds its router here."""
-    from . import console
+    from . import console, portal
 
-    return [static_router, auth_router, console.router]
+    return [static_router, auth_router, console.router, portal.router]
 
 
 def install_web(app: FastAPI) -> None:

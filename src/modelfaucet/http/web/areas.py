@@ -62,7 +62,12 @@ PORTAL = Area(
     principal=Principal.DEVELOPER,
     cookie="mf_portal",
     token_label="Developer token (mf_dev_…)",  # noqa: S106 - a label
-    nav=(NavItem("Overview", "/portal"),),
+    nav=(
+        NavItem("Earnings", "/portal"),
+        NavItem("Payouts", "/portal/payouts"),
+        NavItem("Statement", "/portal/statement"),
+        NavItem("Provider keys", "/portal/keys"),
+    ),
 )
 
 AREAS = {area.name: area for area in (CONSOLE, PORTAL)}

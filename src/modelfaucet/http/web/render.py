@@ -29,6 +29,8 @@ from .areas import Area
 # Success notes shown after an action (POST → 303 → GET ?done=<code>). Add yours here.
 FLASH_MESSAGES: dict[str, str] = {
     "signed_out": "You are signed out.",
+    "key_added": "The provider key is added. It is stored encrypted and shown only masked from now on.",
+    "key_deleted": "The provider key is deleted.",
     "session_ended": "Your session has ended. Please sign in again.",
     "approved": "The payout is approved.",
     "paid": "The payout is marked paid.",
