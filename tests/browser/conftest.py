@@ -9,7 +9,9 @@
   (``/usr/bin/chromium`` + ``/usr/bin/chromedriver``, ``--headless=new --no-sandbox``) with
   its own download directory. Skips, with the reason, when either binary is missing — unless
   ``MODELFAUCET_REQUIRE_BROWSER=1`` (CI), where it fails.
-- ``Browser.screenshot(page_name)`` saves ``docs/screenshots/<page_name>.png``.
+- ``Browser.screenshot(page_name)`` saves ``build/screenshots/<page_name>.png`` (or under
+  ``MODELFAUCET_SCREENSHOT_DIR``; the README's pictures in ``docs/screenshots/`` are refreshed
+  with ``MODELFAUCET_SCREENSHOT_DIR=docs/screenshots``). A test run never dirties the checkout.
 - ``Browser.wait_for_download(suffix)`` waits for a finished file in the download directory.
 """
 
@@ -30,7 +32,8 @@ from tests.conftest import ADMIN_TOKEN, GATEWAY_TOKEN, LiveServer, _truncate_all
 
 CHROMIUM = os.environ.get("MODELFAUCET_CHROMIUM", "/usr/bin/chromium")
 CHROMEDRIVER = os.environ.get("MODELFAUCET_CHROMEDRIVER", "/usr/bin/chromedriver")
-SCREENSHOTS = Path(__file__).resolve().parents[2] / "docs" / "screenshots"
+ROOT = Path(__file__).resolve().parents[2]
+SCREENSHOTS = ROOT / os.environ.get("MODELFAUCET_SCREENSHOT_DIR", "build/screenshots")
 WINDOW = (1280, 900)
 
 
@@ -175,7 +178,7 @@ class Browser:
         self.click_button("Sign in")
 
     def screenshot(self, page_name: str) -> Path:
-        """Save the whole page as ``docs/screenshots/<page_name>.png`` (the README shows some)."""
+        """Save the whole page as ``<SCREENSHOTS>/<page_name>.png``."""
         SCREENSHOTS.mkdir(parents=True, exist_ok=True)
         height = int(self.driver.execute_script("return document.documentElement.scrollHeight"))
         self.driver.set_window_size(WINDOW[0], max(WINDOW[1], min(height + 40, 4000)))

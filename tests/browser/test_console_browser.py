@@ -1,6 +1,6 @@
 """The operator console in real headless Chromium (SPEC §21): sign in, maker-checker refused
 in words, approve and pay, adjust, download a statement and a report, sign out; a
-screenshot of every page into docs/screenshots/."""
+screenshot of every page into build/screenshots/ (see conftest.py)."""
 
 from __future__ import annotations
 

@@ -4,7 +4,7 @@ The demo developer signs in with their developer token, reads the earnings chart
 table, the payouts, downloads a statement, adds and deletes a provider key with plain
 forms, and signs out. A second developer, signed in with their own token, cannot reach the
 first one's earnings, payout, statement or key — not even by putting the first one's ids
-in the URL or in a form. Every portal page is saved to ``docs/screenshots/portal-*.png``.
+in the URL or in a form. Every portal page is saved to ``build/screenshots/portal-*.png`` (see ``conftest.py``).
 """
 
 from __future__ import annotations
