@@ -201,3 +201,23 @@ def test_the_audit_page_shows_the_chain_verification(web: TestClient, demo: tupl
     sign_in(web, BOB)
     page = web.get("/console/audit").text
     assert "Intact" in page and "entries checked" in page
+
+
+def test_the_overview_shows_the_newest_stored_reconciliation_run_without_running_one(
+    web: TestClient, demo: tuple[SeedResult, str], console_ctx: ServiceContext, database: Database
+) -> None:
+    from modelfaucet.adapters.db.tables import reconciliation_runs
+    from modelfaucet.domain.reconciliation import RunSource
+    from modelfaucet.services.reconcile import reconcile_ledger
+
+    sign_in(web, BOB)
+    assert "Not run yet" in web.get("/console").text
+    with database.read() as conn:  # reading the overview stored no run of its own
+        assert conn.execute(select(reconciliation_runs.c.id)).all() == []
+
+    reconcile_ledger(console_ctx, source=RunSource.CLI)  # e.g. a cron job's `modelfaucet reconcile`
+    page = web.get("/console").text
+    assert "Every wallet balanced and every check passed in the last run." in page
+    assert "(cli)" in page
+    with database.read() as conn:
+        assert len(conn.execute(select(reconciliation_runs.c.id)).all()) == 1
