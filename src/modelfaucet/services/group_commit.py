@@ -17,7 +17,9 @@ Nothing correctness depends on lives here: the queue only groups work. Idempoten
 balance checks and locks are decided inside the batch's transaction, so several API
 processes (each with its own workers) on one PostgreSQL stay correct, and no lock is held
 while a caller waits. The worker starts on first use and exits after ``idle_seconds``
-without work, so an idle process holds no thread.
+without work, so an idle process holds no thread. With ``workers`` > 1, that many workers
+take batches from the one queue, so one batch's Python work overlaps another's database
+work (the usage engine runs two on PostgreSQL).
 """
 
 from __future__ import annotations
@@ -46,17 +48,21 @@ class GroupCommit(Generic[Item, Outcome]):
         max_batch: int = 500,
         max_wait_seconds: float = 0.002,
         idle_seconds: float = 2.0,
+        workers: int = 1,
     ) -> None:
+        if workers < 1:
+            raise ValueError(f"{name} needs at least one worker")
         self.run_batch = run_batch
+        self.workers = workers
         self.name = name
         self.max_batch = max_batch
         self.max_wait_seconds = max_wait_seconds
         self.idle_seconds = idle_seconds
         self._queue: queue.SimpleQueue[tuple[Item, Future[Outcome]] | None] = queue.SimpleQueue()
         self._lock = threading.Lock()
-        self._worker: threading.Thread | None = None
+        self._running: list[threading.Thread] = []
         self._closed = False
-        self._expected = 1  # items the next batch waits for (the previous batch's size)
+        self._counted = threading.Lock()
         self.batches = 0
         self.items = 0
 
@@ -72,22 +78,26 @@ class GroupCommit(Generic[Item, Outcome]):
                 raise ServiceUnavailable("The service is shutting down; retry the request.")
             for item, future in zip(items, futures, strict=True):
                 self._queue.put((item, future))
-            if self._worker is None:
-                self._worker = threading.Thread(target=self._run, name=self.name, daemon=True)
-                self._worker.start()
+            while len(self._running) < self.workers:
+                worker = threading.Thread(target=self._run, name=self.name, daemon=True)
+                self._running.append(worker)
+                worker.start()
         return futures
 
     def close(self, timeout: float = 10.0) -> None:
-        """Run everything already queued, then stop the worker (application shutdown)."""
+        """Run everything already queued, then stop the workers (application shutdown)."""
         with self._lock:
             self._closed = True
-            worker = self._worker
-            if worker is not None:
+            running = list(self._running)
+            for _ in running:
                 self._queue.put(_STOP)
-        if worker is not None:
-            worker.join(timeout)
+        deadline = time.monotonic() + timeout
+        for worker in running:
+            worker.join(max(0.0, deadline - time.monotonic()))
 
     def _run(self) -> None:
+        me = threading.current_thread()
+        expected = 1  # items the next batch waits for (this worker's previous batch's size)
         stopping = False
         while not stopping:
             try:
@@ -95,13 +105,13 @@ class GroupCommit(Generic[Item, Outcome]):
             except queue.Empty:
                 with self._lock:
                     if self._queue.empty():
-                        self._worker = None
+                        self._running.remove(me)
                         return
                 continue
             if first is _STOP:
                 break
             batch = [first]
-            expected = min(self._expected, self.max_batch)
+            expected = min(expected, self.max_batch)
             deadline = time.monotonic() + self.max_wait_seconds
             while len(batch) < self.max_batch:
                 # Wait (bounded) only until the expected number arrived; then take just
@@ -115,10 +125,11 @@ class GroupCommit(Generic[Item, Outcome]):
                     stopping = True
                     break
                 batch.append(entry)
-            self._expected = len(batch)
+            expected = len(batch)
             self._post(batch)
         with self._lock:
-            self._worker = None
+            if me in self._running:
+                self._running.remove(me)
 
     def _post(self, batch: list[tuple[Item, Future[Outcome]]]) -> None:
         live = [(item, future) for item, future in batch if future.set_running_or_notify_cancel()]
@@ -132,7 +143,8 @@ class GroupCommit(Generic[Item, Outcome]):
             for _, future in live:
                 future.set_exception(exc)
             return
-        self.batches += 1
-        self.items += len(live)
+        with self._counted:
+            self.batches += 1
+            self.items += len(live)
         for (_, future), outcome in zip(live, outcomes, strict=True):
             future.set_result(outcome)

@@ -27,18 +27,14 @@ use and exits after ``idle_seconds`` without work, so an idle process holds no t
 
 from __future__ import annotations
 
-import queue
-import threading
-import time
 from collections.abc import Sequence
 from concurrent.futures import Future
+from functools import partial
 
-from ..domain.outcomes import ServiceUnavailable
 from .context import ServiceContext
+from .group_commit import GroupCommit
 from .record_usage import AccountIds, UsageEvent, UsageOutcome, record_usage_batch
 
-_Item = tuple[UsageEvent, "Future[UsageOutcome]"]
-_STOP = None  # queued by close(), once per worker: post what came before it, then exit
 DEFAULT_WORKERS_POSTGRES = 2
 
 
@@ -53,96 +49,37 @@ class PostingEngine:
         workers: int = 1,
     ) -> None:
         self.ctx = ctx
-        if workers < 1:
-            raise ValueError("the posting engine needs at least one worker")
-        self.workers = workers
-        self.max_batch = max_batch
-        self.max_wait_seconds = max_wait_seconds
-        self.idle_seconds = idle_seconds
-        self._queue: queue.SimpleQueue[_Item | None] = queue.SimpleQueue()
-        self._lock = threading.Lock()
-        self._running: list[threading.Thread] = []
-        self._closed = False
         self.account_ids = AccountIds()
-        self.batches_posted = 0
-        self.events_posted = 0
-        self._counted = threading.Lock()
+        self._commit: GroupCommit[UsageEvent, UsageOutcome] = GroupCommit(
+            partial(self._record, ctx),
+            name="usage-posting",
+            max_batch=max_batch,
+            max_wait_seconds=max_wait_seconds,
+            idle_seconds=idle_seconds,
+            workers=workers,
+        )
+
+    def _record(self, ctx: ServiceContext, events: Sequence[UsageEvent]) -> list[UsageOutcome]:
+        return record_usage_batch(ctx, events, account_ids=self.account_ids)
+
+    @property
+    def workers(self) -> int:
+        return self._commit.workers
+
+    @property
+    def batches_posted(self) -> int:
+        return self._commit.batches
+
+    @property
+    def events_posted(self) -> int:
+        return self._commit.items
 
     def submit(self, event: UsageEvent) -> Future[UsageOutcome]:
-        return self.submit_many([event])[0]
+        return self._commit.submit(event)
 
     def submit_many(self, events: Sequence[UsageEvent]) -> list[Future[UsageOutcome]]:
-        futures: list[Future[UsageOutcome]] = [Future() for _ in events]
-        with self._lock:
-            if self._closed:
-                raise ServiceUnavailable("The service is shutting down; retry the usage report.")
-            for event, future in zip(events, futures, strict=True):
-                self._queue.put((event, future))
-            while len(self._running) < self.workers:
-                worker = threading.Thread(target=self._run, name="usage-posting", daemon=True)
-                self._running.append(worker)
-                worker.start()
-        return futures
+        return self._commit.submit_many(events)
 
     def close(self, timeout: float = 10.0) -> None:
-        """Post everything already queued, then stop the worker (application shutdown)."""
-        with self._lock:
-            self._closed = True
-            running = list(self._running)
-            for _ in running:
-                self._queue.put(_STOP)
-        deadline = time.monotonic() + timeout
-        for worker in running:
-            worker.join(max(0.0, deadline - time.monotonic()))
-
-    def _run(self) -> None:
-        me = threading.current_thread()
-        expected = 1  # events the next batch waits for (this worker's previous batch's size)
-        stopping = False
-        while not stopping:
-            try:
-                first = self._queue.get(timeout=self.idle_seconds)
-            except queue.Empty:
-                with self._lock:
-                    if self._queue.empty():
-                        self._running.remove(me)
-                        return
-                continue
-            if first is _STOP:
-                break
-            batch = [first]
-            expected = min(expected, self.max_batch)
-            deadline = time.monotonic() + self.max_wait_seconds
-            while len(batch) < self.max_batch:
-                # Wait (bounded) only until the expected number arrived; then take just
-                # what is already queued.
-                remaining = deadline - time.monotonic() if len(batch) < expected else 0.0
-                try:
-                    item = self._queue.get(timeout=remaining) if remaining > 0 else self._queue.get_nowait()
-                except queue.Empty:
-                    break
-                if item is _STOP:
-                    stopping = True
-                    break
-                batch.append(item)
-            expected = len(batch)
-            self._post(batch)
-        with self._lock:
-            if me in self._running:
-                self._running.remove(me)
-
-    def _post(self, batch: list[_Item]) -> None:
-        live = [(event, future) for event, future in batch if future.set_running_or_notify_cancel()]
-        if not live:
-            return
-        try:
-            outcomes = record_usage_batch(self.ctx, [event for event, _ in live], account_ids=self.account_ids)
-        except BaseException as exc:  # every caller must learn of the failure
-            for _, future in live:
-                future.set_exception(exc)
-            return
-        with self._counted:
-            self.batches_posted += 1
-            self.events_posted += len(live)
-        for (_, future), outcome in zip(live, outcomes, strict=True):
-            future.set_result(outcome)
+        """Post everything already queued, then stop the workers (application shutdown)."""
+        self._commit.close(timeout)
