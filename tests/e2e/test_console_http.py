@@ -221,3 +221,15 @@ def test_the_overview_shows_the_newest_stored_reconciliation_run_without_running
     assert "(cli)" in page
     with database.read() as conn:
         assert len(conn.execute(select(reconciliation_runs.c.id)).all()) == 1
+
+
+def test_paging_cursors_out_of_range_or_not_ascii_are_a_400_not_a_500(
+    web: TestClient, demo: tuple[SeedResult, str]
+) -> None:
+    seed, _ = demo
+    sign_in(web, BOB)
+    for page in ("/console/audit", f"/console/wallets/{seed.end_user_wallet_id}"):
+        for cursor in ("99999999999999999999999", "-1", "0", "%D9%A3"):
+            answer = web.get(f"{page}?before={cursor}")
+            assert answer.status_code == 400, (page, cursor, answer.status_code)
+            assert "Traceback" not in answer.text

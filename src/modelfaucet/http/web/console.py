@@ -12,9 +12,9 @@ import uuid
 from collections.abc import Callable
 from datetime import UTC, date, datetime, time, timedelta
 from decimal import Decimal
-from typing import Any
+from typing import Annotated, Any
 
-from fastapi import APIRouter, Request
+from fastapi import APIRouter, Query, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response, StreamingResponse
 
 from ...domain.adjustments import AdjustmentKind, Direction
@@ -131,6 +131,10 @@ def usage_charts(days: DayRange, usage: list[Any]) -> tuple[Any, Any]:
 
 # --- overview -------------------------------------------------------------------------------
 
+
+# A paging cursor is a row id: a positive 64-bit integer, or an answered 400 (never a 500
+# from a value the database cannot hold).
+PageCursor = Annotated[int | None, Query(ge=1, le=2**63 - 1)]
 
 @router.get("/console", response_class=HTMLResponse)
 def overview(request: Request, *, ctx: Context, session: OperatorPage) -> HTMLResponse:
@@ -258,7 +262,7 @@ def wallets(
 
 @router.get("/console/wallets/{wallet_id}", response_class=HTMLResponse)
 def wallet(
-    request: Request, *, ctx: Context, session: OperatorPage, wallet_id: str, before: int | None = None
+    request: Request, *, ctx: Context, session: OperatorPage, wallet_id: str, before: PageCursor = None
 ) -> HTMLResponse:
     def read() -> HTMLResponse:
         found = wallet_detail(ctx, _wallet_id(wallet_id))
@@ -368,7 +372,7 @@ def audit(
     session: OperatorPage,
     actor: str = "",
     action: str = "",
-    before: int | None = None,
+    before: PageCursor = None,
 ) -> HTMLResponse:
     def read() -> HTMLResponse:
         query = AuditQuery(
