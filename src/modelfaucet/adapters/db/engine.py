@@ -30,14 +30,15 @@ POSTGRES_CONNECT_ARGS = {
     "keepalives_interval": 3,
     "keepalives_count": 3,
     "tcp_user_timeout": 15_000,
-    # psycopg prepares a statement after a few executions, and PostgreSQL may then keep ONE
-    # generic plan for it for the connection's life. Planned while a table is empty (a fresh
-    # or truncated database) that plan is a sequential scan, and nothing replaces it until
-    # the table is analysed (never, with autovacuum off): the usage batch's duplicate check
-    # then scans all of usage_events, and posting slows by 4-5x as the table grows. Custom
-    # plans are made with the table's current size each time (tens of microseconds a
-    # statement); the parse is still saved.
-    "options": "-c plan_cache_mode=force_custom_plan",
+    # No server-side prepared statements for the application's own queries: each is sent
+    # unnamed and planned for the values at hand. psycopg would otherwise prepare a statement
+    # after five executions, and PostgreSQL may then keep ONE generic plan for the
+    # connection's life; planned while a table is empty (a fresh or truncated database) that
+    # plan is a sequential scan that nothing replaces until the table is analysed, and the
+    # usage batch's duplicate check slowed 4-5x as usage_events grew. (The earlier fix,
+    # ``plan_cache_mode=force_custom_plan`` for the whole session, also re-planned every
+    # foreign-key check of every inserted row and halved COPY's throughput.)
+    "prepare_threshold": None,
 }
 DEFERRED_OPTION = "modelfaucet_deferred"
 
