@@ -129,13 +129,16 @@ class MemoryLedger:
         return sorted(found, key=lambda account: account.account_id)
 
     def debit_wallets(self, scope: OwnerScope, debits: Mapping[str, int]) -> list[AccountState] | None:
-        found = self.lock_wallets(scope, sorted(debits))
+        found = sorted(
+            (replace(a) for a in self.state.accounts.values() if a.account_id in debits and a.owner_scope is scope),
+            key=lambda account: account.account_id,
+        )
         if len(found) != len(debits) or any(
-            a.reserved_units or a.balance_units + debits[a.owner_id or ""] < 0 for a in found
+            a.reserved_units or a.balance_units + debits[a.account_id] < 0 for a in found
         ):
             return None
         for account in found:
-            account.balance_units += debits[account.owner_id or ""]
+            account.balance_units += debits[account.account_id]
             self.state.accounts[account.account_id].balance_units = account.balance_units
         return found
 
@@ -331,7 +334,15 @@ class MemoryUnitOfWork:
         self.adjustments = MemoryAdjustments(state, self.now)
         self.catalog, self.sessions = MemoryCatalog(state.catalog, self.now), MemorySessions(state.catalog, self.now)
         self.payouts = MemoryPayouts(state, self.now)
-        self.usage = MemoryUsage(state.usage, self.now)
+        self.usage = MemoryUsage(
+            state.usage,
+            self.now,
+            lambda: {
+                a.owner_id: a.account_id
+                for a in state.accounts.values()
+                if a.owner_scope is OwnerScope.END_USER and a.owner_id is not None
+            },
+        )
         self.developers = MemoryDeveloperAccess(state.developer_access, state.catalog, self.now)
         self.statements = MemoryStatements(state.postings, state.transactions, self.now)
         self.holds = MemoryHolds(state.holds, self.now)

@@ -8,7 +8,7 @@ raises :class:`ConcurrentWrite`, exactly as a concurrent duplicate does on Postg
 
 from __future__ import annotations
 
-from collections.abc import Collection, Sequence
+from collections.abc import Callable, Collection, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 
@@ -30,9 +30,10 @@ class UsageState:
 class MemoryUsage:
     """Implements :class:`modelfaucet.services.repositories.UsageRepository` in memory."""
 
-    def __init__(self, state: UsageState, now: datetime) -> None:
+    def __init__(self, state: UsageState, now: datetime, wallets_by_owner: Callable[[], dict[str, str]]) -> None:
         self.state = state
         self.now = now
+        self.wallets_by_owner = wallets_by_owner  # end-user id → wallet account id, from the ledger
 
     def find(self, request_ids: Collection[str]) -> dict[str, StoredUsage]:
         found = {}
@@ -59,6 +60,10 @@ class MemoryUsage:
             if end_user_id is not None:
                 found[(app_id, user)] = end_user_id
         return found
+
+    def end_user_wallets(self, keys: Collection[tuple[str, str]]) -> dict[tuple[str, str], tuple[str, str | None]]:
+        wallets = self.wallets_by_owner()
+        return {key: (end_user_id, wallets.get(end_user_id)) for key, end_user_id in self.end_user_ids(keys).items()}
 
     def add_many(self, usages: Sequence[NewUsage]) -> None:
         for usage in usages:

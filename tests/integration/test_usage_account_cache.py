@@ -88,3 +88,49 @@ def test_a_batch_that_rolls_back_after_creating_an_account_leaves_no_stale_id(
     )
     assert second.status == "recorded", second.error
     assert reconcile_ledger(ctx).ok
+
+
+def test_known_end_users_are_not_looked_up_again_and_a_rolled_back_new_user_is_not_remembered(
+    ctx: ServiceContext, seeded: SeedResult, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    wallet = fund_end_user(ctx, seeded, "known-user", parse_usd("1"))
+    known = record_usage.EndUserWallets()
+    [first] = record_usage.record_usage_batch(ctx, [event("known-1", external_user_id="known-user")], end_users=known)
+    assert first.status == "recorded", first.error
+    cached = known.get((seeded.app_id, "known-user"))
+    assert cached is not None and cached[1] == wallet  # read back: remembered
+    with ctx.db.read() as conn:
+        owner = conn.execute(select(accounts.c.owner_id).where(accounts.c.id == wallet)).scalar_one()
+    assert cached[0] == owner
+
+    # The next batch takes the user and wallet from the cache: no end-user query at all.
+    lookups: list[object] = []
+    real_lookup = usage_repository.SqlUsage.end_user_wallets
+
+    def counting(self: usage_repository.SqlUsage, keys: Any) -> Any:
+        lookups.append(keys)
+        return real_lookup(self, keys)
+
+    monkeypatch.setattr(usage_repository.SqlUsage, "end_user_wallets", counting)
+    [second] = record_usage.record_usage_batch(ctx, [event("known-2", external_user_id="known-user")], end_users=known)
+    assert second.status == "recorded" and second.receipt is not None
+    assert second.receipt.end_user_wallet_id == wallet
+    assert lookups == []
+
+    # A free call creates a new end user and wallet in the batch; the batch rolls back once
+    # (as if another process stored the request id first): nothing uncommitted is remembered.
+    real_insert_many = usage_repository.insert_many
+    calls = {"n": 0}
+
+    def fail_first_batch(*args: Any, **kwargs: Any) -> None:
+        calls["n"] += 1
+        if calls["n"] == 1:
+            raise IntegrityError("INSERT usage_events", {}, _UniqueViolation("duplicate request_id"))
+        real_insert_many(*args, **kwargs)
+
+    monkeypatch.setattr(usage_repository, "insert_many", fail_first_batch)
+    free = event("new-free-1", external_user_id="brand-new-user", input_tokens=0, output_tokens=0)
+    [third] = record_usage.record_usage_batch(ctx, [free], end_users=known)
+    assert third.status == "recorded", third.error
+    assert known.get((seeded.app_id, "brand-new-user")) is None
+    assert reconcile_ledger(ctx).ok

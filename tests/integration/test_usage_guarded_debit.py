@@ -13,7 +13,7 @@ from __future__ import annotations
 
 from concurrent.futures import Future
 
-from modelfaucet.domain.ledger import OwnerScope
+from modelfaucet.domain.ledger import PLATFORM_OWNER_ID, OwnerScope
 from modelfaucet.services.context import ServiceContext
 from modelfaucet.services.posting_engine import PostingEngine
 from modelfaucet.services.reconcile import reconcile_ledger
@@ -35,17 +35,21 @@ def _owner(ctx: ServiceContext, wallet: str) -> str:
 def test_debit_wallets_moves_all_or_nothing(ctx: ServiceContext, seeded: SeedResult) -> None:
     rich = fund_end_user(ctx, seeded, "rich", 5 * RETAIL)
     poor = fund_end_user(ctx, seeded, "poor", RETAIL - 1)
-    rich_owner, poor_owner = _owner(ctx, rich), _owner(ctx, poor)
     with ctx.unit_of_work() as uow:
-        refused = uow.ledger.debit_wallets(OwnerScope.END_USER, {rich_owner: -RETAIL, poor_owner: -RETAIL})
-        missing = uow.ledger.debit_wallets(OwnerScope.END_USER, {rich_owner: -RETAIL, "no-such-user": 0})
+        platform = uow.ledger.ensure(OwnerScope.PLATFORM, PLATFORM_OWNER_ID)
+        refused = uow.ledger.debit_wallets(OwnerScope.END_USER, {rich: -RETAIL, poor: -RETAIL})
+        missing = uow.ledger.debit_wallets(OwnerScope.END_USER, {rich: -RETAIL, "no-such-wallet": 0})
+        # An account of another scope is never debited as an end user's wallet.
+        other_scope = uow.ledger.debit_wallets(OwnerScope.END_USER, {rich: -RETAIL, platform: -1})
         uow.commit()
-    assert refused is None and missing is None
+    assert refused is None and missing is None and other_scope is None
     assert balance(ctx, rich) == 5 * RETAIL and balance(ctx, poor) == RETAIL - 1  # nothing moved
+    owners = {_owner(ctx, rich), _owner(ctx, poor)}
     with ctx.unit_of_work() as uow:
-        moved = uow.ledger.debit_wallets(OwnerScope.END_USER, {rich_owner: -2 * RETAIL, poor_owner: -(RETAIL - 1)})
+        moved = uow.ledger.debit_wallets(OwnerScope.END_USER, {rich: -2 * RETAIL, poor: -(RETAIL - 1)})
         assert moved is not None
         assert {state.account_id: state.balance_units for state in moved} == {rich: 3 * RETAIL, poor: 0}
+        assert {state.owner_id for state in moved} == owners
         uow.rollback()
 
 
@@ -54,9 +58,8 @@ def test_a_wallet_with_something_reserved_is_left_to_the_careful_path(ctx: Servi
     with ctx.unit_of_work() as uow:
         uow.ledger.change_reserved(wallet, 1)
         uow.commit()
-    owner = _owner(ctx, wallet)
     with ctx.unit_of_work() as uow:
-        assert uow.ledger.debit_wallets(OwnerScope.END_USER, {owner: -RETAIL}) is None
+        assert uow.ledger.debit_wallets(OwnerScope.END_USER, {wallet: -RETAIL}) is None
     # The careful path still posts it, against the available balance.
     [outcome] = record_usage_batch(ctx, [event("reserving-1", external_user_id="reserving")])
     assert outcome.status == "recorded" and outcome.receipt is not None

@@ -84,10 +84,10 @@ def test_a_big_batch_goes_in_by_the_bulk_path_and_reconciles(ctx: ServiceContext
 
 def test_a_duplicate_key_in_a_bulk_insert_is_an_integrity_error_and_writes_nothing(ctx: ServiceContext) -> None:
     now = ctx.clock()
-    rows = [{"id": new_id(), "reason": "bench", "created_at": now} for _ in range(COPY_MIN_ROWS + 4)]
-    rows.append(dict(rows[0]))
+    rows = [(new_id(), "bench", now) for _ in range(COPY_MIN_ROWS + 4)]
+    rows.append(rows[0])
     with pytest.raises(IntegrityError), ctx.db.transaction() as conn:
-        insert_many(conn, ledger_transactions, rows)
+        insert_many(conn, ledger_transactions, ("id", "reason", "created_at"), rows)
     with ctx.db.read() as conn:
         assert conn.execute(ledger_transactions.select()).all() == []
     with ctx.db.transaction() as conn:  # the connection pool is still usable

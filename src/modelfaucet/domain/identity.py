@@ -9,7 +9,7 @@ import uuid
 
 def external_user_hash(app_id: str, external_user_id: str) -> str:
     """The per-app hash under which an app's external user id is stored."""
-    return hmac.new(app_id.encode(), external_user_id.encode(), hashlib.sha256).hexdigest()
+    return hmac.digest(app_id.encode(), external_user_id.encode(), "sha256").hex()
 
 
 def token_hash(token: str) -> str:

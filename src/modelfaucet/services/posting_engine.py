@@ -33,7 +33,7 @@ from functools import partial
 
 from .context import ServiceContext
 from .group_commit import GroupCommit
-from .record_usage import AccountIds, UsageEvent, UsageOutcome, record_usage_batch
+from .record_usage import AccountIds, EndUserWallets, UsageEvent, UsageOutcome, record_usage_batch
 
 DEFAULT_WORKERS_POSTGRES = 2
 
@@ -50,6 +50,7 @@ class PostingEngine:
     ) -> None:
         self.ctx = ctx
         self.account_ids = AccountIds()
+        self.end_users = EndUserWallets()
         self._commit: GroupCommit[UsageEvent, UsageOutcome] = GroupCommit(
             partial(self._record, ctx),
             name="usage-posting",
@@ -60,7 +61,7 @@ class PostingEngine:
         )
 
     def _record(self, ctx: ServiceContext, events: Sequence[UsageEvent]) -> list[UsageOutcome]:
-        return record_usage_batch(ctx, events, account_ids=self.account_ids)
+        return record_usage_batch(ctx, events, account_ids=self.account_ids, end_users=self.end_users)
 
     @property
     def workers(self) -> int:

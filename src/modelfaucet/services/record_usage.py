@@ -49,6 +49,7 @@ import time
 from collections.abc import Mapping, Sequence
 from dataclasses import replace
 from functools import partial
+from typing import Generic, TypeVar
 
 from ..domain.holds import HoldStatus, with_shortfall
 from ..domain.identity import new_id
@@ -79,6 +80,7 @@ from .usage_decisions import (
 __all__ = [
     "MAX_ATTEMPTS",
     "AccountIds",
+    "EndUserWallets",
     "UsageEvent",
     "UsageOutcome",
     "UsageReceipt",
@@ -89,30 +91,43 @@ __all__ = [
 
 MAX_ATTEMPTS = 4
 
+K = TypeVar("K")
+V = TypeVar("V")
+
 _PLATFORM = (OwnerScope.PLATFORM.value, PLATFORM_OWNER_ID)
 _PROVIDER_COST = (OwnerScope.PROVIDER_COST.value, PROVIDER_COST_OWNER_ID)
 
 
-class AccountIds:
-    """Ids of the credit-only accounts a usage batch posts to (platform, provider cost,
-    developer wallets), remembered per process.
+class KnownIds(Generic[K, V]):
+    """Ids of rows that exist, remembered per process: an id never changes once its row
+    exists (accounts and end users are never deleted), and only ids read back as existing,
+    committed rows are remembered — never one the current batch created, which is not
+    committed yet and vanishes if the batch rolls back. Nothing about balances or decisions
+    lives here. Bounded: past ``limit`` entries it starts afresh."""
 
-    Safe to keep in memory: an account's id never changes once its row exists (accounts are
-    never deleted), and an id is only remembered when it was read back as an existing row —
-    never one the current batch created, which is not committed yet and vanishes if the
-    batch rolls back. Nothing about balances or decisions lives here.
-    """
-
-    def __init__(self) -> None:
-        self._ids: dict[tuple[str, str], str] = {}
+    def __init__(self, limit: int = 100_000) -> None:
+        self._ids: dict[K, V] = {}
         self._lock = threading.Lock()
+        self.limit = limit
 
-    def get(self, key: tuple[str, str]) -> str | None:
+    def get(self, key: K) -> V | None:
         return self._ids.get(key)
 
-    def remember(self, key: tuple[str, str], account_id: str) -> None:
+    def remember(self, key: K, value: V) -> None:
         with self._lock:
-            self._ids[key] = account_id
+            if len(self._ids) >= self.limit:
+                self._ids.clear()
+            self._ids[key] = value
+
+
+class AccountIds(KnownIds[tuple[str, str], str]):
+    """(scope, owner) → id of the credit-only accounts a usage batch posts to (platform,
+    provider cost, developer wallets)."""
+
+
+class EndUserWallets(KnownIds[tuple[str, str], tuple[str, str]]):
+    """(app id, external user id) → (end-user id, wallet account id), for end users that
+    have a wallet."""
 
 
 def record_usage(ctx: ServiceContext, event: UsageEvent) -> UsageOutcome:
@@ -121,12 +136,17 @@ def record_usage(ctx: ServiceContext, event: UsageEvent) -> UsageOutcome:
 
 
 def record_usage_batch(
-    ctx: ServiceContext, events: Sequence[UsageEvent], *, account_ids: AccountIds | None = None
+    ctx: ServiceContext,
+    events: Sequence[UsageEvent],
+    *,
+    account_ids: AccountIds | None = None,
+    end_users: EndUserWallets | None = None,
 ) -> list[UsageOutcome]:
     """Decide and post ``events`` in one unit of work; one outcome per event, in order.
 
-    ``account_ids`` (the group-commit engine passes its own) saves the look-ups of the
-    credit-only accounts' ids; without it they are read in one query per batch."""
+    ``account_ids`` and ``end_users`` (the group-commit engine passes its own) save the
+    look-ups of the credit-only accounts' ids and of known end users and their wallets;
+    without them they are read in one query each per batch."""
     if not events:
         return []
     fingerprints = [fingerprint(event) for event in events]
@@ -134,7 +154,7 @@ def record_usage_batch(
     for attempt in range(1, MAX_ATTEMPTS + 1):
         try:
             with ctx.unit_of_work() as uow:
-                outcomes = _post_batch(uow, events, fingerprints, account_ids)
+                outcomes = _post_batch(uow, events, fingerprints, account_ids, end_users)
                 uow.after_commit(partial(_tell_committed, ctx, events, outcomes, started))
                 uow.commit()
             return outcomes
@@ -152,10 +172,14 @@ def _tell_committed(
 
 
 def _post_batch(
-    uow: UnitOfWork, events: Sequence[UsageEvent], fingerprints: Sequence[Fingerprint], account_ids: AccountIds | None
+    uow: UnitOfWork,
+    events: Sequence[UsageEvent],
+    fingerprints: Sequence[Fingerprint],
+    account_ids: AccountIds | None,
+    end_users: EndUserWallets | None,
 ) -> list[UsageOutcome]:
     judged = triage(events, fingerprints, uow.usage.find({event.request_id for event in events}))
-    rated, refused_rating = rate_events(judged.fresh, _load_catalogue(uow, judged.fresh))
+    rated, refused_rating = rate_events(judged.fresh, _load_catalogue(uow, judged.fresh, end_users))
     fast = _fast_accept(uow, rated)
     if fast is not None:
         accepted, moved = fast
@@ -195,26 +219,26 @@ def _fast_accept(uow: UnitOfWork, rated: Sequence[Rated]) -> tuple[list[Accepted
     event is accepted (debits only ever lower the balance, so if the last one is affordable
     so is each before it) and each wallet has already moved by its events' sum — the map
     returned with the accepted events. ``None``: nothing moved, decide the careful way."""
-    if not rated or any(item.event.hold_id is not None or item.end_user_id is None for item in rated):
+    if not rated or any(item.event.hold_id is not None or item.wallet_id is None for item in rated):
         return None
     if uow.holds.by_request_ids({item.event.request_id for item in rated}):
         return None
     debits: dict[str, int] = {}
     for item in rated:
-        user = item.end_user_id or ""
-        debits[user] = debits.get(user, 0) - item.amounts.retail_price_units
+        wallet = item.wallet_id or ""
+        debits[wallet] = debits.get(wallet, 0) - item.amounts.retail_price_units
     states = uow.ledger.debit_wallets(OwnerScope.END_USER, debits)
     if states is None:
         return None
-    by_user = {state.owner_id: state for state in states}
+    by_wallet = {state.account_id: state for state in states}
     # Each event's balance after it: from the balance before the batch, in batch order.
-    running = {user: by_user[user].balance_units - debit for user, debit in debits.items()}
+    running = {wallet: by_wallet[wallet].balance_units - debit for wallet, debit in debits.items()}
     accepted: list[Accepted] = []
     for item in rated:
-        user = item.end_user_id or ""
-        running[user] -= item.amounts.retail_price_units
-        accepted.append(Accepted(item, by_user[user].account_id, running[user]))
-    moved = {by_user[user].account_id: debit for user, debit in debits.items() if debit}
+        wallet = item.wallet_id or ""
+        running[wallet] -= item.amounts.retail_price_units
+        accepted.append(Accepted(item, wallet, running[wallet]))
+    moved = {wallet: debit for wallet, debit in debits.items() if debit}
     return accepted, moved
 
 
@@ -246,17 +270,34 @@ def _outcomes(
     return outcomes
 
 
-def _load_catalogue(uow: UnitOfWork, fresh: Sequence[Fresh]) -> Catalogue:
+def _load_catalogue(uow: UnitOfWork, fresh: Sequence[Fresh], known: EndUserWallets | None) -> Catalogue:
     if not fresh:
         return Catalogue({}, {}, {}, {})
     usage = uow.usage
     apps = usage.billable_apps({item.event.public_app_id for item in fresh})
-    known = [(apps[item.event.public_app_id].id, item.event) for item in fresh if item.event.public_app_id in apps]
+    keyed = [(apps[item.event.public_app_id].id, item.event) for item in fresh if item.event.public_app_id in apps]
+    users: dict[tuple[str, str], str] = {}
+    wallets: dict[str, str] = {}
+    missing: set[tuple[str, str]] = set()
+    for app_id, event in keyed:
+        key = (app_id, event.external_user_id)
+        cached = None if known is None else known.get(key)
+        if cached is None:
+            missing.add(key)
+        else:
+            users[key], wallets[cached[0]] = cached
+    for key, (end_user_id, wallet_id) in usage.end_user_wallets(missing).items() if missing else ():
+        users[key] = end_user_id
+        if wallet_id is not None:
+            wallets[end_user_id] = wallet_id
+            if known is not None:  # read back as committed rows: safe to remember
+                known.remember(key, (end_user_id, wallet_id))
     return Catalogue(
         apps=apps,
-        features=usage.feature_pricing({(app_id, event.feature_key) for app_id, event in known}),
+        features=usage.feature_pricing({(app_id, event.feature_key) for app_id, event in keyed}),
         prices=usage.model_prices({(item.event.provider, item.event.model) for item in fresh}),
-        end_users=usage.end_user_ids({(app_id, event.external_user_id) for app_id, event in known}),
+        end_users=users,
+        wallets=wallets,
     )
 
 

@@ -64,9 +64,9 @@ class LedgerRepository(Protocol):
         ...
 
     def debit_wallets(self, scope: OwnerScope, debits: Mapping[str, int]) -> list[AccountState] | None:
-        """All or nothing, in one statement: lock the (scope, owner) wallets of ``debits``
-        (owner id → change, each ≤ 0) in id order and move each by its change — only if every
-        one exists, has nothing reserved (no open hold or payout) and can pay. Their states
+        """All or nothing, in one statement: lock the ``scope`` wallets of ``debits`` (account
+        id → change, each ≤ 0) in id order and move each by its change — only if every one
+        exists with that scope, has nothing reserved (no open hold or payout) and can pay. Their states
         after the move (locked until the end of the unit of work), or ``None`` when any of
         them cannot: then nothing moved and the caller decides the careful way."""
         ...
@@ -572,6 +572,11 @@ class UsageRepository(Protocol):
 
     def end_user_ids(self, keys: Collection[tuple[str, str]]) -> dict[tuple[str, str], str]:
         """By (app id, external user id): the ids of the app's known end users."""
+        ...
+
+    def end_user_wallets(self, keys: Collection[tuple[str, str]]) -> dict[tuple[str, str], tuple[str, str | None]]:
+        """By (app id, external user id): each known end user's id and its wallet's account id
+        (``None`` while the end user has no wallet), in one query."""
         ...
 
     def add_many(self, usages: Sequence[NewUsage]) -> None:

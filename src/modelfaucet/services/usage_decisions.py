@@ -18,7 +18,7 @@ Each step returns the events that go on and, by batch index, the refusals it mad
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from enum import StrEnum
 from typing import Any
 
@@ -198,12 +198,14 @@ def _conflict(request_id: str, current: Mapping[str, Any], original: Mapping[str
 @dataclass(frozen=True, slots=True)
 class Catalogue:
     """What rating a batch needs, loaded for it: apps by public id, features by (app id,
-    feature key), prices by (provider, model), end-user ids by (app id, external user id)."""
+    feature key), prices by (provider, model), end-user ids by (app id, external user id),
+    and the wallets of those end users that have one (end-user id → account id)."""
 
     apps: Mapping[str, BillableApp]
     features: Mapping[tuple[str, str], FeaturePricing]
     prices: Mapping[tuple[str, str], ModelPrice]
     end_users: Mapping[tuple[str, str], str]
+    wallets: Mapping[str, str] = field(default_factory=dict)
 
 
 @dataclass(frozen=True, slots=True)
@@ -213,6 +215,7 @@ class Rated:
     end_user_id: str | None  # None: an end user this app has never reported
     amounts: RatedUsage
     snapshot: dict[str, Any]
+    wallet_id: str | None = None  # the end user's wallet, when it has one
 
     @property
     def index(self) -> int:
@@ -249,13 +252,15 @@ def rate_events(fresh: Sequence[Fresh], catalogue: Catalogue) -> tuple[list[Rate
         except Refusal as refusal:
             refused[item.index] = refusal
             continue
+        end_user_id = catalogue.end_users.get((app.id, event.external_user_id))
         rated.append(
             Rated(
                 item,
                 app,
-                catalogue.end_users.get((app.id, event.external_user_id)),
+                end_user_id,
                 rated_usage,
                 rating_snapshot(item.fingerprint.fields, usage, pricing, feature, price),
+                None if end_user_id is None else catalogue.wallets.get(end_user_id),
             )
         )
     return rated, refused

@@ -21,17 +21,17 @@ from sqlalchemy.exc import DBAPIError, IntegrityError
 COPY_MIN_ROWS = 16
 
 
-def insert_many(connection: Connection, table: Table, rows: Sequence[dict[str, Any]]) -> None:
-    """Insert ``rows`` (dicts with the same keys) into ``table`` in the caller's transaction."""
+def insert_many(connection: Connection, table: Table, columns: Sequence[str], rows: Sequence[Sequence[Any]]) -> None:
+    """Insert ``rows`` (tuples of the ``columns``' values; JSON columns as Python objects)
+    into ``table`` in the caller's transaction."""
     if not rows:
         return
     if connection.dialect.name != "postgresql" or len(rows) < COPY_MIN_ROWS:
-        connection.execute(insert(table), list(rows))
+        connection.execute(insert(table), [dict(zip(columns, row, strict=True)) for row in rows])
         return
     import psycopg
 
-    columns = list(rows[0])
-    json_columns = {name for name in columns if isinstance(table.c[name].type, JSON)}
+    json_at = [index for index, name in enumerate(columns) if isinstance(table.c[name].type, JSON)]
     quoted = ", ".join(f'"{name}"' for name in columns)
     types = [_binary_type(table.c[name].type) for name in columns]
     binary = all(kind is not None for kind in types)
@@ -43,8 +43,16 @@ def insert_many(connection: Connection, table: Table, rows: Sequence[dict[str, A
         with driver.cursor() as cursor, cursor.copy(statement) as copy:
             if binary:
                 copy.set_types(types)
+            write = copy.write_row
+            if not json_at:
+                for row in rows:
+                    write(row)
+                return
             for row in rows:
-                copy.write_row([json.dumps(row[name]) if name in json_columns else row[name] for name in columns])
+                values = list(row)
+                for index in json_at:
+                    values[index] = json.dumps(values[index])
+                write(values)
     except psycopg.errors.IntegrityError as exc:
         raise IntegrityError(statement, None, exc) from exc
     except psycopg.errors.OperationalError as exc:  # deadlock / serialisation: retryable

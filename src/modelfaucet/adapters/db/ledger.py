@@ -87,18 +87,21 @@ _MOVE_DECIDED_ONE = (
 # concurrent batch's postings check their foreign key with FOR KEY SHARE on the same rows,
 # which FOR UPDATE would block — two posting connections would then deadlock.
 # debit_wallets on PostgreSQL: one round trip. ``locked`` takes the row locks in id order
-# (no deadlock with any other id-ordered locker) and reads the rows' latest versions;
-# ``verdict`` is true only if every wallet exists, has nothing reserved and can pay; the
+# (no deadlock with any other id-ordered locker) and reads the rows' latest versions, found
+# by primary key (a filter on the scope there would scan every end user's wallet instead);
+# ``verdict`` is true only if every wallet exists, has the scope, has nothing reserved and can pay; the
 # UPDATE then moves all of them (its own guard re-checked on the locked rows) or none.
+_TRANSACTION_COLUMNS = ("id", "reason", "reference_type", "reference_id", "created_at")
+_POSTING_COLUMNS = ("transaction_id", "account_id", "amount_units", "reason", "created_at")
+
 _DEBIT_ALL_OR_NOTHING_PG = text(
-    "WITH m AS (SELECT * FROM unnest(CAST(:owners AS VARCHAR[]), CAST(:deltas AS BIGINT[])) AS m(owner_id, delta)), "
-    "locked AS (SELECT a.id, a.owner_id, a.balance_units, a.reserved_units FROM accounts a "
-    "JOIN m ON a.owner_id = m.owner_id WHERE a.owner_scope = :scope ORDER BY a.id FOR NO KEY UPDATE OF a), "
-    "verdict AS (SELECT count(*) = :n AND coalesce(bool_and(l.reserved_units = 0 AND l.balance_units + m.delta >= 0), "
-    "false) AS ok FROM locked l JOIN m ON m.owner_id = l.owner_id) "
+    "WITH m AS (SELECT * FROM unnest(CAST(:ids AS VARCHAR[]), CAST(:deltas AS BIGINT[])) AS m(id, delta)), "
+    "locked AS (SELECT a.id, a.owner_scope, a.balance_units, a.reserved_units FROM m "
+    "JOIN accounts a ON a.id = m.id ORDER BY a.id FOR NO KEY UPDATE OF a), "
+    "verdict AS (SELECT count(*) = :n AND coalesce(bool_and(l.owner_scope = :scope AND l.reserved_units = 0 "
+    "AND l.balance_units + m.delta >= 0), false) AS ok FROM locked l JOIN m ON m.id = l.id) "
     "UPDATE accounts AS a SET balance_units = a.balance_units + m.delta, updated_at = :now FROM m, verdict "
-    "WHERE verdict.ok AND a.owner_scope = :scope AND a.owner_id = m.owner_id "
-    "AND a.balance_units - a.reserved_units + m.delta >= 0 "
+    "WHERE verdict.ok AND a.id = m.id AND a.balance_units - a.reserved_units + m.delta >= 0 "
     "RETURNING a.id, a.owner_id, a.balance_units, a.reserved_units"
 ).bindparams(bindparam("now", type_=DateTime(timezone=True)))
 # Credits of unconstrained or credit-only rows (the usage batch's platform, provider-cost and
@@ -191,32 +194,37 @@ class SqlLedger:
             return []
         if any(delta > 0 or delta < -MAX_BALANCE_UNITS for delta in debits.values()):
             raise LedgerInvariantViolation("debit_wallets only debits, within the balance bound")
-        owners = sorted(debits)
+        ids = sorted(debits)
         if self.connection.dialect.name == "postgresql":
             params: Any = {
-                "owners": owners,
-                "deltas": [debits[owner] for owner in owners],
+                "ids": ids,
+                "deltas": [debits[account_id] for account_id in ids],
                 "scope": scope.value,
-                "n": len(owners),
+                "n": len(ids),
                 "now": self.now,
             }
             rows = self.connection.execute(_DEBIT_ALL_OR_NOTHING_PG, params).all()
             if not rows:
                 return None
-            if len(rows) != len(owners):
+            if len(rows) != len(ids):
                 raise LedgerInvariantViolation("a wallet moved under its own lock")
             states = [AccountState(r.id, scope, int(r.balance_units), int(r.reserved_units), r.owner_id) for r in rows]
             return sorted(states, key=lambda state: state.account_id)
         # SQLite: BEGIN IMMEDIATE already serialises writers; read, check, then move.
-        found = self.lock_wallets(scope, owners)
-        if len(found) != len(owners) or any(
-            state.reserved_units or state.balance_units + debits[state.owner_id or ""] < 0 for state in found
+        stmt = select(accounts.c.id, accounts.c.owner_id, accounts.c.balance_units, accounts.c.reserved_units).where(
+            accounts.c.id.in_(ids), accounts.c.owner_scope == scope.value
+        )
+        found = [
+            AccountState(row.id, scope, int(row.balance_units), int(row.reserved_units), row.owner_id)
+            for row in self.connection.execute(stmt.order_by(accounts.c.id))
+        ]
+        if len(found) != len(ids) or any(
+            state.reserved_units or state.balance_units + debits[state.account_id] < 0 for state in found
         ):
             return None
-        moves = {state.account_id: debits[state.owner_id or ""] for state in found}
-        self._move_decided({account_id: delta for account_id, delta in moves.items() if delta})
+        self._move_decided({account_id: delta for account_id, delta in debits.items() if delta})
         for state in found:
-            state.balance_units += moves[state.account_id]
+            state.balance_units += debits[state.account_id]
         return found
 
     def recent_postings(self, account_id: str, *, limit: int = 20, before_id: int | None = None) -> list[PostingLine]:
@@ -410,32 +418,20 @@ class SqlLedger:
         )
 
     def _insert_rows(self, items: Sequence[tuple[str, Transaction]]) -> None:
+        now = self.now
         insert_many(
             self.connection,
             ledger_transactions,
-            [
-                {
-                    "id": transaction_id,
-                    "reason": txn.reason,
-                    "reference_type": txn.reference_type,
-                    "reference_id": txn.reference_id,
-                    "created_at": self.now,
-                }
-                for transaction_id, txn in items
-            ],
+            _TRANSACTION_COLUMNS,
+            [(tid, txn.reason, txn.reference_type, txn.reference_id, now) for tid, txn in items],
         )
         insert_many(
             self.connection,
             ledger_postings,
+            _POSTING_COLUMNS,
             [
-                {
-                    "transaction_id": transaction_id,
-                    "account_id": posting.account_id,
-                    "amount_units": posting.amount_units,
-                    "reason": posting.reason,
-                    "created_at": self.now,
-                }
-                for transaction_id, txn in items
+                (tid, posting.account_id, posting.amount_units, posting.reason, now)
+                for tid, txn in items
                 for posting in txn.postings
             ],
         )

@@ -54,8 +54,9 @@ class SqlProvenance:
         for start in range(0, len(ids), 500):
             chunk = ids[start : start + 500]
             postings = self.connection.execute(
-                select(ledger_postings.c.transaction_id, ledger_postings.c.account_id, ledger_postings.c.amount_units)
-                .where(ledger_postings.c.transaction_id.in_(chunk))
+                select(
+                    ledger_postings.c.transaction_id, ledger_postings.c.account_id, ledger_postings.c.amount_units
+                ).where(ledger_postings.c.transaction_id.in_(chunk))
             )
             for transaction_id, account_id, amount in postings:
                 found[transaction_id].postings.append((account_id, int(amount)))

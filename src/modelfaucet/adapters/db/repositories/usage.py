@@ -15,17 +15,18 @@ from collections.abc import Collection, Iterator, Sequence
 from datetime import datetime
 from typing import Any, TypeVar
 
-from sqlalchemy import Connection, select, tuple_
+from sqlalchemy import Connection, and_, select, text, tuple_
 from sqlalchemy.exc import IntegrityError
 
 from ....domain.identity import external_user_hash
+from ....domain.ledger import OwnerScope
 from ....domain.rating import DefaultPricing, FeaturePricing, ModelPrice, RouteMode
 from ....domain.timestamps import as_utc
 from ....services.repositories import BillableApp, NewUsage, StoredUsage, UsageLine, UsageReceipt
 from ....services.unit_of_work import ConcurrentWrite
 from ..bulk import insert_many
 from ..errors import unique_violation
-from ..tables import app_features, apps, end_users, model_prices, usage_events
+from ..tables import accounts, app_features, apps, end_users, model_prices, usage_events
 
 _IN_CHUNK = 500
 _ACTIVE = "active"
@@ -51,6 +52,13 @@ _RECEIPT_COLUMNS = (
 )
 
 K = TypeVar("K")
+
+_END_USER_WALLETS_PG = text(
+    "SELECT e.id, e.app_id, e.external_user_hash, a.id AS wallet_id "
+    "FROM unnest(CAST(:apps AS VARCHAR[]), CAST(:hashes AS VARCHAR[])) AS k(app_id, user_hash) "
+    "JOIN end_users e ON e.app_id = k.app_id AND e.external_user_hash = k.user_hash "
+    "LEFT JOIN accounts a ON a.owner_scope = 'end_user' AND a.owner_id = e.id"
+)
 
 
 class SqlUsage:
@@ -148,14 +156,29 @@ class SqlUsage:
         return found
 
     def end_user_ids(self, keys: Collection[tuple[str, str]]) -> dict[tuple[str, str], str]:
+        return {key: end_user_id for key, (end_user_id, _) in self.end_user_wallets(keys).items()}
+
+    def end_user_wallets(self, keys: Collection[tuple[str, str]]) -> dict[tuple[str, str], tuple[str, str | None]]:
         # End users are stored only as a per-app hash of their external id.
         by_hash = {(app_id, external_user_hash(app_id, user)): (app_id, user) for app_id, user in keys}
-        found: dict[tuple[str, str], str] = {}
-        e = end_users.c
+        found: dict[tuple[str, str], tuple[str, str | None]] = {}
         for chunk in _chunks(sorted(by_hash)):
-            stmt = select(e.id, e.app_id, e.external_user_hash).where(tuple_(e.app_id, e.external_user_hash).in_(chunk))
-            for row in self.connection.execute(stmt):
-                found[by_hash[(row.app_id, row.external_user_hash)]] = row.id
+            if self.connection.dialect.name == "postgresql":
+                # A join on the arrays: one parameter each, and the unique (app, hash) index
+                # whatever the number of keys (a row-value IN list is planned as a scan).
+                params: Any = {"apps": [app for app, _ in chunk], "hashes": [h for _, h in chunk]}
+                rows = self.connection.execute(_END_USER_WALLETS_PG, params)
+            else:
+                e, a = end_users.c, accounts.c
+                wallet = and_(a.owner_scope == OwnerScope.END_USER.value, a.owner_id == e.id)
+                stmt = (
+                    select(e.id, e.app_id, e.external_user_hash, a.id.label("wallet_id"))
+                    .select_from(end_users.outerjoin(accounts, wallet))
+                    .where(tuple_(e.app_id, e.external_user_hash).in_(chunk))
+                )
+                rows = self.connection.execute(stmt)
+            for row in rows:
+                found[by_hash[(row.app_id, row.external_user_hash)]] = (row.id, row.wallet_id)
         return found
 
     # -- writes -------------------------------------------------------------------------
@@ -163,7 +186,7 @@ class SqlUsage:
     def add_many(self, usages: Sequence[NewUsage]) -> None:
         rows = [_row(usage) for usage in usages]
         try:
-            insert_many(self.connection, usage_events, rows)
+            insert_many(self.connection, usage_events, _USAGE_COLUMNS, rows)
         except IntegrityError as exc:
             if unique_violation(exc):
                 raise ConcurrentWrite() from exc
@@ -217,37 +240,65 @@ class SqlUsage:
         ]
 
 
-def _row(usage: NewUsage) -> dict[str, Any]:
+_USAGE_COLUMNS = (
+    "id",
+    "request_id",
+    "request_hash",
+    "app_id",
+    "public_app_id",
+    "end_user_id",
+    "feature_key",
+    "route_mode",
+    "provider",
+    "model",
+    "input_tokens",
+    "output_tokens",
+    "cached_tokens",
+    "upstream_cost_units",
+    "retail_price_units",
+    "channel_revenue_units",
+    "platform_revenue_units",
+    "gateway_fee_units",
+    "rating_snapshot",
+    "transaction_id",
+    "created_at",
+)
+
+
+def _row(usage: NewUsage) -> tuple[Any, ...]:
     receipt = usage.receipt
-    return {
-        "id": receipt.usage_event_id,
-        "request_id": receipt.request_id,
-        "request_hash": usage.request_hash,
-        "app_id": usage.app_id,
-        "public_app_id": usage.public_app_id,
-        "end_user_id": usage.end_user_id,
-        "feature_key": usage.feature_key,
-        "route_mode": receipt.route_mode.value,
-        "provider": usage.provider,
-        "model": usage.model,
-        "input_tokens": usage.input_tokens,
-        "output_tokens": usage.output_tokens,
-        "cached_tokens": usage.cached_tokens,
-        "upstream_cost_units": receipt.upstream_cost_units,
-        "retail_price_units": receipt.retail_price_units,
-        "channel_revenue_units": receipt.channel_revenue_units,
-        "platform_revenue_units": receipt.platform_revenue_units,
-        "gateway_fee_units": receipt.gateway_fee_units,
-        "rating_snapshot": {
-            **usage.rating_snapshot,
-            _WALLET_KEY: receipt.end_user_wallet_id,
-            _BALANCE_KEY: receipt.end_user_balance_units,
-            **({_HOLD_KEY: receipt.hold_id} if receipt.hold_id is not None else {}),
-            **({_UNCOLLECTED_KEY: receipt.uncollected_units} if receipt.uncollected_units else {}),
-        },
-        "transaction_id": receipt.transaction_id,
-        "created_at": receipt.created_at,
+    snapshot = {
+        **usage.rating_snapshot,
+        _WALLET_KEY: receipt.end_user_wallet_id,
+        _BALANCE_KEY: receipt.end_user_balance_units,
     }
+    if receipt.hold_id is not None:
+        snapshot[_HOLD_KEY] = receipt.hold_id
+    if receipt.uncollected_units:
+        snapshot[_UNCOLLECTED_KEY] = receipt.uncollected_units
+    return (
+        receipt.usage_event_id,
+        receipt.request_id,
+        usage.request_hash,
+        usage.app_id,
+        usage.public_app_id,
+        usage.end_user_id,
+        usage.feature_key,
+        receipt.route_mode.value,
+        usage.provider,
+        usage.model,
+        usage.input_tokens,
+        usage.output_tokens,
+        usage.cached_tokens,
+        receipt.upstream_cost_units,
+        receipt.retail_price_units,
+        receipt.channel_revenue_units,
+        receipt.platform_revenue_units,
+        receipt.gateway_fee_units,
+        snapshot,
+        receipt.transaction_id,
+        receipt.created_at,
+    )
 
 
 def _chunks(values: Sequence[K]) -> Iterator[Sequence[K]]:
