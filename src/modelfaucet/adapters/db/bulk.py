@@ -13,7 +13,20 @@ import json
 from collections.abc import Sequence
 from typing import Any
 
-from sqlalchemy import JSON, BigInteger, Boolean, Connection, DateTime, Integer, SmallInteger, String, Table, insert
+from sqlalchemy import (
+    JSON,
+    BigInteger,
+    Boolean,
+    Connection,
+    DateTime,
+    Integer,
+    SmallInteger,
+    String,
+    Table,
+    any_,
+    bindparam,
+    insert,
+)
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.exc import DBAPIError, IntegrityError
 
@@ -76,6 +89,15 @@ def _binary_type(column_type: Any) -> str | None:
     if isinstance(column_type, DateTime):
         return "timestamptz" if column_type.timezone else "timestamp"
     return None
+
+
+def among(connection: Connection, column: Any, values: Sequence[str]) -> Any:
+    """``column IN values`` for a batch's string keys. On PostgreSQL ``column = ANY(:array)``:
+    one parameter, so the statement compiles once (SQLAlchemy's cache) and the driver does
+    not parse a placeholder per key; elsewhere the expanding ``IN``."""
+    if connection.dialect.name == "postgresql":
+        return column == any_(bindparam(None, list(values), type_=postgresql.ARRAY(String)))
+    return column.in_(values)
 
 
 def upsert_factory(connection: Connection) -> Any:

@@ -13,6 +13,7 @@ from ....domain.holds import HoldStatus
 from ....domain.timestamps import as_utc
 from ....services.repositories import HoldRecord
 from ....services.unit_of_work import ConcurrentWrite
+from ..bulk import among
 from ..errors import unique_violation
 from ..tables import holds
 
@@ -52,7 +53,7 @@ class SqlHolds:
         found: dict[str, HoldRecord] = {}
         keys = sorted(set(request_ids))
         for start in range(0, len(keys), _IN_CHUNK):
-            for hold in self._where(holds.c.request_id.in_(keys[start : start + _IN_CHUNK])):
+            for hold in self._where(among(self.connection, holds.c.request_id, keys[start : start + _IN_CHUNK])):
                 found[hold.request_id] = hold
         return found
 
@@ -60,7 +61,7 @@ class SqlHolds:
         found: dict[str, HoldRecord] = {}
         keys = sorted(set(hold_ids))
         for start in range(0, len(keys), _IN_CHUNK):
-            for hold in self._where(holds.c.id.in_(keys[start : start + _IN_CHUNK])):
+            for hold in self._where(among(self.connection, holds.c.id, keys[start : start + _IN_CHUNK])):
                 found[hold.id] = hold
         return found
 

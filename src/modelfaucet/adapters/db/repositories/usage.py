@@ -24,7 +24,7 @@ from ....domain.rating import DefaultPricing, FeaturePricing, ModelPrice, RouteM
 from ....domain.timestamps import as_utc
 from ....services.repositories import BillableApp, NewUsage, StoredUsage, UsageLine, UsageReceipt
 from ....services.unit_of_work import ConcurrentWrite
-from ..bulk import insert_many
+from ..bulk import among, insert_many
 from ..errors import unique_violation
 from ..tables import accounts, app_features, apps, end_users, model_prices, usage_events
 
@@ -73,7 +73,7 @@ class SqlUsage:
     def find(self, request_ids: Collection[str]) -> dict[str, StoredUsage]:
         found: dict[str, StoredUsage] = {}
         for chunk in _chunks(sorted(request_ids)):
-            stmt = select(*_RECEIPT_COLUMNS).where(usage_events.c.request_id.in_(chunk))
+            stmt = select(*_RECEIPT_COLUMNS).where(among(self.connection, usage_events.c.request_id, chunk))
             for row in self.connection.execute(stmt):
                 snapshot = row.rating_snapshot or {}
                 found[row.request_id] = StoredUsage(
@@ -109,7 +109,9 @@ class SqlUsage:
             apps.c.default_revenue_share_bps,
         )
         for chunk in _chunks(sorted(public_app_ids)):
-            for row in self.connection.execute(select(*columns).where(apps.c.public_app_id.in_(chunk))):
+            for row in self.connection.execute(
+                select(*columns).where(among(self.connection, apps.c.public_app_id, chunk))
+            ):
                 found[row.public_app_id] = BillableApp(
                     id=row.id,
                     public_app_id=row.public_app_id,
