@@ -30,11 +30,16 @@ TASKS = 64
 COPY_BATCH = 1_000
 
 
-def run_engine(world: UsageWorld, *, tag: str, count: int, tasks: int = TASKS) -> tuple[float, float]:
-    """events/s and the mean batch size of ``count`` events from ``tasks`` concurrent tasks."""
+def run_engine(
+    world: UsageWorld, *, tag: str, count: int, tasks: int = TASKS, workers: int | None = None
+) -> tuple[float, float]:
+    """events/s and the mean batch size of ``count`` events from ``tasks`` concurrent tasks
+    (``workers`` posting workers; by default the application's)."""
     db = Database.from_url(world.url)
     ctx = ServiceContext(db=db, settings=Settings(database_url=world.url))
-    engine = PostingEngine(ctx, workers=DEFAULT_WORKERS_POSTGRES if db.is_postgres else 1)
+    if workers is None:
+        workers = DEFAULT_WORKERS_POSTGRES if db.is_postgres else 1
+    engine = PostingEngine(ctx, workers=workers)
     todo = [event(tag, n) for n in range(count)]
     feed = iter(todo)
 
@@ -121,6 +126,8 @@ def run(engine_name: str, *, quick: bool) -> list[Figure]:
     engine_runs: list[float] = []
     copy1_runs: list[float] = []
     copy2_runs: list[float] = []
+    other_runs: list[float] = []  # the other number of posting workers (1 or 2), same rounds
+    other_workers = 1 if DEFAULT_WORKERS_POSTGRES != 1 else 2
     batches: list[float] = []
     with fresh_database(engine_name, "b1") as url:
         world = prepare(url)
@@ -133,6 +140,7 @@ def run(engine_name: str, *, quick: bool) -> list[Figure]:
             engine_runs.append(rate)
             batches.append(mean_batch)
             if postgres:
+                other_runs.append(run_engine(world, tag=f"b1w{r}", count=count, workers=other_workers)[0])
                 copy1_runs.append(run_copy(world, tag=f"c1r{r}-", count=count, batch=COPY_BATCH, connections=1))
                 copy2_runs.append(run_copy(world, tag=f"c2r{r}-", count=count, batch=COPY_BATCH, connections=2))
         mean_batch = median(batches)
@@ -166,6 +174,16 @@ def run(engine_name: str, *, quick: bool) -> list[Figure]:
                 baseline=copy1,
                 baseline_label=f"lower bound: binary COPY + guarded set UPDATE, batches of {COPY_BATCH}, 1 conn",
                 notes={"baseline_runs": copy1_runs},
+            ),
+            Figure(
+                "B1",
+                engine_name,
+                f"  same, {other_workers} posting worker{'s' if other_workers > 1 else ''}",
+                median(other_runs),
+                "ev/s",
+                baseline=engine_rate,
+                baseline_label=f"the engine above ({DEFAULT_WORKERS_POSTGRES} posting workers, the default)",
+                notes={"runs": other_runs},
             ),
         ]
     figures.append(
