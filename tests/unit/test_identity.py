@@ -1,0 +1,52 @@
+"""Row ids: UUID4 text from the kernel's random source, read a block at a time."""
+
+from __future__ import annotations
+
+import os
+import threading
+import uuid
+
+import pytest
+
+from modelfaucet.domain.identity import new_id
+
+
+def test_ids_are_canonical_uuid4_text_and_unique() -> None:
+    ids = [new_id() for _ in range(20_000)]  # several refills of the pool
+    assert len(set(ids)) == len(ids)
+    for text in ids[:2_000]:
+        parsed = uuid.UUID(text)
+        assert parsed.version == 4 and parsed.variant == uuid.RFC_4122
+        assert str(parsed) == text  # lower-case, dashed: the form stored everywhere
+
+
+def test_threads_never_share_ids() -> None:
+    found: list[list[str]] = [[] for _ in range(4)]
+
+    def make(slot: int) -> None:
+        found[slot] = [new_id() for _ in range(2_000)]
+
+    threads = [threading.Thread(target=make, args=(slot,)) for slot in range(4)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    every = [text for ids in found for text in ids]
+    assert len(set(every)) == len(every)
+
+
+@pytest.mark.skipif(not hasattr(os, "fork"), reason="needs fork")
+def test_a_forked_process_does_not_repeat_its_parents_ids() -> None:
+    new_id()  # the parent's pool holds unused random bytes now
+    read_end, write_end = os.pipe()
+    pid = os.fork()
+    if pid == 0:  # the child: report its next ids, then leave at once
+        os.close(read_end)
+        os.write(write_end, "\n".join(new_id() for _ in range(8)).encode())
+        os._exit(0)
+    os.close(write_end)
+    with os.fdopen(read_end) as pipe:
+        child = set(pipe.read().split("\n"))
+    os.waitpid(pid, 0)
+    parent = {new_id() for _ in range(8)}
+    assert len(child) == 8 and not child & parent
