@@ -8,7 +8,7 @@ import uuid
 
 import pytest
 
-from modelfaucet.domain.identity import new_id
+from modelfaucet.domain.identity import new_id, random_hex
 
 
 def test_ids_are_canonical_uuid4_text_and_unique() -> None:
@@ -50,3 +50,9 @@ def test_a_forked_process_does_not_repeat_its_parents_ids() -> None:
     os.waitpid(pid, 0)
     parent = {new_id() for _ in range(8)}
     assert len(child) == 8 and not child & parent
+
+
+def test_random_hex_gives_that_many_fresh_bytes() -> None:
+    values = {random_hex(12) for _ in range(5_000)}
+    assert len(values) == 5_000
+    assert all(len(value) == 24 and int(value, 16) >= 0 for value in values)

@@ -48,6 +48,11 @@ def token_hash(token: str) -> str:
     return hashlib.sha256(token.encode()).hexdigest()
 
 
+def random_hex(size: int) -> str:
+    """``size`` random bytes as hex (request ids and the like), from the same pool."""
+    return _pool.take(size).hex()
+
+
 def new_id() -> str:
     """A new random identifier for a row (UUID4 text)."""
     raw = _pool.take(16)

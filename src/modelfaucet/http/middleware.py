@@ -12,12 +12,12 @@ from __future__ import annotations
 import json
 import logging
 import re
-import secrets
 import time
 from typing import Any
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from ..domain.identity import random_hex
 from . import json_guard
 from .errors import error_body
 from .metrics import Metrics, route_label
@@ -64,7 +64,7 @@ def csp_for(path: str) -> bytes:
 
 
 def new_request_id() -> str:
-    return "req_" + secrets.token_hex(12)
+    return "req_" + random_hex(12)
 
 
 class EdgeMiddleware:
