@@ -5,9 +5,10 @@ IMMEDIATE`` on SQLite for writes, a deferred read transaction for ``read_only``;
 REPEATABLE READ read-only snapshot on PostgreSQL for ``snapshot``), hands out the
 repositories bound to that connection, and on ``commit()`` writes the collected audit
 entries (unchained), then the balances the ledger left for the commit
-(:meth:`~.ledger.SqlLedger.post_at_commit`), and commits; then it has the audit chain extended in a short
-transaction of its own on the same connection (:func:`~.audit.chain_committed`), so
-audited writes never queue on the chain lock while they hold their own row locks.
+(:meth:`~.ledger.SqlLedger.post_at_commit`: hot rows locked last), and commits; then it
+has the audit chain extended in a short transaction of its own on the same connection
+(:func:`~.audit.chain_committed`), so audited writes never queue on the chain lock while
+they hold their own row locks.
 Leaving without ``commit()`` rolls everything back; leaving by a deadlock or
 serialisation failure raises :class:`~modelfaucet.services.unit_of_work.ConcurrentWrite`
 (the services' name for "nothing was kept, decide again").
