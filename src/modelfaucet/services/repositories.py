@@ -98,6 +98,15 @@ class LedgerRepository(Protocol):
         developer rows stay locked only until the commit."""
         ...
 
+    def post_at_commit(self, transaction: Transaction) -> str:
+        """Post one balanced transaction whose balances move only when the unit of work
+        commits, as its last statements (each account once, wallets first, then the others in
+        id order), so its hot rows stay locked only for the commit; its rows are written now.
+        For credits that decide nothing on a balance (a Stripe top-up): a refusal (the ±limit)
+        comes from ``commit()``, and nothing is kept. A read of an account through this
+        repository moves them first."""
+        ...
+
     def change_reserved(self, account_id: str, delta_units: int) -> None:
         """Reserve (delta > 0, needs that much available) or release (delta < 0) funds."""
         ...

@@ -7,8 +7,9 @@ second sees what the first did: :func:`modelfaucet.domain.topups.decide` answers
 ``already_credited`` and nothing is posted. A top-up is credited once, whoever hears first.
 
 Writes, all in the caller's unit of work: the credit (wallet +amount, Stripe clearing
-−amount) through ``uow.ledger.post``, the status move stamped with its cause, the
-PaymentIntent of the paid session (refunds and disputes name it), the audit entry.
+−amount) through ``uow.ledger.post_at_commit`` (its balances move at the commit), the
+status move stamped with its cause, the PaymentIntent of the paid session (refunds and
+disputes name it), the audit entry.
 """
 
 from __future__ import annotations
@@ -20,7 +21,7 @@ from ..domain.audit import AuditEntry
 from ..domain.ledger import OwnerScope, Reason, SystemAccount, Transaction
 from ..domain.outcomes import InvalidRequest, InvalidState
 from ..domain.topups import TOPUP_REFERENCE_TYPE, Decision, Payment, TopupStatus, decide, refusal_message
-from .holds import expire_overdue_on
+from .holds import expire_overdue_before_credit
 from .repositories import TopupRecord
 from .unit_of_work import UnitOfWork
 
@@ -82,12 +83,17 @@ def settle_topup(
 
 
 def _post_credit(uow: UnitOfWork, topup: TopupRecord) -> str:
-    """The wallet is credited, Stripe clearing debited, by the top-up's amount. The wallet
-    is locked first and its overdue holds expire (SPEC §18: the next write that touches it)."""
-    expire_overdue_on(uow, uow.ledger.require(topup.account_id, for_update=True))
+    """The wallet is credited, Stripe clearing debited, by the top-up's amount.
+
+    Every credit moves the same clearing row (and a busy wallet's), so the two balances
+    move last (``post_at_commit``): their row locks last only the commit, not the status
+    move, answer and audit writes. A credit decides nothing on the balance, so the wallet is
+    locked early only when it has overdue holds to expire (SPEC §18: the next write that
+    touches it)."""
+    expire_overdue_before_credit(uow, topup.account_id)
     clearing = uow.ledger.ensure(OwnerScope.SYSTEM, SystemAccount.STRIPE_CLEARING.value)
     reason = Reason.STRIPE_CHECKOUT_TOPUP.value
-    return uow.ledger.post(
+    return uow.ledger.post_at_commit(
         Transaction.transfer(
             reason,
             debit=clearing,

@@ -25,6 +25,12 @@ share :meth:`SqlLedger._move_balances`, the one balance mover:
 Then the transaction and posting rows are inserted (COPY on PostgreSQL for many rows, see
 :mod:`.bulk`). All of it runs in the caller's unit of work: if anything fails, nothing is
 kept.
+
+:meth:`SqlLedger.post_at_commit` (a Stripe top-up's credit) inserts the rows at once and
+leaves the balances to the unit of work's commit: :meth:`SqlLedger.move_at_commit` moves
+them through the same mover as the last statements before ``COMMIT`` (one guarded statement
+on PostgreSQL, wallets locked first, then the others in id order), so the hot wallet and
+Stripe clearing rows are held only for the commit itself.
 """
 
 from __future__ import annotations
@@ -113,6 +119,21 @@ _CREDIT_MANY_PG = text(
     "WHERE a.id = m.id AND locked.id = a.id AND a.balance_units <= :max - m.delta RETURNING a.id"
 ).bindparams(bindparam("now", type_=DateTime(timezone=True)))
 
+# Any mix of credits and debits in one statement (``post_at_commit``'s balances): locked
+# wallets first (the order every wallet-then-clearing poster takes), then the others, each in
+# id order; each row guarded like _move_one. CASE keeps every bound computation in BIGINT
+# range (|delta| <= MAX is checked first).
+_MOVE_MANY_PG = text(
+    "WITH m AS (SELECT * FROM unnest(CAST(:ids AS VARCHAR[]), CAST(:deltas AS BIGINT[])) AS m(id, delta)), "
+    "locked AS (SELECT a.id FROM accounts a JOIN m ON a.id = m.id "
+    "ORDER BY a.owner_scope = ANY(CAST(:constrained AS VARCHAR[])) DESC, a.id FOR NO KEY UPDATE OF a) "
+    "UPDATE accounts AS a SET balance_units = a.balance_units + m.delta, updated_at = :now FROM m, locked "
+    "WHERE a.id = m.id AND locked.id = a.id AND CASE "
+    "WHEN m.delta > 0 THEN a.balance_units <= :max - m.delta "
+    "WHEN a.owner_scope = ANY(CAST(:constrained AS VARCHAR[])) THEN a.balance_units - a.reserved_units >= -m.delta "
+    "ELSE a.balance_units >= :min - m.delta END RETURNING a.id"
+).bindparams(bindparam("now", type_=DateTime(timezone=True)))
+
 
 def account_state(row: Any) -> AccountState:
     return AccountState(
@@ -139,10 +160,12 @@ class SqlLedger:
         self.connection = connection
         self.now = now
         self.moved: dict[str, Moved] = {}  # what this unit of work posted, told once it commits
+        self.at_commit: dict[str, int] = {}  # post_at_commit's net changes, not moved yet
 
     # -- reads ------------------------------------------------------------------------
 
     def get(self, account_id: str, *, for_update: bool = False) -> AccountState | None:
+        self.move_at_commit()  # a read sees what this unit of work posted
         stmt = select(accounts).where(accounts.c.id == account_id)
         if for_update:
             stmt = stmt.with_for_update()
@@ -174,6 +197,7 @@ class SqlLedger:
         (SQLite's ``BEGIN IMMEDIATE`` already serialises writers)."""
         if not owner_ids:
             return []
+        self.move_at_commit()
         stmt = (
             select(accounts.c.id, accounts.c.owner_id, accounts.c.balance_units, accounts.c.reserved_units)
             .where(and_(accounts.c.owner_scope == scope.value, accounts.c.owner_id.in_(list(owner_ids))))
@@ -194,6 +218,7 @@ class SqlLedger:
             return []
         if any(delta > 0 or delta < -MAX_BALANCE_UNITS for delta in debits.values()):
             raise LedgerInvariantViolation("debit_wallets only debits, within the balance bound")
+        self.move_at_commit()
         ids = sorted(debits)
         if self.connection.dialect.name == "postgresql":
             params: Any = {
@@ -303,7 +328,26 @@ class SqlLedger:
         self.moved = tally_moved(self.moved, transactions)
         return [transaction_id for transaction_id, _ in items]
 
+    def post_at_commit(self, transaction: Transaction) -> str:
+        """Insert the transaction and its postings now; the balances move when the unit of
+        work commits (:meth:`move_at_commit`), as its last statements."""
+        transaction_id = new_id()
+        self._insert_rows([(transaction_id, transaction)])
+        for posting in transaction.postings:
+            self.at_commit[posting.account_id] = self.at_commit.get(posting.account_id, 0) + posting.amount_units
+        self.moved = tally_moved(self.moved, [transaction])
+        return transaction_id
+
+    def move_at_commit(self) -> None:
+        """Move the balances :meth:`post_at_commit` left, each account once by its net change,
+        under the usual guards (a refusal raises; the caller's unit of work keeps nothing).
+        The unit of work calls this just before ``COMMIT``; a read of an account calls it first."""
+        if self.at_commit:
+            net, self.at_commit = self.at_commit, {}
+            self._move_balances(net, decided=(), together=True)
+
     def change_reserved(self, account_id: str, delta_units: int) -> None:
+        self.move_at_commit()
         reserved = accounts.c.reserved_units
         # Reserving needs that much available; releasing may not take more than is reserved.
         guard = accounts.c.balance_units - reserved >= delta_units if delta_units > 0 else reserved + delta_units >= 0
@@ -321,6 +365,7 @@ class SqlLedger:
         moves = {account_id: delta for account_id, delta in deltas.items() if delta}
         if not moves:
             return
+        self.move_at_commit()
         ids = sorted(moves)
         if self.connection.dialect.name == "postgresql":
             params: Any = {"now": self.now, "ids": ids, "deltas": [moves[i] for i in ids]}
@@ -340,9 +385,11 @@ class SqlLedger:
         decided: Collection[str],
         skip: Collection[str] = (),
         others: bool | None = None,
+        together: bool = False,
     ) -> None:
         """Move the ``decided`` wallets (``others`` False or None) and then every other
-        account of ``net`` except ``skip`` (``others`` True or None)."""
+        account of ``net`` except ``skip`` (``others`` True or None); ``together``: those in
+        one statement on PostgreSQL (wallets locked first, then the others, in id order)."""
         for account_id, delta in net.items():
             if abs(delta) > MAX_BALANCE_UNITS:
                 raise balance_limit_refusal(account_id)
@@ -358,6 +405,9 @@ class SqlLedger:
             for account_id, delta in net.items()
             if delta and account_id not in decided_debits and account_id not in skip
         }
+        if together and len(rest) > 1 and self.connection.dialect.name == "postgresql":
+            self._move_many(rest)
+            return
         credits = {account_id: delta for account_id, delta in rest.items() if delta > 0}
         if len(credits) > 1 and self.connection.dialect.name == "postgresql":
             self._credit_many(credits)
@@ -374,6 +424,21 @@ class SqlLedger:
                 if self.get(account_id) is None:
                     raise LedgerInvariantViolation(f"posting to unknown account {account_id}")
                 raise balance_limit_refusal(account_id)
+
+    def _move_many(self, moves: Mapping[str, int]) -> None:
+        ids = sorted(moves)
+        params: Any = {
+            "ids": ids,
+            "deltas": [moves[i] for i in ids],
+            "constrained": _CONSTRAINED,
+            "now": self.now,
+            "max": MAX_BALANCE_UNITS,
+            "min": -MAX_BALANCE_UNITS,
+        }
+        done = {row.id for row in self.connection.execute(_MOVE_MANY_PG, params)}
+        for account_id in ids:
+            if account_id not in done:
+                raise self._refusal(account_id, moves[account_id])
 
     def _move_decided(self, debits: Mapping[str, int]) -> None:
         if not debits:
@@ -403,12 +468,16 @@ class SqlLedger:
         result = self.connection.execute(stmt.values(balance_units=balance + delta, updated_at=self.now))
         if result.rowcount == 1:
             return
+        raise self._refusal(account_id, delta)
+
+    def _refusal(self, account_id: str, delta: int) -> Exception:
+        """Why a guarded move of ``account_id`` by ``delta`` matched no row."""
         found = self.get(account_id)
         if found is None:
             raise LedgerInvariantViolation(f"posting to unknown account {account_id}")
         if not found.constrained or delta > 0:
-            raise balance_limit_refusal(account_id)
-        raise InsufficientBalance(
+            return balance_limit_refusal(account_id)
+        return InsufficientBalance(
             "Wallet does not have enough balance for this debit.",
             details={
                 "wallet_id": account_id,

@@ -4,9 +4,11 @@
 IMMEDIATE`` on SQLite for writes, a deferred read transaction for ``read_only``; a
 REPEATABLE READ read-only snapshot on PostgreSQL for ``snapshot``), hands out the
 repositories bound to that connection, and on ``commit()`` writes the collected audit
-entries last (unchained) and commits; then it has the audit chain extended in a short
-transaction of its own on the same connection (:func:`~.audit.chain_committed`), so
-audited writes never queue on the chain lock while they hold their own row locks.
+entries (unchained), then the balances the ledger left for the commit
+(:meth:`~.ledger.SqlLedger.post_at_commit`: hot rows locked last), and commits; then it
+has the audit chain extended in a short transaction of its own on the same connection
+(:func:`~.audit.chain_committed`), so audited writes never queue on the chain lock while
+they hold their own row locks.
 Leaving without ``commit()`` rolls everything back; leaving by a deadlock or
 serialisation failure raises :class:`~modelfaucet.services.unit_of_work.ConcurrentWrite`
 (the services' name for "nothing was kept, decide again").
@@ -144,6 +146,7 @@ class SqlUnitOfWork:
         if self.read_only and self.audit.pending:
             raise LedgerInvariantViolation("a read-only unit of work cannot write audit entries")
         self.audit.flush()
+        self.ledger.move_at_commit()  # hot balances last: their row locks last only the COMMIT
         self._transaction.commit()
         self._committed = True
         if self.ledger.moved:
