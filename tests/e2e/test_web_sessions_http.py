@@ -10,15 +10,17 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 from fastapi.testclient import TestClient
-from sqlalchemy import select
+from sqlalchemy import insert, select, update
 
 from modelfaucet.adapters.db.database import Database
-from modelfaucet.adapters.db.tables import web_sessions
+from modelfaucet.adapters.db.tables import audit_log, developers, web_sessions
 from modelfaucet.config import Settings
 from modelfaucet.http.app import create_app
 from modelfaucet.services.context import Actor, ServiceContext
-from modelfaucet.services.developer_tokens import issue_developer_token
+from modelfaucet.services.developer_tokens import issue_developer_token, revoke_developer_token
+from modelfaucet.services.reconcile import reconcile_ledger
 from modelfaucet.services.seed import seed_demo_data
+from modelfaucet.services.verify_audit import verify_audit_chain
 from tests.conftest import with_settings
 
 ALICE = "alice-web-token-0123456789abcdef-0123456789"
@@ -198,3 +200,170 @@ def test_web_pages_carry_a_strict_csp_and_the_security_headers(web: TestClient) 
 def test_unknown_assets_are_not_found(web: TestClient) -> None:
     assert web.get("/web/static/../../config.py").status_code == 404
     assert web.get("/web/static/nope.js").status_code == 404
+
+
+# --- a portal session lives only while its developer token does ---------------------------------
+
+
+def portal_developer(ctx: ServiceContext) -> tuple[str, str, str]:
+    """A seeded developer, one token of theirs, and that token's id."""
+    seed = seed_demo_data(ctx)
+    issued = issue_developer_token(ctx, Actor("alice"), developer_id=seed.developer_id, name="web")
+    return seed.developer_id, issued.token, issued.record.id
+
+
+def assert_portal_session_ended(web: TestClient, database: Database) -> None:
+    answer = web.get("/portal", follow_redirects=False)
+    assert answer.status_code == 303
+    assert answer.headers["location"] == "/portal/sign-in?next=/portal&done=session_ended"
+    assert [s for s in stored_sessions(database) if s[1] == "developer"] == []
+
+
+def test_the_portal_session_records_the_token_it_was_opened_with(
+    web: TestClient, ctx: ServiceContext, database: Database
+) -> None:
+    _, token, token_id = portal_developer(ctx)
+    sign_in(web, "portal", token)
+    sign_in(web, "console", ALICE)
+    with database.read() as conn:
+        stored = dict(conn.execute(select(web_sessions.c.principal, web_sessions.c.developer_token_id)).all())
+    assert stored == {"developer": token_id, "operator": None}
+
+
+def test_revoking_the_token_ends_the_portal_session_at_the_next_request(
+    web: TestClient, ctx: ServiceContext, database: Database
+) -> None:
+    developer_id, token, token_id = portal_developer(ctx)
+    sign_in(web, "portal", token)
+    assert web.get("/portal", follow_redirects=False).status_code == 200
+    revoke_developer_token(ctx, Actor("alice"), developer_id=developer_id, token_id=token_id)
+    assert_portal_session_ended(web, database)
+    # and the stolen token cannot open a new one
+    assert sign_in(web, "portal", token).status_code == 401  # type: ignore[attr-defined]
+
+
+def test_a_form_on_a_revoked_tokens_session_changes_nothing(
+    web: TestClient, ctx: ServiceContext, database: Database
+) -> None:
+    developer_id, token, token_id = portal_developer(ctx)
+    sign_in(web, "portal", token)
+    csrf = csrf_of(web.get("/portal").text)
+    revoke_developer_token(ctx, Actor("alice"), developer_id=developer_id, token_id=token_id)
+    answer = web.post("/portal/sign-out", data={"csrf_token": csrf}, follow_redirects=False)
+    assert answer.status_code == 303 and "done=session_ended" in answer.headers["location"]
+    assert stored_sessions(database) == []
+    with database.read() as conn:  # ended by the revocation, not signed out by the form
+        actions = list(conn.execute(select(audit_log.c.action)).scalars())
+    assert "web_session.sign_out" not in actions
+
+
+def test_revoking_another_token_of_the_developer_leaves_the_session_alone(
+    web: TestClient, ctx: ServiceContext, database: Database
+) -> None:
+    developer_id, token, _ = portal_developer(ctx)
+    other = issue_developer_token(ctx, Actor("alice"), developer_id=developer_id, name="laptop").record.id
+    sign_in(web, "portal", token)
+    revoke_developer_token(ctx, Actor("alice"), developer_id=developer_id, token_id=other)
+    assert web.get("/portal", follow_redirects=False).status_code == 200
+
+
+def test_a_suspended_developers_session_ends_and_their_token_signs_in_no_more(
+    web: TestClient, ctx: ServiceContext, database: Database
+) -> None:
+    developer_id, token, _ = portal_developer(ctx)
+    sign_in(web, "portal", token)
+    with database.transaction() as conn:  # no route suspends a developer yet: the status column does
+        conn.execute(update(developers).where(developers.c.id == developer_id).values(status="suspended"))
+    assert_portal_session_ended(web, database)
+    assert sign_in(web, "portal", token).status_code == 401  # type: ignore[attr-defined]
+    assert web.get("/v1/developer/me", headers={"authorization": f"Bearer {token}"}).status_code == 401
+
+
+def test_a_developer_session_that_does_not_know_its_token_is_ended(
+    web: TestClient, ctx: ServiceContext, database: Database
+) -> None:
+    developer_id, _, _ = portal_developer(ctx)
+    session_id = "a-session-from-before-0010-" + "x" * 20
+    now = datetime.now(UTC)
+    with database.transaction() as conn:  # a row as revision 0009 wrote it: no token id
+        conn.execute(
+            insert(web_sessions).values(
+                id_hash=hashlib.sha256(session_id.encode()).hexdigest(),
+                principal="developer",
+                subject=developer_id,
+                csrf_secret="c" * 32,
+                created_at=now,
+                last_seen_at=now,
+                expires_at=now + timedelta(hours=1),
+            )
+        )
+    web.cookies.set("mf_portal", session_id, path="/portal")
+    assert_portal_session_ended(web, database)
+
+
+# --- sign-in and sign-out are audited ---------------------------------------------------------------
+
+
+def audit_rows(database: Database) -> list[dict[str, object]]:
+    with database.read() as conn:
+        rows = conn.execute(select(audit_log).where(audit_log.c.action.like("web_session.%")).order_by(audit_log.c.id))
+        return [dict(row._mapping) for row in rows]
+
+
+def test_sign_in_and_sign_out_of_both_doors_are_audited_without_the_token(
+    web: TestClient, ctx: ServiceContext, database: Database
+) -> None:
+    developer_id, token, token_id = portal_developer(ctx)
+    sign_in(web, "console", ALICE)
+    web.post("/console/sign-out", data={"csrf_token": csrf_of(web.get("/console").text)})
+    sign_in(web, "portal", token)
+    web.post("/portal/sign-out", data={"csrf_token": csrf_of(web.get("/portal").text)})
+    rows = audit_rows(database)
+    assert [(r["actor"], r["action"], r["resource_type"]) for r in rows] == [
+        ("alice", "web_session.sign_in", "web_session"),
+        ("alice", "web_session.sign_out", "web_session"),
+        (f"developer:{developer_id}", "web_session.sign_in", "web_session"),
+        (f"developer:{developer_id}", "web_session.sign_out", "web_session"),
+    ]
+    assert rows[2]["details"] == {"principal": "developer", "developer_token_id": token_id}
+    assert rows[0]["details"] == {"principal": "operator"}
+    assert rows[0]["resource_id"] == rows[1]["resource_id"] != rows[2]["resource_id"] == rows[3]["resource_id"]
+    assert all(r["request_id"] for r in rows)
+    everything = repr(rows)
+    for secret in (ALICE, token, token.removeprefix("mf_dev_")):
+        assert secret not in everything and secret[:12] not in everything and secret[-12:] not in everything
+
+
+def test_a_refused_sign_in_is_audited_as_anonymous_without_what_was_presented(
+    web: TestClient, ctx: ServiceContext, database: Database
+) -> None:
+    developer_id, token, token_id = portal_developer(ctx)
+    revoke_developer_token(ctx, Actor("alice"), developer_id=developer_id, token_id=token_id)
+    wrong = "not-the-token-" + "q" * 30
+    assert sign_in(web, "console", wrong).status_code == 401  # type: ignore[attr-defined]
+    assert sign_in(web, "portal", token).status_code == 401  # type: ignore[attr-defined]
+    rows = audit_rows(database)
+    assert [(r["actor"], r["action"], r["details"]) for r in rows] == [
+        ("anonymous", "web_session.sign_in_refused", {"principal": "operator"}),
+        ("anonymous", "web_session.sign_in_refused", {"principal": "developer"}),
+    ]
+    assert all(r["resource_id"] is None for r in rows)
+    everything = repr(rows)
+    for secret in (wrong, token, token.removeprefix("mf_dev_")):
+        assert secret not in everything and secret[:12] not in everything and secret[-12:] not in everything
+    # a sign-in form posted without its CSRF cookie never reaches the check: nothing to audit
+    web.cookies.clear()
+    assert web.post("/console/sign-in", data={"token": wrong}, follow_redirects=False).status_code == 403
+    assert len(audit_rows(database)) == 2
+
+
+def test_sign_in_audit_rows_pass_the_reconciliation_checks_and_the_chain(
+    web: TestClient, ctx: ServiceContext, database: Database
+) -> None:
+    _, token, _ = portal_developer(ctx)
+    sign_in(web, "console", ALICE)
+    sign_in(web, "portal", token)
+    sign_in(web, "portal", "mf_dev_" + "n" * 43)
+    report = reconcile_ledger(ctx).as_dict()
+    assert {name: check["ok"] for name, check in report["checks"].items() if not check["ok"]} == {}
+    assert verify_audit_chain(ctx).ok

@@ -12,6 +12,7 @@ from collections.abc import Collection, Iterator
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 
+from modelfaucet.domain.catalog import CatalogStatus
 from modelfaucet.domain.earnings import EarningsGrouping, EarningsLine, total_of
 from modelfaucet.domain.ledger import Transaction
 from modelfaucet.domain.payouts import OPEN_STATUSES, PayoutStatus
@@ -76,7 +77,13 @@ class MemoryDeveloperAccess:
 
     def live_token(self, token_hash: str) -> DeveloperTokenRecord | None:
         found = self.state.tokens.get(token_hash)
-        return found if found is not None and found.revoked_at is None else None
+        if found is None or found.revoked_at is not None or not self.developer_is_active(found.developer_id):
+            return None
+        return found
+
+    def developer_is_active(self, developer_id: str) -> bool:
+        developer = next((d for d in self.catalog.developers.values() if d.id == developer_id), None)
+        return developer is not None and developer.status == CatalogStatus.ACTIVE
 
     def _replace_token(self, token_id: str, **changes: object) -> None:
         for digest, token in self.state.tokens.items():

@@ -349,7 +349,7 @@ class MemoryUnitOfWork:
         self.developers = MemoryDeveloperAccess(state.developer_access, state.catalog, self.now)
         self.statements = MemoryStatements(state.postings, state.transactions, self.now)
         self.holds = MemoryHolds(state.holds, self.now)
-        self.web_sessions = MemoryWebSessions(state.web, self.now)
+        self.web_sessions = MemoryWebSessions(state.web, self.now, self.developers)
         for name in (
             "provider_keys",
             "reports",

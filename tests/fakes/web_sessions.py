@@ -7,6 +7,7 @@ from datetime import datetime
 
 from modelfaucet.domain.timestamps import as_utc
 from modelfaucet.services.repositories import WebSessionRecord
+from tests.fakes.developers import DeveloperAccessState, MemoryDeveloperAccess
 
 
 @dataclass
@@ -17,9 +18,10 @@ class WebSessionState:
 class MemoryWebSessions:
     """Implements :class:`modelfaucet.services.repositories.WebSessionRepository`."""
 
-    def __init__(self, state: WebSessionState, now: datetime) -> None:
+    def __init__(self, state: WebSessionState, now: datetime, developers: MemoryDeveloperAccess) -> None:
         self.state = state
         self.now = now
+        self.developers = developers
 
     def add(self, session: WebSessionRecord) -> None:
         if session.id_hash in self.state.sessions:
@@ -27,7 +29,20 @@ class MemoryWebSessions:
         self.state.sessions[session.id_hash] = session
 
     def get(self, id_hash: str) -> WebSessionRecord | None:
-        return self.state.sessions.get(id_hash)
+        session = self.state.sessions.get(id_hash)
+        if session is None:
+            return None
+        return replace(session, developer_token_live=self._token_live(session))
+
+    def _token_live(self, session: WebSessionRecord) -> bool:
+        tokens: DeveloperAccessState = self.developers.state
+        token = next((t for t in tokens.tokens.values() if t.id == session.developer_token_id), None)
+        return (
+            token is not None
+            and token.developer_id == session.subject
+            and token.revoked_at is None
+            and self.developers.developer_is_active(token.developer_id)
+        )
 
     def touch(self, id_hash: str) -> None:
         session = self.state.sessions.get(id_hash)

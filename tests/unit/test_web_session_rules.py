@@ -3,17 +3,26 @@ which door, idle and absolute expiry, sign-out, and that only a hash of the id i
 
 from __future__ import annotations
 
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 
 import pytest
 
 from modelfaucet.config import Settings
+from modelfaucet.domain.catalog import CatalogStatus
 from modelfaucet.domain.identity import token_hash
 from modelfaucet.domain.outcomes import InvalidSession
 from modelfaucet.services.context import Actor, ServiceContext
-from modelfaucet.services.developer_tokens import issue_developer_token
+from modelfaucet.services.developer_tokens import issue_developer_token, revoke_developer_token
 from modelfaucet.services.seed import seed_demo_data
-from modelfaucet.services.web_sessions import SIGN_IN_REFUSED, Principal, open_session, sign_in, sign_out
+from modelfaucet.services.web_sessions import (
+    SESSION_ENDED,
+    SIGN_IN_REFUSED,
+    Principal,
+    open_session,
+    sign_in,
+    sign_out,
+)
 from tests.fakes.memory import MemoryStore
 
 ALICE = "alice-token-0123456789abcdef-0123456789"
@@ -137,3 +146,75 @@ def test_an_operator_removed_from_the_configuration_is_signed_out(ctx: ServiceCo
     with pytest.raises(InvalidSession):
         open_session(later, Principal.OPERATOR, issued.session_id)
     assert store.state.web.sessions == {}
+
+
+# --- a portal session lives only while its developer token does -------------------------------
+
+
+def _developer_session(ctx: ServiceContext) -> tuple[str, str, str, str]:
+    """(developer id, token, token id, session id) of a freshly signed-in developer."""
+    seed = seed_demo_data(ctx)
+    issued = issue_developer_token(ctx, Actor("alice"), developer_id=seed.developer_id, name="t")
+    session = sign_in(ctx, Principal.DEVELOPER, issued.token)
+    return seed.developer_id, issued.token, issued.record.id, session.session_id
+
+
+def test_a_portal_session_records_its_token_and_ends_when_it_is_revoked(
+    ctx: ServiceContext, store: MemoryStore
+) -> None:
+    developer_id, token, token_id, session_id = _developer_session(ctx)
+    [stored] = store.state.web.sessions.values()
+    assert stored.developer_token_id == token_id
+    other = issue_developer_token(ctx, Actor("alice"), developer_id=developer_id, name="other").record.id
+    revoke_developer_token(ctx, Actor("alice"), developer_id=developer_id, token_id=other)
+    assert open_session(ctx, Principal.DEVELOPER, session_id).subject == developer_id  # another token: no matter
+    revoke_developer_token(ctx, Actor("alice"), developer_id=developer_id, token_id=token_id)
+    with pytest.raises(InvalidSession) as ended:
+        open_session(ctx, Principal.DEVELOPER, session_id)
+    assert ended.value.message == SESSION_ENDED
+    assert store.state.web.sessions == {}
+    with pytest.raises(InvalidSession):
+        sign_in(ctx, Principal.DEVELOPER, token)
+
+
+def test_a_suspended_developers_portal_session_ends(ctx: ServiceContext, store: MemoryStore) -> None:
+    developer_id, token, _, session_id = _developer_session(ctx)
+    developers = store.state.catalog.developers
+    [email] = [email for email, d in developers.items() if d.id == developer_id]
+    developers[email] = replace(developers[email], status=CatalogStatus.SUSPENDED)
+    with pytest.raises(InvalidSession):
+        open_session(ctx, Principal.DEVELOPER, session_id)
+    assert store.state.web.sessions == {}
+    with pytest.raises(InvalidSession):
+        sign_in(ctx, Principal.DEVELOPER, token)
+
+
+def test_a_developer_session_without_a_token_id_is_ended(ctx: ServiceContext, store: MemoryStore) -> None:
+    _, _, _, session_id = _developer_session(ctx)
+    [(key, stored)] = store.state.web.sessions.items()
+    store.state.web.sessions[key] = replace(stored, developer_token_id=None)  # as a row from before 0010
+    with pytest.raises(InvalidSession):
+        open_session(ctx, Principal.DEVELOPER, session_id)
+    assert store.state.web.sessions == {}
+
+
+def _web_audit(store: MemoryStore) -> list[tuple[str, str, str | None, dict[str, object] | None]]:
+    return [
+        (e.actor, e.action, e.request_id, e.details)
+        for _, e in store.state.audit
+        if e.action.startswith("web_session.")
+    ]
+
+
+def test_sign_in_refusal_and_sign_out_are_audited_without_the_token(ctx: ServiceContext, store: MemoryStore) -> None:
+    issued = sign_in(ctx, Principal.OPERATOR, ALICE, request_id="req-1")
+    with pytest.raises(InvalidSession):
+        sign_in(ctx, Principal.OPERATOR, ALICE + "x", request_id="req-2")
+    assert sign_out(ctx, issued.session_id, request_id="req-3") is True
+    assert sign_out(ctx, issued.session_id, request_id="req-4") is False  # nothing ended: nothing audited
+    assert _web_audit(store) == [
+        ("alice", "web_session.sign_in", "req-1", {"principal": "operator"}),
+        ("anonymous", "web_session.sign_in_refused", "req-2", {"principal": "operator"}),
+        ("alice", "web_session.sign_out", "req-3", {"principal": "operator"}),
+    ]
+    assert ALICE[:10] not in repr(store.state.audit) and issued.session_id not in repr(store.state.audit)

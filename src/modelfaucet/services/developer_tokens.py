@@ -7,8 +7,9 @@ listed with its ``revoked_at`` and opens nothing. Every issue and revoke is decl
 audit trail with the operator's name (never any part of the token).
 
 :func:`authenticate_developer` is the one check of a presented token: missing, malformed,
-unknown or revoked — the caller cannot tell which (one refusal, one message). A token
-opens the ``/v1/developer/*`` routes of its developer and nothing else.
+unknown, revoked, or of a developer who is not ``active`` — the caller cannot tell which
+(one refusal, one message). A token opens the ``/v1/developer/*`` routes of its developer
+and a portal session (which lives only as long as the token does), nothing else.
 """
 
 from __future__ import annotations

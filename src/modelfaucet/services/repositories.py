@@ -874,7 +874,13 @@ class WebSessionRecord:
     """A signed-in browser as stored: the session id only as its hash (``id_hash``).
 
     ``principal`` is ``operator`` or ``developer``; ``subject`` the operator's name or the
-    developer's id. ``csrf_secret`` is what every form of the session must carry back."""
+    developer's id. ``csrf_secret`` is what every form of the session must carry back.
+    ``developer_token_id`` is the developer token a portal session was opened with (None for
+    operators, and for developer rows from before it was kept).
+
+    ``developer_token_live`` is read, not stored: whether, when the row was read, that token
+    was still live (found, not revoked, of this developer, and the developer ``active``) —
+    worked out in the same query that loads the row. Always False without a token id."""
 
     id_hash: str
     principal: str
@@ -883,6 +889,8 @@ class WebSessionRecord:
     created_at: datetime
     last_seen_at: datetime
     expires_at: datetime
+    developer_token_id: str | None = None
+    developer_token_live: bool = False
 
 
 class WebSessionRepository(Protocol):
@@ -890,7 +898,9 @@ class WebSessionRepository(Protocol):
 
     def add(self, session: WebSessionRecord) -> None: ...
 
-    def get(self, id_hash: str) -> WebSessionRecord | None: ...
+    def get(self, id_hash: str) -> WebSessionRecord | None:
+        """The session with ``developer_token_live`` filled in, in one read."""
+        ...
 
     def touch(self, id_hash: str) -> None:
         """Set ``last_seen_at`` to now."""
@@ -1347,7 +1357,8 @@ class DeveloperAccessRepository(Protocol):
     def get_token(self, developer_id: str, token_id: str) -> DeveloperTokenRecord | None: ...
 
     def live_token(self, token_hash: str) -> DeveloperTokenRecord | None:
-        """The unrevoked token stored under ``token_hash``, of whichever developer."""
+        """The unrevoked token stored under ``token_hash``, of whichever developer — as long
+        as that developer is ``active`` (a suspended developer's tokens open nothing)."""
         ...
 
     def revoke_token(self, token_id: str) -> bool:

@@ -580,6 +580,9 @@ web_sessions = Table(
     _ts("created_at"),
     _ts("last_seen_at"),
     _ts("expires_at"),
+    # The developer token a portal session was opened with (NULL for operators): the session
+    # lives only while that token does (migration 0010).
+    Column("developer_token_id", String(36), ForeignKey("developer_tokens.id"), nullable=True),
     CheckConstraint(one_of("principal", Principal), name="principal"),
 )
 Index("ix_web_sessions_last_seen", web_sessions.c.last_seen_at)

@@ -193,7 +193,7 @@ async def sign_in_submit(request: Request, ctx: Context) -> Response:
             request, area, status=403, error="The sign-in form had expired. Please enter your token again."
         )
     try:
-        issued = sign_in(ctx, area.principal, fields.get("token", ""))
+        issued = sign_in(ctx, area.principal, fields.get("token", ""), request_id=request_id(request))
     except InvalidSession as refusal:
         return _sign_in_page(request, area, status=401, error=refusal.message)
     response = RedirectResponse(_safe_next(area, fields.get("next", area.base)), status_code=303)
@@ -208,7 +208,7 @@ async def sign_out_submit(request: Request, ctx: Context) -> Response:
     area = _area_of(request)
     signed = await _signed_form(request, ctx, area)
     del signed
-    sign_out(ctx, request.cookies.get(area.cookie))
+    sign_out(ctx, request.cookies.get(area.cookie), request_id=request_id(request))
     response = RedirectResponse(f"{area.sign_in_path}?done=signed_out", status_code=303)
     response.delete_cookie(area.cookie, path=area.base)
     return response

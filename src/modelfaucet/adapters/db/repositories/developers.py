@@ -13,6 +13,7 @@ from typing import Any
 
 from sqlalchemy import ColumnElement, Connection, and_, func, literal, or_, select, update
 
+from ....domain.catalog import CatalogStatus
 from ....domain.earnings import EarningsGrouping, EarningsLine
 from ....domain.payouts import OPEN_STATUSES, PayoutStatus
 from ....services.repositories import (
@@ -23,7 +24,7 @@ from ....services.repositories import (
     PayoutStatusChange,
 )
 from ..bulk import upsert_factory
-from ..tables import app_features, apps, audit_log, developer_tokens, payouts, usage_events
+from ..tables import app_features, apps, audit_log, developer_tokens, developers, payouts, usage_events
 from .catalog import app_record, feature_record
 
 # The audit trail's name for payouts: their history is read from it.
@@ -91,8 +92,14 @@ class SqlDeveloperAccess:
 
     def live_token(self, token_hash: str) -> DeveloperTokenRecord | None:
         row = self.connection.execute(
-            select(developer_tokens).where(
-                and_(developer_tokens.c.token_hash == token_hash, developer_tokens.c.revoked_at.is_(None))
+            select(developer_tokens)
+            .join(developers, developers.c.id == developer_tokens.c.developer_id)
+            .where(
+                and_(
+                    developer_tokens.c.token_hash == token_hash,
+                    developer_tokens.c.revoked_at.is_(None),
+                    developers.c.status == CatalogStatus.ACTIVE.value,
+                )
             )
         ).first()
         return None if row is None else _token(row)

@@ -1,13 +1,18 @@
-"""Web sessions of /console and /portal: stored by the hash of their id, never the id."""
+"""Web sessions of /console and /portal: stored by the hash of their id, never the id.
+
+Loading a session also answers whether a portal session's developer token is still live:
+one query, the row left-joined to its token and the token's developer.
+"""
 
 from __future__ import annotations
 
 from datetime import datetime
 
-from sqlalchemy import Connection, delete, insert, or_, select, update
+from sqlalchemy import Connection, and_, delete, insert, or_, select, update
 
+from ....domain.catalog import CatalogStatus
 from ....services.repositories import WebSessionRecord
-from ..tables import web_sessions
+from ..tables import developer_tokens, developers, web_sessions
 
 
 class SqlWebSessions:
@@ -27,15 +32,47 @@ class SqlWebSessions:
                 created_at=session.created_at,
                 last_seen_at=session.last_seen_at,
                 expires_at=session.expires_at,
+                developer_token_id=session.developer_token_id,
             )
         )
 
     def get(self, id_hash: str) -> WebSessionRecord | None:
-        row = self.connection.execute(select(web_sessions).where(web_sessions.c.id_hash == id_hash)).first()
+        token = developer_tokens
+        row = self.connection.execute(
+            select(
+                web_sessions,
+                token.c.revoked_at.label("token_revoked_at"),
+                token.c.id.label("token_found"),
+                developers.c.status.label("developer_status"),
+            )
+            .select_from(
+                web_sessions.outerjoin(
+                    token,
+                    and_(
+                        token.c.id == web_sessions.c.developer_token_id,
+                        token.c.developer_id == web_sessions.c.subject,
+                    ),
+                ).outerjoin(developers, developers.c.id == token.c.developer_id)
+            )
+            .where(web_sessions.c.id_hash == id_hash)
+        ).first()
         if row is None:
             return None
+        live = (
+            row.token_found is not None
+            and row.token_revoked_at is None
+            and row.developer_status == CatalogStatus.ACTIVE.value
+        )
         return WebSessionRecord(
-            row.id_hash, row.principal, row.subject, row.csrf_secret, row.created_at, row.last_seen_at, row.expires_at
+            row.id_hash,
+            row.principal,
+            row.subject,
+            row.csrf_secret,
+            row.created_at,
+            row.last_seen_at,
+            row.expires_at,
+            developer_token_id=row.developer_token_id,
+            developer_token_live=live,
         )
 
     def touch(self, id_hash: str) -> None:
