@@ -138,6 +138,8 @@ def test_the_guarded_routes_are_the_ones_the_issue_names() -> None:
         ("POST", "/v1/sessions"),
         ("POST", "/v1/user/stripe/checkout-sessions"),
         ("POST", "/v1/stripe/webhook"),
+        ("POST", "/console/sign-in"),
+        ("POST", "/portal/sign-in"),
     }
 
 

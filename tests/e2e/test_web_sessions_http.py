@@ -367,3 +367,14 @@ def test_sign_in_audit_rows_pass_the_reconciliation_checks_and_the_chain(
     report = reconcile_ledger(ctx).as_dict()
     assert {name: check["ok"] for name, check in report["checks"].items() if not check["ok"]} == {}
     assert verify_audit_chain(ctx).ok
+
+
+def test_refused_sign_ins_are_rate_limited_so_guessing_cannot_flood_the_audit_log(
+    database: Database, web_settings: Settings, clock: Clock
+) -> None:
+    app = create_app(with_settings(web_settings, rate_limit_per_minute=3), db=database, clock=clock)
+    with TestClient(app, raise_server_exceptions=False) as limited:
+        answers = [sign_in(limited, area, "guess-" + "x" * 30).status_code for area in ("console",) * 4]  # type: ignore[attr-defined]
+        portal = [sign_in(limited, "portal", "mf_dev_" + "y" * 43).status_code for _ in range(4)]  # type: ignore[attr-defined]
+    assert answers == [401, 401, 401, 429] and portal == [401, 401, 401, 429]  # each door its own bucket
+    assert len(audit_rows(database)) == 6  # the refused-and-limited attempts wrote nothing

@@ -30,11 +30,15 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 
 from .errors import error_body
 
-# The routes guarded by default: session creation, checkout creation and the Stripe webhook.
+# The routes guarded by default: session creation, checkout creation, the Stripe webhook and
+# the web sign-in forms (each refused sign-in writes an audit row: the limit bounds what a
+# client guessing tokens can make the service write).
 LIMITED_ROUTES = (
     ("POST", "/v1/sessions"),
     ("POST", "/v1/user/stripe/checkout-sessions"),
     ("POST", "/v1/stripe/webhook"),
+    ("POST", "/console/sign-in"),
+    ("POST", "/portal/sign-in"),
 )
 MAX_TRACKED_CLIENTS = 50_000
 MAX_CLIENT_KEY_CHARS = 64  # a forwarded "address" is caller text: bound what a bucket key holds
