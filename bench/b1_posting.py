@@ -1,7 +1,7 @@
 """B1: the posting engine in-process — usage events from 64 concurrent asyncio tasks.
 
-Each task awaits its own event's future, exactly as the HTTP handler does
-(``await asyncio.wrap_future(engine.submit(event))``). Baselines, in the same run on the
+Each task awaits its own event's outcome, exactly as the HTTP handler does
+(``await engine.post(event)``). Baselines, in the same run on the
 same database: the same rows written by plain SQL through the same driver, (a) one
 transaction per event, (b) in the engine's own mean batch size.
 """
@@ -45,7 +45,7 @@ def run_engine(
 
     async def caller() -> None:
         for item in feed:
-            outcome = await asyncio.wrap_future(engine.submit(item))
+            outcome = await engine.post(item)
             if outcome.status is not UsageStatus.RECORDED:
                 raise RuntimeError(f"{item.request_id}: {outcome.status} {outcome.error}")
 

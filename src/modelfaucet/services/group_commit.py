@@ -13,6 +13,13 @@ previous batch held (the callers it just answered mostly come back) and waits up
 concurrent callers are written 32 at a time; items that arrive while a batch is being
 written form the next one.
 
+Asynchronous callers (the HTTP handlers) ``await`` :meth:`run` / :meth:`run_many` instead:
+their results are handed to their event loop with ONE ``call_soon_threadsafe`` per loop per
+batch, where a ``concurrent.futures.Future`` per item wrapped by ``asyncio.wrap_future``
+costs a wake-up of the loop per item (measured: 53 µs of CPU per item against 11 µs, 64
+callers). A caller cancelled before its batch starts is not run, as with a cancelled
+future.
+
 Nothing correctness depends on lives here: the queue only groups work. Idempotency,
 balance checks and locks are decided inside the batch's transaction, so several API
 processes (each with its own workers) on one PostgreSQL stay correct, and no lock is held
@@ -24,6 +31,8 @@ work (the usage engine runs two on PostgreSQL).
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import queue
 import threading
 import time
@@ -37,6 +46,9 @@ Item = TypeVar("Item")
 Outcome = TypeVar("Outcome")
 
 _STOP = None  # queued by close(): run what came before it, then exit
+
+# Who waits for an item: a thread's future, or an asyncio future with the loop it lives on.
+Waiter = Future[Outcome] | tuple[asyncio.AbstractEventLoop, "asyncio.Future[Outcome]"]
 
 
 class GroupCommit(Generic[Item, Outcome]):
@@ -58,7 +70,7 @@ class GroupCommit(Generic[Item, Outcome]):
         self.max_batch = max_batch
         self.max_wait_seconds = max_wait_seconds
         self.idle_seconds = idle_seconds
-        self._queue: queue.SimpleQueue[tuple[Item, Future[Outcome]] | None] = queue.SimpleQueue()
+        self._queue: queue.SimpleQueue[tuple[Item, Waiter[Outcome]] | None] = queue.SimpleQueue()
         self._lock = threading.Lock()
         self._running: list[threading.Thread] = []
         self._closed = False
@@ -73,16 +85,30 @@ class GroupCommit(Generic[Item, Outcome]):
         """Queue ``items`` together (they are taken in order, in as few batches as
         ``max_batch`` allows); one future each."""
         futures: list[Future[Outcome]] = [Future() for _ in items]
+        self._enqueue(list(zip(items, futures, strict=True)))
+        return futures
+
+    async def run(self, item: Item) -> Outcome:
+        """:meth:`submit` for a coroutine: the item's outcome (or the batch's exception)."""
+        return (await self.run_many([item]))[0]
+
+    async def run_many(self, items: Sequence[Item]) -> list[Outcome]:
+        """:meth:`submit_many` for a coroutine: the outcomes in order."""
+        loop = asyncio.get_running_loop()
+        futures: list[asyncio.Future[Outcome]] = [loop.create_future() for _ in items]
+        self._enqueue([(item, (loop, future)) for item, future in zip(items, futures, strict=True)])
+        return list(await asyncio.gather(*futures))
+
+    def _enqueue(self, entries: list[tuple[Item, Waiter[Outcome]]]) -> None:
         with self._lock:
             if self._closed:
                 raise ServiceUnavailable("The service is shutting down; retry the request.")
-            for item, future in zip(items, futures, strict=True):
-                self._queue.put((item, future))
+            for entry in entries:
+                self._queue.put(entry)
             while len(self._running) < self.workers:
                 worker = threading.Thread(target=self._run, name=self.name, daemon=True)
                 self._running.append(worker)
                 worker.start()
-        return futures
 
     def close(self, timeout: float = 10.0) -> None:
         """Run everything already queued, then stop the workers (application shutdown)."""
@@ -131,8 +157,8 @@ class GroupCommit(Generic[Item, Outcome]):
             if me in self._running:
                 self._running.remove(me)
 
-    def _post(self, batch: list[tuple[Item, Future[Outcome]]]) -> None:
-        live = [(item, future) for item, future in batch if future.set_running_or_notify_cancel()]
+    def _post(self, batch: list[tuple[Item, Waiter[Outcome]]]) -> None:
+        live = [(item, waiter) for item, waiter in batch if _start(waiter)]
         if not live:
             return
         try:
@@ -140,11 +166,46 @@ class GroupCommit(Generic[Item, Outcome]):
             if len(outcomes) != len(live):
                 raise RuntimeError(f"{self.name}: {len(outcomes)} outcomes for {len(live)} items")
         except BaseException as exc:  # every caller must learn of the failure
-            for _, future in live:
-                future.set_exception(exc)
+            _settle([waiter for _, waiter in live], error=exc)
             return
         with self._counted:
             self.batches += 1
             self.items += len(live)
-        for (_, future), outcome in zip(live, outcomes, strict=True):
-            future.set_result(outcome)
+        _settle([waiter for _, waiter in live], outcomes=outcomes)
+
+
+def _start(waiter: Waiter[Outcome]) -> bool:
+    """Whether the item is still wanted (a caller cancelled before its batch is not run)."""
+    if isinstance(waiter, Future):
+        return waiter.set_running_or_notify_cancel()
+    return not waiter[1].cancelled()
+
+
+def _settle(
+    waiters: Sequence[Waiter[Outcome]], *, outcomes: Sequence[Outcome] = (), error: BaseException | None = None
+) -> None:
+    """Hand each waiter its outcome (or ``error``): thread futures directly, asyncio futures
+    through one ``call_soon_threadsafe`` per event loop."""
+    by_loop: dict[asyncio.AbstractEventLoop, list[tuple[asyncio.Future[Outcome], Outcome | None]]] = {}
+    for index, waiter in enumerate(waiters):
+        outcome = outcomes[index] if error is None else None
+        if isinstance(waiter, Future):
+            if error is not None:
+                waiter.set_exception(error)
+            else:
+                waiter.set_result(outcome)  # type: ignore[arg-type]
+        else:
+            by_loop.setdefault(waiter[0], []).append((waiter[1], outcome))
+    for loop, pairs in by_loop.items():
+        with contextlib.suppress(RuntimeError):  # a closed loop: nobody is waiting any more
+            loop.call_soon_threadsafe(_resolve, pairs, error)
+
+
+def _resolve(pairs: list[tuple[asyncio.Future[Outcome], Outcome | None]], error: BaseException | None) -> None:
+    for future, outcome in pairs:
+        if future.done():  # cancelled while its batch ran
+            continue
+        if error is not None:
+            future.set_exception(error)
+        else:
+            future.set_result(outcome)  # type: ignore[arg-type]

@@ -42,6 +42,14 @@ class HoldEngine:
         """Resolves to a :class:`~.holds.VoidOutcome` (see :func:`~.holds.void_result`)."""
         return self._commit.submit(VoidHold(hold_id))
 
+    async def place(self, commands: Sequence[PlaceHold]) -> list[HoldResult]:
+        """:meth:`place_many` for coroutines (the HTTP handlers): the outcomes in order."""
+        return await self._commit.run_many(commands)
+
+    async def void_hold(self, hold_id: str) -> HoldResult:
+        """:meth:`void` for coroutines."""
+        return await self._commit.run(VoidHold(hold_id))
+
     def close(self, timeout: float = 10.0) -> None:
         self._commit.close(timeout)
 

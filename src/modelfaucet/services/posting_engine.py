@@ -84,6 +84,13 @@ class PostingEngine:
     def submit_many(self, events: Sequence[UsageEvent]) -> list[Future[UsageOutcome]]:
         return self._commit.submit_many(events)
 
+    async def post(self, event: UsageEvent) -> UsageOutcome:
+        """For coroutines (the HTTP handlers): the event's outcome, without a thread future."""
+        return await self._commit.run(event)
+
+    async def post_many(self, events: Sequence[UsageEvent]) -> list[UsageOutcome]:
+        return await self._commit.run_many(events)
+
     def close(self, timeout: float = 10.0) -> None:
         """Post everything already queued, then stop the workers (application shutdown)."""
         self._commit.close(timeout)

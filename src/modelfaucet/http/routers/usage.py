@@ -10,7 +10,6 @@ Events go through the process's group-commit engine; the handler awaits its own 
 
 from __future__ import annotations
 
-import asyncio
 import json
 from typing import Annotated, Any
 
@@ -25,7 +24,7 @@ from ...domain.timestamps import iso
 from ...services import app_usage
 from ...services.context import Actor
 from ...services.posting_engine import PostingEngine
-from ...services.record_usage import UsageEvent, UsageOutcome, UsageReceipt, UsageStatus
+from ...services.record_usage import UsageEvent, UsageReceipt, UsageStatus
 from ...services.repositories import UsageLine
 from ..deps import AdminActor, Context, get_context, require_gateway
 from ..errors import error_body, request_id_of, status_for, validation_refusal
@@ -199,7 +198,7 @@ async def post_usage_events(request: Request, _actor: FastGatewayActor) -> Any:
         event = UsageEventIn.model_validate(body)
     except ValidationError as exc:
         raise validation_refusal(exc.errors(), fallback="Invalid usage event.") from None
-    outcome = await asyncio.wrap_future(engine_for(request).submit(event.command()))
+    outcome = await engine_for(request).post(event.command())
     if outcome.error is not None:
         raise outcome.error
     if outcome.receipt is None:  # pragma: no cover - recorded/duplicate always carry a receipt
@@ -225,8 +224,7 @@ async def _post_batch(request: Request, body: dict[str, Any]) -> JSONResponse:
         except ValidationError as exc:
             refusal = validation_refusal(exc.errors(), prefix=f"events.{index}.", fallback="Invalid usage event.")
             items[index].update(status=UsageStatus.REJECTED.value, error={**_error(refusal, request_id), "status": 400})
-    futures = engine_for(request).submit_many([command for _, command in commands])
-    outcomes: list[UsageOutcome] = await asyncio.gather(*(asyncio.wrap_future(f) for f in futures))
+    outcomes = await engine_for(request).post_many([command for _, command in commands])
     for (index, _), outcome in zip(commands, outcomes, strict=True):
         if outcome.error is not None:
             error = {**_error(outcome.error, request_id), "status": status_for(outcome.error)}

@@ -12,7 +12,6 @@ usage events. The usage event captures a hold (``/v1/usage/events``, same ``requ
 
 from __future__ import annotations
 
-import asyncio
 import json
 from typing import Annotated, Any
 
@@ -93,8 +92,7 @@ def hold_engine_for(request: Request) -> HoldEngine:
 
 
 async def _place(request: Request, commands: list[PlaceHold]) -> list[HoldOutcome]:
-    futures = hold_engine_for(request).place_many(commands)
-    return [placement(outcome) for outcome in await asyncio.gather(*(asyncio.wrap_future(f) for f in futures))]
+    return [placement(outcome) for outcome in await hold_engine_for(request).place(commands)]
 
 
 def _hold_json(hold: HoldRecord, *, available_units: int | None = None) -> dict[str, Any]:
@@ -187,5 +185,5 @@ async def post_void_hold(
     request: Request, _actor: FastGatewayActor, hold_id: Annotated[str, Path(max_length=64)]
 ) -> Any:
     hold_id = parse_uuid(hold_id, field="hold_id")
-    hold = void_result(await asyncio.wrap_future(hold_engine_for(request).void(hold_id)))
+    hold = void_result(await hold_engine_for(request).void_hold(hold_id))
     return _hold_json(hold)
