@@ -42,7 +42,14 @@ from typing import Any
 from sqlalchemy import Connection, DateTime, and_, bindparam, func, or_, select, text, tuple_, update
 
 from ...domain.identity import new_id
-from ...domain.ledger import CONSTRAINED_SCOPES, MAX_BALANCE_UNITS, AccountState, OwnerScope, Transaction
+from ...domain.ledger import (
+    CONSTRAINED_SCOPES,
+    MAX_BALANCE_UNITS,
+    AccountState,
+    OwnerScope,
+    SystemAccount,
+    Transaction,
+)
 from ...domain.money import format_usd
 from ...domain.outcomes import InsufficientBalance, InvalidRequest, LedgerInvariantViolation, NotFound
 from ...services.repositories import PostingLine
@@ -153,14 +160,33 @@ def balance_limit_refusal(account_id: str) -> InvalidRequest:
     )
 
 
+class SystemAccountIds:
+    """System account owner id → account id, per process and database (the
+    :class:`~.database.Database` holds one). Only ids of committed rows are remembered: an
+    account created by a unit of work that then rolls back is never here. Accounts are never
+    deleted, and system accounts are a handful (:class:`SystemAccount`), so it never grows
+    past that."""
+
+    def __init__(self) -> None:
+        self._ids: dict[str, str] = {}
+
+    def get(self, owner_id: str) -> str | None:
+        return self._ids.get(owner_id)
+
+    def remember(self, owner_id: str, account_id: str) -> None:
+        self._ids[owner_id] = account_id
+
+
 class SqlLedger:
     """Accounts and postings inside one unit of work's connection."""
 
-    def __init__(self, connection: Connection, now: datetime) -> None:
+    def __init__(self, connection: Connection, now: datetime, system_ids: SystemAccountIds | None = None) -> None:
         self.connection = connection
         self.now = now
         self.moved: dict[str, Moved] = {}  # what this unit of work posted, told once it commits
         self.at_commit: dict[str, int] = {}  # post_at_commit's net changes, not moved yet
+        self.system_ids = system_ids
+        self._learned: dict[str, str] = {}  # system account ids read here, remembered at commit
 
     # -- reads ------------------------------------------------------------------------
 
@@ -296,6 +322,25 @@ class SqlLedger:
         if found is None:
             raise LedgerInvariantViolation(f"could not create account {scope}/{owner_id}")
         return found
+
+    def system_account(self, account: SystemAccount) -> str:
+        """The id of a system account (created empty if missing, as :meth:`ensure`): from
+        the per-database memory when a committed unit of work already read it, else read
+        here and remembered only once this unit of work commits (:meth:`committed`)."""
+        if self.system_ids is not None:
+            known = self.system_ids.get(account.value)
+            if known is not None:
+                return known
+        found = self.ensure(OwnerScope.SYSTEM, account.value)
+        self._learned[account.value] = found
+        return found
+
+    def committed(self) -> None:
+        """The unit of work committed: the system account ids it read are committed rows now."""
+        if self.system_ids is not None and self._learned:
+            for owner_id, account_id in self._learned.items():
+                self.system_ids.remember(owner_id, account_id)
+        self._learned.clear()
 
     def post(self, transaction: Transaction) -> str:
         return self.post_many([transaction])[0]
