@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Connection, func, select, update
+from sqlalchemy import Connection, bindparam, func, select, update
 
 from ....domain.outcomes import LedgerInvariantViolation
 from ....domain.reversals import Movement, ReversalKind, ReversalStatus
@@ -62,6 +62,16 @@ def _reversal_posting(row: Any) -> ReversalPostingRecord:
     )
 
 
+# Built once (statement construction and its cache key cost a webhook credit's CPU):
+# the parameters are bound per call.
+_BY_SESSION = select(stripe_topups).where(stripe_topups.c.checkout_session_id == bindparam("session_key"))
+_BY_SESSION_LOCKED = _BY_SESSION.with_for_update()
+# SET takes the columns the parameters name (status, last_event_id, updated_at, …).
+_MOVE = update(stripe_topups).where(
+    (stripe_topups.c.id == bindparam("topup_key")) & (stripe_topups.c.status == bindparam("status_before"))
+)
+
+
 class SqlTopups:
     """Implements :class:`modelfaucet.services.repositories.TopupRepository`."""
 
@@ -92,10 +102,8 @@ class SqlTopups:
         return inserted is not None
 
     def by_session(self, checkout_session_id: str, *, for_update: bool = False) -> TopupRecord | None:
-        stmt = select(stripe_topups).where(stripe_topups.c.checkout_session_id == checkout_session_id)
-        if for_update:
-            stmt = stmt.with_for_update()
-        row = self.connection.execute(stmt).first()
+        stmt = _BY_SESSION_LOCKED if for_update else _BY_SESSION
+        row = self.connection.execute(stmt, {"session_key": checkout_session_id}).first()
         return None if row is None else _record(row)
 
     def for_end_user(self, end_user_id: str, *, limit: int) -> list[TopupRecord]:
@@ -119,11 +127,7 @@ class SqlTopups:
         values: dict[str, Any] = {"status": after.value, "last_event_id": event_id, "updated_at": self.now}
         if after is TopupStatus.CREDITED:
             values.update(credited_at=self.now, transaction_id=transaction_id)
-        moved = self.connection.execute(
-            update(stripe_topups)
-            .where((stripe_topups.c.id == topup_id) & (stripe_topups.c.status == before.value))
-            .values(**values)
-        )
+        moved = self.connection.execute(_MOVE, {"topup_key": topup_id, "status_before": before.value, **values})
         if moved.rowcount != 1:
             raise LedgerInvariantViolation(f"top-up {topup_id} left {before} under a caller that held it")
 
