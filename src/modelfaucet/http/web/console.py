@@ -136,7 +136,6 @@ def usage_charts(days: DayRange, usage: list[Any]) -> tuple[Any, Any]:
 # from a value the database cannot hold).
 PageCursor = Annotated[int | None, Query(ge=1, le=2**63 - 1)]
 
-
 @router.get("/console", response_class=HTMLResponse)
 def overview(request: Request, *, ctx: Context, session: OperatorPage) -> HTMLResponse:
     found = console_overview(ctx, day_count=14)
