@@ -25,11 +25,12 @@ from modelfaucet.services.verify_audit import verify_audit_chain
 from tests.stripe_support import event_bytes, pending_topup, session_user
 
 FIVE_USD = 500_000_000
-# Per credit, the chaining of its audit row included (PostgreSQL: event insert, top-up
-# lock, due holds, ledger transaction + postings, status move, answer, audit insert, both
-# balances; then try-lock, unchained rows with the tail, chain update, the re-check after
-# release. SQLite: one UPDATE per balance, no advisory lock and no re-check).
-STATEMENTS_PER_CREDIT = {"postgresql": 13, "sqlite": 12}
+# Per credit, the chaining of its audit row included. PostgreSQL: event insert, top-up
+# lock (with whether the wallet has overdue holds), ledger transaction with its postings
+# (one statement), status move, answer, audit insert, both balances; then try-lock,
+# unchained rows with the tail, chain update, the re-check after release. SQLite:
+# transaction and postings apart, one UPDATE per balance, no advisory lock, no re-check.
+STATEMENTS_PER_CREDIT = {"postgresql": 11, "sqlite": 11}
 
 
 @contextmanager
@@ -70,7 +71,9 @@ def test_a_credit_costs_a_known_number_of_statements_and_none_looks_up_the_clear
     assert result.outcome == "credited"
     work = [sql for sql in seen if is_statement_of_work(sql)]
     assert not [sql for sql in work if "FROM accounts WHERE accounts.owner_scope" in sql], work
-    # The chain tail comes with the unchained rows: no statement of its own.
+    # Whether the wallet has overdue holds comes with the locked top-up; the chain tail
+    # with the unchained rows: neither is a statement of its own.
+    assert not [sql for sql in work if sql.startswith("SELECT holds.")], work
     assert not [sql for sql in work if sql.startswith("SELECT audit_log.chain_seq, audit_log.row_hash")], work
     assert len(work) == STATEMENTS_PER_CREDIT[engine_name], work
     assert reconcile_ledger(ctx).ok

@@ -320,6 +320,9 @@ class TopupRecord:
     transaction_id: str | None = None
     last_event_id: str | None = None
     payment_intent_id: str | None = None
+    # Read with the top-up when it is locked (``by_session(…, for_update=True)``): whether
+    # its wallet has overdue held holds at the unit of work's time; None when not read.
+    wallet_has_due_holds: bool | None = None
 
 
 @dataclass(frozen=True, slots=True)

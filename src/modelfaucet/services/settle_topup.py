@@ -90,7 +90,7 @@ def _post_credit(uow: UnitOfWork, topup: TopupRecord) -> str:
     move, answer and audit writes. A credit decides nothing on the balance, so the wallet is
     locked early only when it has overdue holds to expire (SPEC §18: the next write that
     touches it)."""
-    expire_overdue_before_credit(uow, topup.account_id)
+    expire_overdue_before_credit(uow, topup.account_id, has_due=topup.wallet_has_due_holds)
     clearing = uow.ledger.system_account(SystemAccount.STRIPE_CLEARING)
     reason = Reason.STRIPE_CHECKOUT_TOPUP.value
     return uow.ledger.post_at_commit(
