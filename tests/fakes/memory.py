@@ -24,6 +24,7 @@ from modelfaucet.domain.ledger import (
     AccountState,
     OwnerScope,
     Posting,
+    SystemAccount,
     Transaction,
     apply_net_changes,
 )
@@ -149,6 +150,9 @@ class MemoryLedger:
         account_id = new_id()
         self.state.accounts[account_id] = AccountState(account_id, scope, 0, 0, owner_id)
         return account_id
+
+    def system_account(self, account: SystemAccount) -> str:
+        return self.ensure(OwnerScope.SYSTEM, account.value)
 
     def post(self, transaction: Transaction) -> str:
         return self.post_many([transaction])[0]

@@ -373,12 +373,15 @@ def expire_overdue_on(uow: UnitOfWork, wallet: AccountState) -> AccountState:
     return replace(wallet, reserved_units=wallet.reserved_units - released) if released else wallet
 
 
-def expire_overdue_before_credit(uow: UnitOfWork, account_id: str) -> None:
+def expire_overdue_before_credit(uow: UnitOfWork, account_id: str, *, has_due: bool | None = None) -> None:
     """Lazy expiry for a write that only credits the wallet (a top-up, whose balances move
     at the commit): a credit needs no true ``available``, so the wallet is locked and its
     overdue holds expire only if it has any. Holds become overdue with time, never by
-    another writer, so finding none without the lock is as good as with it."""
-    if uow.holds.due_on([account_id]):
+    another writer, so finding none without the lock is as good as with it. ``has_due``:
+    already read in this unit of work (with the locked top-up); None: read it here."""
+    if has_due is None:
+        has_due = bool(uow.holds.due_on([account_id]))
+    if has_due:
         expire_overdue_on(uow, uow.ledger.require(account_id, for_update=True))
 
 

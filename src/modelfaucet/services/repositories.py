@@ -20,7 +20,7 @@ from ..domain.audit import AuditEntry
 from ..domain.catalog import CatalogStatus
 from ..domain.earnings import EarningsGrouping, EarningsLine
 from ..domain.holds import HoldStatus
-from ..domain.ledger import AccountState, OwnerScope, Transaction
+from ..domain.ledger import AccountState, OwnerScope, SystemAccount, Transaction
 from ..domain.payouts import PayoutStatus
 from ..domain.rating import DefaultPricing, FeaturePricing, ModelPrice, RouteMode
 from ..domain.reconciliation import RunSource
@@ -73,6 +73,11 @@ class LedgerRepository(Protocol):
 
     def ensure(self, scope: OwnerScope, owner_id: str) -> str:
         """The id of the (scope, owner) account, created empty if missing (race-safe)."""
+        ...
+
+    def system_account(self, account: SystemAccount) -> str:
+        """The id of a system account, as :meth:`ensure`; once a unit of work that read it
+        has committed, without a query (system accounts are never deleted)."""
         ...
 
     def post(self, transaction: Transaction) -> str:
@@ -315,6 +320,9 @@ class TopupRecord:
     transaction_id: str | None = None
     last_event_id: str | None = None
     payment_intent_id: str | None = None
+    # Read with the top-up when it is locked (``by_session(…, for_update=True)``): whether
+    # its wallet has overdue held holds at the unit of work's time; None when not read.
+    wallet_has_due_holds: bool | None = None
 
 
 @dataclass(frozen=True, slots=True)

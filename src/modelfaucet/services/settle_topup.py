@@ -18,7 +18,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 
 from ..domain.audit import AuditEntry
-from ..domain.ledger import OwnerScope, Reason, SystemAccount, Transaction
+from ..domain.ledger import Reason, SystemAccount, Transaction
 from ..domain.outcomes import InvalidRequest, InvalidState
 from ..domain.topups import TOPUP_REFERENCE_TYPE, Decision, Payment, TopupStatus, decide, refusal_message
 from .holds import expire_overdue_before_credit
@@ -90,8 +90,8 @@ def _post_credit(uow: UnitOfWork, topup: TopupRecord) -> str:
     move, answer and audit writes. A credit decides nothing on the balance, so the wallet is
     locked early only when it has overdue holds to expire (SPEC §18: the next write that
     touches it)."""
-    expire_overdue_before_credit(uow, topup.account_id)
-    clearing = uow.ledger.ensure(OwnerScope.SYSTEM, SystemAccount.STRIPE_CLEARING.value)
+    expire_overdue_before_credit(uow, topup.account_id, has_due=topup.wallet_has_due_holds)
+    clearing = uow.ledger.system_account(SystemAccount.STRIPE_CLEARING)
     reason = Reason.STRIPE_CHECKOUT_TOPUP.value
     return uow.ledger.post_at_commit(
         Transaction.transfer(

@@ -112,10 +112,13 @@ def entry_row(
     }
 
 
+_INSERT = insert(audit_log)
+
+
 def insert_entries(connection: Connection, rows: Sequence[dict[str, Any]]) -> None:
     """Insert unchained rows in the caller's transaction (:func:`chain_pending` chains them)."""
     if rows:
-        connection.execute(insert(audit_log), list(rows))
+        connection.execute(_INSERT, list(rows))
 
 
 def record(connection: Connection, **entry: Any) -> None:
@@ -126,6 +129,10 @@ def record(connection: Connection, **entry: Any) -> None:
 # -- chaining (one chainer at a time) ----------------------------------------------------
 
 
+_LOCK = text("SELECT pg_advisory_xact_lock(:key)")
+_TRY_LOCK_NO_FLUSH = text("SELECT set_config('synchronous_commit', 'off', true), pg_try_advisory_xact_lock(:key)")
+
+
 def lock_chain(connection: Connection, *, wait: bool) -> bool:
     """Take the chain lock for the caller's transaction; False if ``wait`` is off and it is
     held. On SQLite the write transaction already is the lock. Not waiting also means not
@@ -133,28 +140,33 @@ def lock_chain(connection: Connection, *, wait: bool) -> bool:
     if connection.dialect.name != "postgresql":
         return True
     if wait:
-        connection.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": AUDIT_CHAIN_LOCK_KEY})
+        connection.execute(_LOCK, {"key": AUDIT_CHAIN_LOCK_KEY})
         return True
-    got = connection.execute(
-        text("SELECT set_config('synchronous_commit', 'off', true), pg_try_advisory_xact_lock(:key)"),
-        {"key": AUDIT_CHAIN_LOCK_KEY},
-    )
+    got = connection.execute(_TRY_LOCK_NO_FLUSH, {"key": AUDIT_CHAIN_LOCK_KEY})
     return bool(got.one()[1])
+
+
+_TAIL = (
+    select(audit_log.c.chain_seq, audit_log.c.row_hash)
+    .where(audit_log.c.chain_seq.is_not(None))
+    .order_by(audit_log.c.chain_seq.desc())
+    .limit(1)
+)
 
 
 def chain_tail(connection: Connection) -> tuple[int, str]:
     """The last chain position and its hash; (0, genesis) for an empty chain."""
-    last = connection.execute(
-        select(audit_log.c.chain_seq, audit_log.c.row_hash)
-        .where(audit_log.c.chain_seq.is_not(None))
-        .order_by(audit_log.c.chain_seq.desc())
-        .limit(1)
-    ).first()
+    last = connection.execute(_TAIL).first()
     if last is None:
         return 0, GENESIS_HASH
     return int(last.chain_seq), str(last.row_hash)
 
 
+_UNCHAINED = select(audit_log).where(audit_log.c.chain_seq.is_(None)).order_by(audit_log.c.id).limit(CHAIN_BATCH)
+_UNCHAINED_AND_TAIL = _UNCHAINED.add_columns(
+    _TAIL.with_only_columns(audit_log.c.chain_seq).correlate(None).scalar_subquery().label("tail_seq"),
+    _TAIL.with_only_columns(audit_log.c.row_hash).correlate(None).scalar_subquery().label("tail_hash"),
+)
 _SET_CHAIN = (
     update(audit_log)
     .where(audit_log.c.id == bindparam("chain_id"), audit_log.c.chain_seq.is_(None))
@@ -172,12 +184,14 @@ def chain_pending(connection: Connection) -> int:
     tail: tuple[int, str] | None = None
     chained = 0
     while True:
-        rows = connection.execute(
-            select(audit_log).where(audit_log.c.chain_seq.is_(None)).order_by(audit_log.c.id).limit(CHAIN_BATCH)
-        ).all()
+        # The first batch comes with the tail it continues (one statement, not two).
+        rows = connection.execute(_UNCHAINED if tail is not None else _UNCHAINED_AND_TAIL).all()
         if not rows:
             return chained
-        position, prev = tail if tail is not None else chain_tail(connection)
+        if tail is None:
+            first = rows[0]
+            tail = (0, GENESIS_HASH) if first.tail_seq is None else (int(first.tail_seq), str(first.tail_hash))
+        position, prev = tail
         links: list[dict[str, Any]] = []
         for row in rows:
             position += 1
@@ -191,9 +205,11 @@ def chain_pending(connection: Connection) -> int:
             return chained
 
 
+_ANY_UNCHAINED = select(audit_log.c.id).where(audit_log.c.chain_seq.is_(None)).limit(1)
+
+
 def has_unchained(connection: Connection) -> bool:
-    found = connection.execute(select(audit_log.c.id).where(audit_log.c.chain_seq.is_(None)).limit(1)).first()
-    return found is not None
+    return connection.execute(_ANY_UNCHAINED).first() is not None
 
 
 def chain_committed(connection: Connection, *, durable: bool = True) -> int:

@@ -12,6 +12,7 @@ from sqlalchemy.exc import DBAPIError
 
 from . import migrate
 from .engine import is_sqlite, make_engine, read_connection, shown_url, unavailable_reason
+from .ledger import SystemAccountIds
 
 
 class DatabaseUnavailable(Exception):
@@ -24,6 +25,8 @@ class Database:
     def __init__(self, engine: Engine) -> None:
         self.engine = engine
         self.dialect: str = engine.dialect.name
+        # Ids of committed system accounts, for this process (a credit's Stripe clearing…).
+        self.system_account_ids = SystemAccountIds()
 
     @classmethod
     def from_url(cls, url: str, **kwargs: Any) -> Database:

@@ -42,7 +42,14 @@ from typing import Any
 from sqlalchemy import Connection, DateTime, and_, bindparam, func, or_, select, text, tuple_, update
 
 from ...domain.identity import new_id
-from ...domain.ledger import CONSTRAINED_SCOPES, MAX_BALANCE_UNITS, AccountState, OwnerScope, Transaction
+from ...domain.ledger import (
+    CONSTRAINED_SCOPES,
+    MAX_BALANCE_UNITS,
+    AccountState,
+    OwnerScope,
+    SystemAccount,
+    Transaction,
+)
 from ...domain.money import format_usd
 from ...domain.outcomes import InsufficientBalance, InvalidRequest, LedgerInvariantViolation, NotFound
 from ...services.repositories import PostingLine
@@ -119,6 +126,18 @@ _CREDIT_MANY_PG = text(
     "WHERE a.id = m.id AND locked.id = a.id AND a.balance_units <= :max - m.delta RETURNING a.id"
 ).bindparams(bindparam("now", type_=DateTime(timezone=True)))
 
+# post_at_commit's rows on PostgreSQL: the transaction and its postings in one statement
+# (the postings' foreign key is checked at the end of the statement, when the transaction
+# row is there). A top-up credit's CPU is mostly spent per statement (issue 16, B7).
+_INSERT_TRANSACTION_PG = text(
+    "WITH t AS (INSERT INTO ledger_transactions (id, reason, reference_type, reference_id, created_at) "
+    "VALUES (:tid, :reason, :reference_type, :reference_id, :now)) "
+    "INSERT INTO ledger_postings (transaction_id, account_id, amount_units, reason, created_at) "
+    "SELECT :tid, p.account_id, p.amount_units, p.reason, :now "
+    "FROM unnest(CAST(:accounts AS VARCHAR[]), CAST(:amounts AS BIGINT[]), CAST(:reasons AS VARCHAR[])) "
+    "WITH ORDINALITY AS p(account_id, amount_units, reason, n) ORDER BY p.n"
+).bindparams(bindparam("now", type_=DateTime(timezone=True)))
+
 # Any mix of credits and debits in one statement (``post_at_commit``'s balances): locked
 # wallets first (the order every wallet-then-clearing poster takes), then the others, each in
 # id order; each row guarded like _move_one. CASE keeps every bound computation in BIGINT
@@ -153,14 +172,33 @@ def balance_limit_refusal(account_id: str) -> InvalidRequest:
     )
 
 
+class SystemAccountIds:
+    """System account owner id → account id, per process and database (the
+    :class:`~.database.Database` holds one). Only ids of committed rows are remembered: an
+    account created by a unit of work that then rolls back is never here. Accounts are never
+    deleted, and system accounts are a handful (:class:`SystemAccount`), so it never grows
+    past that."""
+
+    def __init__(self) -> None:
+        self._ids: dict[str, str] = {}
+
+    def get(self, owner_id: str) -> str | None:
+        return self._ids.get(owner_id)
+
+    def remember(self, owner_id: str, account_id: str) -> None:
+        self._ids[owner_id] = account_id
+
+
 class SqlLedger:
     """Accounts and postings inside one unit of work's connection."""
 
-    def __init__(self, connection: Connection, now: datetime) -> None:
+    def __init__(self, connection: Connection, now: datetime, system_ids: SystemAccountIds | None = None) -> None:
         self.connection = connection
         self.now = now
         self.moved: dict[str, Moved] = {}  # what this unit of work posted, told once it commits
         self.at_commit: dict[str, int] = {}  # post_at_commit's net changes, not moved yet
+        self.system_ids = system_ids
+        self._learned: dict[str, str] = {}  # system account ids read here, remembered at commit
 
     # -- reads ------------------------------------------------------------------------
 
@@ -297,6 +335,25 @@ class SqlLedger:
             raise LedgerInvariantViolation(f"could not create account {scope}/{owner_id}")
         return found
 
+    def system_account(self, account: SystemAccount) -> str:
+        """The id of a system account (created empty if missing, as :meth:`ensure`): from
+        the per-database memory when a committed unit of work already read it, else read
+        here and remembered only once this unit of work commits (:meth:`committed`)."""
+        if self.system_ids is not None:
+            known = self.system_ids.get(account.value)
+            if known is not None:
+                return known
+        found = self.ensure(OwnerScope.SYSTEM, account.value)
+        self._learned[account.value] = found
+        return found
+
+    def committed(self) -> None:
+        """The unit of work committed: the system account ids it read are committed rows now."""
+        if self.system_ids is not None and self._learned:
+            for owner_id, account_id in self._learned.items():
+                self.system_ids.remember(owner_id, account_id)
+        self._learned.clear()
+
     def post(self, transaction: Transaction) -> str:
         return self.post_many([transaction])[0]
 
@@ -332,7 +389,23 @@ class SqlLedger:
         """Insert the transaction and its postings now; the balances move when the unit of
         work commits (:meth:`move_at_commit`), as its last statements."""
         transaction_id = new_id()
-        self._insert_rows([(transaction_id, transaction)])
+        if self.connection.dialect.name == "postgresql":
+            postings = transaction.postings
+            self.connection.execute(
+                _INSERT_TRANSACTION_PG,
+                {
+                    "tid": transaction_id,
+                    "reason": transaction.reason,
+                    "reference_type": transaction.reference_type,
+                    "reference_id": transaction.reference_id,
+                    "now": self.now,
+                    "accounts": [posting.account_id for posting in postings],
+                    "amounts": [posting.amount_units for posting in postings],
+                    "reasons": [posting.reason for posting in postings],
+                },
+            )
+        else:
+            self._insert_rows([(transaction_id, transaction)])
         for posting in transaction.postings:
             self.at_commit[posting.account_id] = self.at_commit.get(posting.account_id, 0) + posting.amount_units
         self.moved = tally_moved(self.moved, [transaction])

@@ -102,7 +102,7 @@ class SqlUnitOfWork:
             raise
         self._connection = connection
         now = self.now
-        self.ledger = SqlLedger(connection, now)
+        self.ledger = SqlLedger(connection, now, self.db.system_account_ids)
         self.audit = SqlAuditLog(connection, now)
         self.idempotency = SqlIdempotencyKeys(connection, now)
         self.adjustments = SqlAdjustments(connection, now)
@@ -149,6 +149,7 @@ class SqlUnitOfWork:
         self.ledger.move_at_commit()  # hot balances last: their row locks last only the COMMIT
         self._transaction.commit()
         self._committed = True
+        self.ledger.committed()
         if self.ledger.moved:
             self.signals.money_moved(dict(self.ledger.moved))
         if self.audit.written or self.audit.chain_locked:

@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
-from dataclasses import asdict
+from dataclasses import fields
 from datetime import datetime
 
 from sqlalchemy import Connection
 
 from ....domain.audit import AuditEntry
 from .. import audit
+
+_FIELDS = tuple(item.name for item in fields(AuditEntry))
 
 
 class SqlAuditLog:
@@ -27,7 +29,9 @@ class SqlAuditLog:
     def flush(self) -> None:
         """Insert the collected entries, unchained (the unit of work calls this last, and
         has them chained after it commits)."""
-        rows = [audit.entry_row(now=self.now, **asdict(entry)) for entry in self.pending]
+        # Field by field, not dataclasses.asdict (a deep copy): entry_row copies the details.
+        entries = [{name: getattr(entry, name) for name in _FIELDS} for entry in self.pending]
+        rows = [audit.entry_row(now=self.now, **entry) for entry in entries]
         audit.insert_entries(self.connection, rows)
         self.written += len(self.pending)
         self.pending.clear()

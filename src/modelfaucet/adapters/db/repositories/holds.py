@@ -6,7 +6,7 @@ from collections.abc import Collection, Sequence
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Connection, and_, func, select, update
+from sqlalchemy import Connection, and_, bindparam, func, select, update
 from sqlalchemy.exc import IntegrityError
 
 from ....domain.holds import HoldStatus
@@ -36,6 +36,18 @@ def _record(row: Any) -> HoldRecord:
         ended_at=None if row.ended_at is None else as_utc(row.ended_at),
         capture_request_id=row.capture_request_id,
     )
+
+
+# Built once (every top-up credit asks): the accounts and the time are bound per call.
+_DUE_ON = (
+    select(holds)
+    .where(
+        holds.c.account_id.in_(bindparam("due_accounts", expanding=True)),
+        holds.c.status == _HELD,
+        holds.c.expires_at <= bindparam("due_by", type_=holds.c.expires_at.type),
+    )
+    .order_by(holds.c.created_at, holds.c.id)
+)
 
 
 class SqlHolds:
@@ -124,9 +136,8 @@ class SqlHolds:
     def due_on(self, account_ids: Collection[str]) -> list[HoldRecord]:
         if not account_ids:
             return []
-        return self._where(
-            holds.c.account_id.in_(sorted(set(account_ids))), holds.c.status == _HELD, holds.c.expires_at <= self.now
-        )
+        rows = self.connection.execute(_DUE_ON, {"due_accounts": sorted(set(account_ids)), "due_by": self.now})
+        return [_record(row) for row in rows]
 
     def open_on(self, account_id: str) -> list[HoldRecord]:
         return self._where(holds.c.account_id == account_id, holds.c.status == _HELD)

@@ -7,7 +7,7 @@ from collections.abc import Mapping
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Connection, select, update
+from sqlalchemy import Connection, bindparam, select, update
 
 from ....domain.stripe_sync import SyncOutcome
 from ....domain.topups import StripeEventStatus, TopupStatus
@@ -44,6 +44,25 @@ def _row_of(stored: Mapping[str, Any]) -> SyncRow:
     )
 
 
+# Built once per dialect (statement construction and its cache key cost a webhook's CPU);
+# the INSERT and SET take the columns the parameters name.
+_ADD_RECEIVED: dict[str, Any] = {}
+_RECORD_ANSWER = update(stripe_events).where(stripe_events.c.id == bindparam("event_key"))
+
+
+def _add_received(connection: Connection) -> Any:
+    dialect = connection.dialect.name
+    stmt = _ADD_RECEIVED.get(dialect)
+    if stmt is None:
+        stmt = (
+            upsert_factory(connection)(stripe_events)
+            .on_conflict_do_nothing(index_elements=["id"])
+            .returning(stripe_events.c.id)
+        )
+        _ADD_RECEIVED[dialect] = stmt
+    return stmt
+
+
 class SqlStripeEvents:
     """Implements :class:`modelfaucet.services.repositories.StripeEventRepository`."""
 
@@ -53,16 +72,14 @@ class SqlStripeEvents:
 
     def add_received(self, *, event_id: str, event_type: str, payload: str) -> bool:
         inserted = self.connection.execute(
-            upsert_factory(self.connection)(stripe_events)
-            .values(
-                id=event_id,
-                type=event_type,
-                payload=payload,
-                status=StripeEventStatus.PROCESSING.value,
-                received_at=self.now,
-            )
-            .on_conflict_do_nothing(index_elements=["id"])
-            .returning(stripe_events.c.id)
+            _add_received(self.connection),
+            {
+                "id": event_id,
+                "type": event_type,
+                "payload": payload,
+                "status": StripeEventStatus.PROCESSING.value,
+                "received_at": self.now,
+            },
         ).first()
         # rowcount is not reliable for INSERT … ON CONFLICT on every driver; RETURNING is.
         return inserted is not None
@@ -78,14 +95,14 @@ class SqlStripeEvents:
 
     def record_answer(self, event_id: str, *, status: StripeEventStatus, answer: Mapping[str, Any]) -> None:
         self.connection.execute(
-            update(stripe_events)
-            .where(stripe_events.c.id == event_id)
-            .values(
-                status=status.value,
-                response_status=ANSWERED_STATUS,
-                response_body=json.dumps(dict(answer)),
-                processed_at=self.now,
-            )
+            _RECORD_ANSWER,
+            {
+                "event_key": event_id,
+                "status": status.value,
+                "response_status": ANSWERED_STATUS,
+                "response_body": json.dumps(dict(answer)),
+                "processed_at": self.now,
+            },
         )
 
     def add_sync_run(self, run: SyncRunRecord) -> None:

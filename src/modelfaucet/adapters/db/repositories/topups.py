@@ -5,14 +5,15 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Connection, func, select, update
+from sqlalchemy import Connection, bindparam, exists, func, select, update
 
+from ....domain.holds import HoldStatus
 from ....domain.outcomes import LedgerInvariantViolation
 from ....domain.reversals import Movement, ReversalKind, ReversalStatus
 from ....domain.topups import TopupStatus
 from ....services.repositories import NewTopup, ReversalPostingRecord, ReversalRecord, TopupRecord
 from ..bulk import upsert_factory
-from ..tables import stripe_reversal_postings, stripe_reversals, stripe_topups
+from ..tables import holds, stripe_reversal_postings, stripe_reversals, stripe_topups
 
 
 def _record(row: Any) -> TopupRecord:
@@ -31,7 +32,12 @@ def _record(row: Any) -> TopupRecord:
         transaction_id=row.transaction_id,
         last_event_id=row.last_event_id,
         payment_intent_id=row.payment_intent_id,
+        wallet_has_due_holds=_flag(row._mapping.get("wallet_has_due_holds")),
     )
+
+
+def _flag(value: Any) -> bool | None:
+    return None if value is None else bool(value)  # SQLite answers EXISTS with 0 or 1
 
 
 def _reversal(row: Any) -> ReversalRecord:
@@ -60,6 +66,30 @@ def _reversal_posting(row: Any) -> ReversalPostingRecord:
         event_id=row.event_id,
         transaction_id=row.transaction_id,
     )
+
+
+# Built once (statement construction and its cache key cost a webhook credit's CPU):
+# the parameters are bound per call.
+_BY_SESSION = select(stripe_topups).where(stripe_topups.c.checkout_session_id == bindparam("session_key"))
+# Locked for a decision that may credit the wallet: whether the wallet has overdue holds
+# comes with it (the credit expires them first, SPEC §18), one statement instead of two.
+# Holds become overdue with time, never by another writer, so reading it here, at the
+# unit of work's time, is as good as reading it after.
+_WALLET_HAS_DUE_HOLDS = (
+    exists()
+    .where(
+        holds.c.account_id == stripe_topups.c.account_id,
+        holds.c.status == HoldStatus.HELD.value,
+        holds.c.expires_at <= bindparam("due_by", type_=holds.c.expires_at.type),
+    )
+    .correlate(stripe_topups)
+    .label("wallet_has_due_holds")
+)
+_BY_SESSION_LOCKED = _BY_SESSION.add_columns(_WALLET_HAS_DUE_HOLDS).with_for_update(of=stripe_topups)
+# SET takes the columns the parameters name (status, last_event_id, updated_at, …).
+_MOVE = update(stripe_topups).where(
+    (stripe_topups.c.id == bindparam("topup_key")) & (stripe_topups.c.status == bindparam("status_before"))
+)
 
 
 class SqlTopups:
@@ -92,10 +122,11 @@ class SqlTopups:
         return inserted is not None
 
     def by_session(self, checkout_session_id: str, *, for_update: bool = False) -> TopupRecord | None:
-        stmt = select(stripe_topups).where(stripe_topups.c.checkout_session_id == checkout_session_id)
         if for_update:
-            stmt = stmt.with_for_update()
-        row = self.connection.execute(stmt).first()
+            params = {"session_key": checkout_session_id, "due_by": self.now}
+            row = self.connection.execute(_BY_SESSION_LOCKED, params).first()
+        else:
+            row = self.connection.execute(_BY_SESSION, {"session_key": checkout_session_id}).first()
         return None if row is None else _record(row)
 
     def for_end_user(self, end_user_id: str, *, limit: int) -> list[TopupRecord]:
@@ -119,11 +150,7 @@ class SqlTopups:
         values: dict[str, Any] = {"status": after.value, "last_event_id": event_id, "updated_at": self.now}
         if after is TopupStatus.CREDITED:
             values.update(credited_at=self.now, transaction_id=transaction_id)
-        moved = self.connection.execute(
-            update(stripe_topups)
-            .where((stripe_topups.c.id == topup_id) & (stripe_topups.c.status == before.value))
-            .values(**values)
-        )
+        moved = self.connection.execute(_MOVE, {"topup_key": topup_id, "status_before": before.value, **values})
         if moved.rowcount != 1:
             raise LedgerInvariantViolation(f"top-up {topup_id} left {before} under a caller that held it")
 
