@@ -10,11 +10,11 @@ receives its own outcome (or the batch's exception: a failure is loud, never swa
 Several workers (``workers``, ``POSTING_WORKERS``) each take their own batch from the one
 queue, each on its own connection: while one worker's batch waits on the database, another
 rates and builds rows in Python. They decide in the database exactly as two API processes
-would. The default is one: measured on a 2-core machine (bench B1, same run), the batch's
+would. The default is one: measured on a 2-core machine (bench B1, same runs), the batch's
 Python work holds the interpreter lock for longer than the database works on it, so a
-second worker only halves the batches (more per-batch overhead) and one worker posts about
-1.2x as many events per second. More workers pay off where the database, not Python, is
-the limit (a remote or busy server).
+second worker mostly halves the batches (more per-batch overhead): two workers posted
+0.8-1.05x what one did. More workers pay off where the database, not Python, is the limit
+(a remote or busy server).
 
 The batching window adapts to the load: the engine expects about as many events as the
 previous batch held (the callers it just answered will mostly come back) and waits up to
