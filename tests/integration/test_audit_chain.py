@@ -16,7 +16,7 @@ from typing import Any
 
 import pytest
 import sqlalchemy as sa
-from sqlalchemy import create_engine, delete, func, make_url, select, text, update
+from sqlalchemy import delete, func, select, update
 from sqlalchemy.exc import DBAPIError
 from typer.testing import CliRunner
 
@@ -30,6 +30,7 @@ from modelfaucet.domain.audit import AuditEntry
 from modelfaucet.services.context import ServiceContext
 from modelfaucet.services.verify_audit import verify_audit_chain
 from tests.audit_support import bypass_audit_guards
+from tests.integration.old_schema import database_at
 
 T0 = datetime(2025, 1, 2, 3, 4, 5, 678901, tzinfo=UTC)
 
@@ -369,29 +370,8 @@ def test_the_cli_chains_unchained_rows_unless_told_only_to_read(ctx: ServiceCont
 @pytest.fixture
 def pre_0008_url(db_url: str, tmp_path: Path) -> Iterator[str]:
     """An empty database migrated only up to 0006 (before the chain moved after commit)."""
-    if db_url.startswith("sqlite"):
-        url = f"sqlite:///{tmp_path / 'old.sqlite3'}"
-        engine = make_engine(url)
-        migrate.upgrade(engine, "0006")
-        engine.dispose()
+    with database_at(db_url, tmp_path, "0006") as url:
         yield url
-        return
-    base = make_url(db_url)
-    name = f"{base.database}_pre0008"
-    admin = create_engine(base.set(database="postgres"), isolation_level="AUTOCOMMIT")
-    with admin.connect() as conn:
-        conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
-        conn.execute(text(f'CREATE DATABASE "{name}"'))
-    url = base.set(database=name).render_as_string(hide_password=False)
-    engine = make_engine(url)
-    migrate.upgrade(engine, "0006")
-    engine.dispose()
-    try:
-        yield url
-    finally:
-        with admin.connect() as conn:
-            conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
-        admin.dispose()
 
 
 def test_a_chain_written_before_0008_verifies_after_it_and_grows(pre_0008_url: str, settings: Any) -> None:

@@ -9,10 +9,10 @@ from pathlib import Path
 
 import pytest
 import sqlalchemy as sa
-from sqlalchemy import create_engine, make_url, text
 
 from modelfaucet.adapters.db import migrate
 from modelfaucet.adapters.db.engine import make_engine
+from tests.integration.old_schema import database_at
 
 NOW = datetime(2026, 11, 24, 12, 0, tzinfo=UTC)
 
@@ -20,29 +20,8 @@ NOW = datetime(2026, 11, 24, 12, 0, tzinfo=UTC)
 @pytest.fixture
 def pre_0010_url(db_url: str, tmp_path: Path) -> Iterator[str]:
     """An empty database migrated only up to 0009 (web sessions without their token)."""
-    if db_url.startswith("sqlite"):
-        url = f"sqlite:///{tmp_path / 'old.sqlite3'}"
-        engine = make_engine(url)
-        migrate.upgrade(engine, "0009")
-        engine.dispose()
+    with database_at(db_url, tmp_path, "0009") as url:
         yield url
-        return
-    base = make_url(db_url)
-    name = f"{base.database}_pre0010"
-    admin = create_engine(base.set(database="postgres"), isolation_level="AUTOCOMMIT")
-    with admin.connect() as conn:
-        conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
-        conn.execute(text(f'CREATE DATABASE "{name}"'))
-    url = base.set(database=name).render_as_string(hide_password=False)
-    engine = make_engine(url)
-    migrate.upgrade(engine, "0009")
-    engine.dispose()
-    try:
-        yield url
-    finally:
-        with admin.connect() as conn:
-            conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
-        admin.dispose()
 
 
 def _session_row(id_hash: str, principal: str, subject: str) -> dict[str, object]:
