@@ -10,11 +10,13 @@ tests) both call it. For a batch it runs, in ONE unit of work:
    (the original receipt, nothing posted), with other content ``idempotency_conflict``
    naming the differing fields; a repeated id inside the batch is judged against its first
    occurrence.
-2. **Load** the apps, features, model prices and end users, and **rate** each fresh event
-   (:func:`~.usage_decisions.rate_events`, pure).
+2. **Load** the apps, features, model prices and end users with their wallets, and
+   **rate** each fresh event (:func:`~.usage_decisions.rate_events`, pure). End users and
+   wallets the engine has seen before come from its :class:`EndUserWallets` (ids only:
+   neither row is ever deleted); prices, features and apps are read every batch.
 3. **Fast path** (:func:`_fast_accept`): when no event involves a hold and every wallet can
-   pay for all of its events, ``uow.ledger.debit_wallets`` locks and debits them in one
-   guarded all-or-nothing statement and every event is accepted. Otherwise nothing moved,
+   pay for all of its events, ``uow.ledger.debit_wallets`` locks and debits them by account
+   id in one guarded all-or-nothing statement and every event is accepted. Otherwise nothing moved,
    and the batch goes on the careful way:
    **Lock** the end users' wallets (``uow.ledger.lock_wallets``, in id order) and **decide**
    with no I/O (:func:`~.usage_decisions.decide`): no event can overdraw a wallet whatever
