@@ -33,11 +33,21 @@ class Moved:
 def tally_moved(moved: Mapping[str, Moved], transactions: Sequence[Transaction]) -> dict[str, Moved]:
     """``moved`` plus the postings of ``transactions``, by posting reason (the ledgers keep
     this per unit of work; the unit of work reports it after its commit)."""
-    tally = dict(moved)
+    counts: dict[str, list[int]] = {}  # reason -> [postings, units]: one Moved per reason, not per posting
     for transaction in transactions:
         for posting in transaction.postings:
-            before = tally.get(posting.reason, Moved(0, 0))
-            tally[posting.reason] = Moved(before.postings + 1, before.units + max(posting.amount_units, 0))
+            count = counts.get(posting.reason)
+            if count is None:
+                count = counts[posting.reason] = [0, 0]
+            count[0] += 1
+            if posting.amount_units > 0:
+                count[1] += posting.amount_units
+    tally = dict(moved)
+    for reason, (postings, units) in counts.items():
+        before = tally.get(reason)
+        tally[reason] = (
+            Moved(postings, units) if before is None else Moved(before.postings + postings, before.units + units)
+        )
     return tally
 
 
