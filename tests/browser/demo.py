@@ -70,7 +70,10 @@ def build_demo(settings: Settings, *, open_payout: bool = True) -> Demo:
             ),
             actor=Actor("alice"),
         )
-        today = utcnow().replace(hour=12, minute=0, second=0, microsecond=0)
+        # A week of calls, each day's at the same time of day as a moment just past: never
+        # in the future (a statement or balance "as of now" must include every call, even
+        # when the suite runs just after midnight UTC).
+        today = utcnow().replace(microsecond=0) - timedelta(minutes=5)
         count = 0
         for back in range(USAGE_DAYS - 1, -1, -1):
             moment = today - timedelta(days=back)

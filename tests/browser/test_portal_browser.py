@@ -126,7 +126,7 @@ def test_a_developer_signs_in_reads_earnings_and_payouts_downloads_a_statement_a
     assert page_units(browser.text("#period-earnings")) == units(earned["totals"]["channel_revenue_usd"]) > 0
     cells = [row.find_elements(By.CSS_SELECTOR, "td")[0].get_attribute("textContent") for row in rows]
     assert sum(page_units(cell) for cell in cells) == units(earned["totals"]["channel_revenue_usd"])
-    # The days with earnings are the API's (the demo's week; today's calls are at noon UTC).
+    # The days with earnings are the API's (the demo's week, each day's calls a few minutes before now).
     per_day = api(web_server, f"/v1/developer/earnings?group_by=day&from={start}", token).json()["items"]
     earning_days = {item["key"] for item in per_day if units(item["channel_revenue_usd"]) > 0}
     assert {day for day, cell in zip(days, cells, strict=True) if page_units(cell) > 0} == earning_days
