@@ -13,7 +13,7 @@ rates and builds rows in Python. They decide in the database exactly as two API 
 would. The default is one: measured on a 2-core machine (bench B1, same runs), the batch's
 Python work holds the interpreter lock for longer than the database works on it, so a
 second worker mostly halves the batches (more per-batch overhead): two workers posted
-0.8-1.05x what one did. More workers pay off where the database, not Python, is the limit
+0.57-1.05x what one did. More workers pay off where the database, not Python, is the limit
 (a remote or busy server).
 
 The batching window adapts to the load: the engine expects about as many events as the
