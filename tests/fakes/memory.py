@@ -349,6 +349,7 @@ class MemoryUnitOfWork:
                 for a in state.accounts.values()
                 if a.owner_scope is OwnerScope.END_USER and a.owner_id is not None
             },
+            lambda: {hold.request_id for hold in state.holds.holds.values()},
         )
         self.developers = MemoryDeveloperAccess(state.developer_access, state.catalog, self.now)
         self.statements = MemoryStatements(state.postings, state.transactions, self.now)

@@ -14,7 +14,7 @@ from datetime import datetime
 
 from modelfaucet.domain.identity import external_user_hash
 from modelfaucet.domain.rating import FeaturePricing, ModelPrice
-from modelfaucet.services.repositories import BillableApp, NewUsage, StoredUsage, UsageLine
+from modelfaucet.services.repositories import BatchInputs, BillableApp, NewUsage, StoredUsage, UsageLine
 from modelfaucet.services.unit_of_work import ConcurrentWrite
 
 
@@ -30,10 +30,32 @@ class UsageState:
 class MemoryUsage:
     """Implements :class:`modelfaucet.services.repositories.UsageRepository` in memory."""
 
-    def __init__(self, state: UsageState, now: datetime, wallets_by_owner: Callable[[], dict[str, str]]) -> None:
+    def __init__(
+        self,
+        state: UsageState,
+        now: datetime,
+        wallets_by_owner: Callable[[], dict[str, str]],
+        hold_request_ids: Callable[[], set[str]] = set,
+    ) -> None:
         self.state = state
         self.now = now
         self.wallets_by_owner = wallets_by_owner  # end-user id → wallet account id, from the ledger
+        self.hold_request_ids = hold_request_ids  # request ids holds were placed with, from the holds
+
+    def batch_inputs(
+        self,
+        request_ids: Collection[str],
+        features: Collection[tuple[str, str]],
+        prices: Collection[tuple[str, str]],
+    ) -> BatchInputs:
+        apps = self.billable_apps({public_app_id for public_app_id, _ in features})
+        return BatchInputs(
+            stored=self.find(request_ids),
+            hold_request_ids=frozenset(self.hold_request_ids() & set(request_ids)),
+            apps=apps,
+            features=self.feature_pricing({(apps[p].id, key) for p, key in features if p in apps}),
+            prices=self.model_prices(prices),
+        )
 
     def find(self, request_ids: Collection[str]) -> dict[str, StoredUsage]:
         found = {}

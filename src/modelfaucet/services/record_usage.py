@@ -2,29 +2,35 @@
 
 :func:`record_usage_batch` is the one decision-and-write path; the group-commit engine
 (:mod:`modelfaucet.services.posting_engine`) and the direct path (:func:`record_usage`: CLI,
-tests) both call it. For a batch it runs, in ONE unit of work:
+tests) both call it. For a batch it runs two units of work:
 
-1. **Load** the stored events with the batch's request ids (the unique constraint is the
-   source of truth, never process memory), then **idempotency first**
+1. **Read, holding no lock** (:func:`_prepare`, a read-only unit of work before the write's
+   transaction begins): the stored events with the batch's request ids, the request ids a
+   hold was placed with, and the apps, features and model prices its events name, in one
+   statement on PostgreSQL (``usage.batch_inputs``). Then **idempotency first**
    (:func:`~.usage_decisions.triage`): a known id with the same content is a ``duplicate``
    (the original receipt, nothing posted), with other content ``idempotency_conflict``
    naming the differing fields; a repeated id inside the batch is judged against its first
-   occurrence.
-2. **Load** the apps, features, model prices and end users with their wallets, and
-   **rate** each fresh event (:func:`~.usage_decisions.rate_events`, pure). End users and
-   wallets the engine has seen before come from its :class:`EndUserWallets` (ids only:
-   neither row is ever deleted); prices, features and apps are read every batch.
-3. **Fast path** (:func:`_fast_accept`): when no event involves a hold and every wallet can
-   pay for all of its events, ``uow.ledger.debit_wallets`` locks and debits them by account
-   id in one guarded all-or-nothing statement and every event is accepted. Otherwise nothing moved,
-   and the batch goes on the careful way:
-   **Lock** the end users' wallets (``uow.ledger.lock_wallets``, in id order) and **decide**
+   occurrence. Then **rate** each fresh event (:func:`~.usage_decisions.rate_events`, pure).
+   End users and wallets the engine has seen before come from its :class:`EndUserWallets`
+   (ids only: neither row is ever deleted); prices, features and apps are read every batch.
+2. **Write** (:func:`_post_planned`, one unit of work). The **fast path**
+   (:func:`_fast_accept`): when no event involves a hold and every wallet can pay for all
+   of its events, ``uow.ledger.debit_wallets`` locks and debits them by account id in one
+   guarded all-or-nothing statement and every event is accepted. Otherwise nothing moved,
+   and the batch goes the **careful way**, everything read again inside the transaction:
+   **lock** the end users' wallets (``uow.ledger.lock_wallets``, in id order) and **decide**
    with no I/O (:func:`~.usage_decisions.decide`): no event can overdraw a wallet whatever
    else is in the batch; an unaffordable one is ``insufficient_balance`` on its own.
-4. **Write once**: ``uow.ledger.post_many`` moves each account once by the batch's summed
-   change (the locked, decided wallets in one statement; the platform, provider-cost and
-   developer accounts once per batch, not once per event) and inserts every accepted
-   event's own balanced transaction; then the usage rows go in.
+   Either way the writes happen **once**: ``uow.ledger.post_many`` moves each account once
+   by the batch's summed change (the platform, provider-cost and developer accounts once
+   per batch and last, just before the commit) and inserts every accepted event's own
+   balanced transaction; the usage rows go in too.
+
+Nothing the read saw is trusted for money: the guarded debit re-checks every wallet under
+its row lock, and the usage rows' unique request id is the idempotency guard. A request id
+stored by another process after the read makes the usage insert fail; the batch is then
+decided again from step 1.
 
 If a concurrent transaction stores one of the request ids first (the usage insert then
 hits the unique constraint), or PostgreSQL picks this transaction as a deadlock or
@@ -49,7 +55,7 @@ from __future__ import annotations
 import threading
 import time
 from collections.abc import Mapping, Sequence
-from dataclasses import replace
+from dataclasses import dataclass, replace
 from functools import partial
 from typing import Generic, TypeVar
 
@@ -60,7 +66,7 @@ from ..domain.outcomes import LedgerInvariantViolation, Refusal
 from ..domain.rating import UsageAccounts, usage_transaction
 from .context import ServiceContext
 from .holds import release_expired
-from .repositories import NewUsage, UsageReceipt
+from .repositories import BatchInputs, NewUsage, UsageReceipt
 from .unit_of_work import ConcurrentWrite, UnitOfWork
 from .usage_decisions import (
     Accepted,
@@ -144,7 +150,8 @@ def record_usage_batch(
     account_ids: AccountIds | None = None,
     end_users: EndUserWallets | None = None,
 ) -> list[UsageOutcome]:
-    """Decide and post ``events`` in one unit of work; one outcome per event, in order.
+    """Decide and post ``events``: read and rate, then one write unit of work; one outcome
+    per event, in order.
 
     ``account_ids`` and ``end_users`` (the group-commit engine passes its own) save the
     look-ups of the credit-only accounts' ids and of known end users and their wallets;
@@ -155,8 +162,10 @@ def record_usage_batch(
     started = time.perf_counter()
     for attempt in range(1, MAX_ATTEMPTS + 1):
         try:
+            with ctx.reader() as reader:
+                plan = _prepare(reader, events, fingerprints, end_users)
             with ctx.unit_of_work() as uow:
-                outcomes = _post_batch(uow, events, fingerprints, account_ids, end_users)
+                outcomes = _post_planned(uow, plan, account_ids, end_users)
                 uow.after_commit(partial(_tell_committed, ctx, events, outcomes, started))
                 uow.commit()
             return outcomes
@@ -164,6 +173,61 @@ def record_usage_batch(
             if attempt == MAX_ATTEMPTS:
                 raise
     raise LedgerInvariantViolation("unreachable")  # pragma: no cover
+
+
+@dataclass(frozen=True, slots=True)
+class _Plan:
+    """What a batch's read-only first phase found: the events judged against the committed
+    events, rated, and whether the whole batch can take the fast path (no event involves a
+    hold and every end user has a wallet)."""
+
+    events: Sequence[UsageEvent]
+    fingerprints: Sequence[Fingerprint]
+    judged: Triage
+    rated: list[Rated]
+    refused: dict[int, Refusal]
+    fast: bool
+
+
+def _prepare(
+    reader: UnitOfWork,
+    events: Sequence[UsageEvent],
+    fingerprints: Sequence[Fingerprint],
+    end_users: EndUserWallets | None,
+) -> _Plan:
+    """The batch's look-ups and rating, on committed rows, holding no lock. Nothing here is
+    trusted by the write: a request id stored after this read fails the usage insert (the
+    unique constraint) and the batch is decided again; a wallet that cannot pay, or one with
+    something reserved, fails the guarded debit and the batch goes the careful way, which
+    reads everything again inside its transaction."""
+    inputs = reader.usage.batch_inputs(
+        {event.request_id for event in events},
+        {(event.public_app_id, event.feature_key) for event in events},
+        {(event.provider, event.model) for event in events},
+    )
+    judged = triage(events, fingerprints, inputs.stored)
+    catalogue = _load_catalogue(reader, judged.fresh, end_users, inputs)
+    rated, refused_rating = rate_events(judged.fresh, catalogue)
+    fast = bool(rated) and all(item.event.hold_id is None and item.wallet_id is not None for item in rated)
+    if fast and not inputs.hold_request_ids.isdisjoint(item.event.request_id for item in rated):
+        fast = False
+    return _Plan(events, fingerprints, judged, rated, judged.refused | refused_rating, fast)
+
+
+def _post_planned(
+    uow: UnitOfWork, plan: _Plan, account_ids: AccountIds | None, end_users: EndUserWallets | None
+) -> list[UsageOutcome]:
+    """The batch's writes: the fast path when the plan allows it and every wallet can pay,
+    else the careful path from scratch in this unit of work."""
+    if plan.fast:
+        fast = _fast_accept(uow, plan.rated)
+        if fast is not None:
+            accepted, moved = fast
+            receipts = _write(uow, accepted, decided=(), moved=moved, cache=account_ids)
+            return _outcomes(plan.events, plan.judged, receipts, {}, plan.refused)
+    elif not plan.rated:  # nothing to post: duplicates and refusals only
+        return _outcomes(plan.events, plan.judged, {}, {}, plan.refused)
+    return _post_batch(uow, plan.events, plan.fingerprints, account_ids, end_users)
 
 
 def _tell_committed(
@@ -180,13 +244,10 @@ def _post_batch(
     account_ids: AccountIds | None,
     end_users: EndUserWallets | None,
 ) -> list[UsageOutcome]:
+    """The careful way, everything read again inside the write's transaction: lock the
+    end users' wallets, expire and match holds, decide each event, write."""
     judged = triage(events, fingerprints, uow.usage.find({event.request_id for event in events}))
     rated, refused_rating = rate_events(judged.fresh, _load_catalogue(uow, judged.fresh, end_users))
-    fast = _fast_accept(uow, rated)
-    if fast is not None:
-        accepted, moved = fast
-        receipts = _write(uow, accepted, decided=(), moved=moved, cache=account_ids)
-        return _outcomes(events, judged, receipts, {}, judged.refused | refused_rating)
     user_ids = sorted({item.end_user_id for item in rated if item.end_user_id is not None})
     wallets = {state.owner_id: state for state in uow.ledger.lock_wallets(OwnerScope.END_USER, user_ids)}
     # Holds: expire the locked wallets' overdue ones (only a wallet with something reserved
@@ -215,16 +276,13 @@ def _post_batch(
 
 
 def _fast_accept(uow: UnitOfWork, rated: Sequence[Rated]) -> tuple[list[Accepted], dict[str, int]] | None:
-    """The common case in one guarded statement instead of lock-then-decide: no event names
-    a hold, every end user has a wallet with nothing reserved that can pay for ALL of its
-    events in the batch, and no hold was placed with one of the request ids. Then every
-    event is accepted (debits only ever lower the balance, so if the last one is affordable
-    so is each before it) and each wallet has already moved by its events' sum — the map
-    returned with the accepted events. ``None``: nothing moved, decide the careful way."""
-    if not rated or any(item.event.hold_id is not None or item.wallet_id is None for item in rated):
-        return None
-    if uow.holds.by_request_ids({item.event.request_id for item in rated}):
-        return None
+    """The common case in one guarded statement instead of lock-then-decide (the plan
+    found that no event names a hold, every end user has a wallet, and no hold was placed
+    with one of the request ids): every wallet, locked, has nothing reserved and can pay
+    for ALL of its events in the batch. Then every event is accepted (debits only ever
+    lower the balance, so if the last one is affordable so is each before it) and each
+    wallet has already moved by its events' sum — the map returned with the accepted
+    events. ``None``: nothing moved, decide the careful way."""
     debits: dict[str, int] = {}
     for item in rated:
         wallet = item.wallet_id or ""
@@ -272,11 +330,16 @@ def _outcomes(
     return outcomes
 
 
-def _load_catalogue(uow: UnitOfWork, fresh: Sequence[Fresh], known: EndUserWallets | None) -> Catalogue:
+def _load_catalogue(
+    uow: UnitOfWork, fresh: Sequence[Fresh], known: EndUserWallets | None, inputs: BatchInputs | None = None
+) -> Catalogue:
+    """The catalogue the fresh events are rated with: apps, features and prices from
+    ``inputs`` when the batch read them already, else read here; end users and their
+    wallets from ``known`` where it has them, else read here."""
     if not fresh:
         return Catalogue({}, {}, {}, {})
     usage = uow.usage
-    apps = usage.billable_apps({item.event.public_app_id for item in fresh})
+    apps = usage.billable_apps({item.event.public_app_id for item in fresh}) if inputs is None else inputs.apps
     keyed = [(apps[item.event.public_app_id].id, item.event) for item in fresh if item.event.public_app_id in apps]
     users: dict[tuple[str, str], str] = {}
     wallets: dict[str, str] = {}
@@ -294,6 +357,8 @@ def _load_catalogue(uow: UnitOfWork, fresh: Sequence[Fresh], known: EndUserWalle
             wallets[end_user_id] = wallet_id
             if known is not None:  # read back as committed rows: safe to remember
                 known.remember(key, (end_user_id, wallet_id))
+    if inputs is not None:
+        return Catalogue(apps=apps, features=inputs.features, prices=inputs.prices, end_users=users, wallets=wallets)
     return Catalogue(
         apps=apps,
         features=usage.feature_pricing({(app_id, event.feature_key) for app_id, event in keyed}),

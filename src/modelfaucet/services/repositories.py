@@ -566,6 +566,19 @@ class UsageLine:
     transaction_id: str | None
 
 
+@dataclass(frozen=True, slots=True)
+class BatchInputs:
+    """What a usage batch is judged and rated with, read together (one round trip on
+    PostgreSQL): the stored events among its request ids, the request ids a hold was
+    placed with, and the apps, features and model prices its events name."""
+
+    stored: dict[str, StoredUsage]  # by request id
+    hold_request_ids: frozenset[str]
+    apps: dict[str, BillableApp]  # by public app id
+    features: dict[tuple[str, str], FeaturePricing]  # by (app id, feature key)
+    prices: dict[tuple[str, str], ModelPrice]  # by (provider, model)
+
+
 class UsageRepository(Protocol):
     """Usage events, and the catalogue a batch of them is rated with, loaded in one query each.
 
@@ -577,6 +590,17 @@ class UsageRepository(Protocol):
 
     def billable_apps(self, public_app_ids: Collection[str]) -> dict[str, BillableApp]:
         """By public app id."""
+        ...
+
+    def batch_inputs(
+        self,
+        request_ids: Collection[str],
+        features: Collection[tuple[str, str]],
+        prices: Collection[tuple[str, str]],
+    ) -> BatchInputs:
+        """:meth:`find`, the holds placed with ``request_ids``, and the apps, features (by
+        (public app id, feature key)) and prices (by (provider, model)) of a batch, read
+        together: the same answers as the separate loaders."""
         ...
 
     def feature_pricing(self, keys: Collection[tuple[str, str]]) -> dict[tuple[str, str], FeaturePricing]:

@@ -22,11 +22,11 @@ from ....domain.identity import external_user_hash
 from ....domain.ledger import OwnerScope
 from ....domain.rating import DefaultPricing, FeaturePricing, ModelPrice, RouteMode
 from ....domain.timestamps import as_utc
-from ....services.repositories import BillableApp, NewUsage, StoredUsage, UsageLine, UsageReceipt
+from ....services.repositories import BatchInputs, BillableApp, NewUsage, StoredUsage, UsageLine, UsageReceipt
 from ....services.unit_of_work import ConcurrentWrite
 from ..bulk import among, insert_many
 from ..errors import unique_violation
-from ..tables import accounts, app_features, apps, end_users, model_prices, usage_events
+from ..tables import accounts, app_features, apps, end_users, holds, model_prices, usage_events
 
 _IN_CHUNK = 500
 _ACTIVE = "active"
@@ -60,6 +60,30 @@ _END_USER_WALLETS_PG = text(
     "LEFT JOIN accounts a ON a.owner_scope = 'end_user' AND a.owner_id = e.id"
 )
 
+# batch_inputs on PostgreSQL: one statement, one round trip. Each part is a JSON array of
+# rows (json_build_array keeps BIGINT units exact: JSON numbers are read back as ints).
+_BATCH_INPUTS_PG = text(
+    "SELECT "
+    "(SELECT coalesce(json_agg(json_build_array(u.id, u.request_id, u.request_hash, u.transaction_id, "
+    "u.route_mode, u.upstream_cost_units, u.retail_price_units, u.channel_revenue_units, "
+    "u.platform_revenue_units, u.gateway_fee_units, u.rating_snapshot, u.created_at)), '[]') "
+    "FROM usage_events u WHERE u.request_id = ANY(CAST(:rids AS VARCHAR[]))) AS stored, "
+    "(SELECT coalesce(json_agg(h.request_id), '[]') FROM holds h "
+    "WHERE h.request_id = ANY(CAST(:rids AS VARCHAR[]))) AS holds, "
+    "(SELECT coalesce(json_agg(json_build_array(a.id, a.public_app_id, a.developer_id, a.status, "
+    "a.default_markup_bps, a.default_revenue_share_bps)), '[]') FROM apps a "
+    "WHERE a.public_app_id = ANY(CAST(:apps AS VARCHAR[]))) AS apps, "
+    "(SELECT coalesce(json_agg(json_build_array(f.app_id, f.feature_key, f.pricing_version, f.markup_bps, "
+    "f.channel_share_bps, f.explicit_gateway_fee_units)), '[]') "
+    "FROM unnest(CAST(:feature_apps AS VARCHAR[]), CAST(:feature_keys AS VARCHAR[])) AS k(public_app_id, key) "
+    "JOIN apps a ON a.public_app_id = k.public_app_id "
+    "JOIN app_features f ON f.app_id = a.id AND f.feature_key = k.key) AS features, "
+    "(SELECT coalesce(json_agg(json_build_array(p.provider, p.model, p.input_per_1m_units, "
+    "p.output_per_1m_units, p.cached_per_1m_units, p.version)), '[]') "
+    "FROM unnest(CAST(:providers AS VARCHAR[]), CAST(:models AS VARCHAR[])) AS k(provider, model) "
+    "JOIN model_prices p ON p.provider = k.provider AND p.model = k.model) AS prices"
+)
+
 
 class SqlUsage:
     """Implements :class:`modelfaucet.services.repositories.UsageRepository`."""
@@ -75,28 +99,47 @@ class SqlUsage:
         for chunk in _chunks(sorted(request_ids)):
             stmt = select(*_RECEIPT_COLUMNS).where(among(self.connection, usage_events.c.request_id, chunk))
             for row in self.connection.execute(stmt):
-                snapshot = row.rating_snapshot or {}
-                found[row.request_id] = StoredUsage(
-                    receipt=UsageReceipt(
-                        request_id=row.request_id,
-                        usage_event_id=row.id,
-                        transaction_id=row.transaction_id,
-                        route_mode=RouteMode(row.route_mode),
-                        upstream_cost_units=int(row.upstream_cost_units),
-                        retail_price_units=int(row.retail_price_units),
-                        channel_revenue_units=int(row.channel_revenue_units),
-                        platform_revenue_units=int(row.platform_revenue_units),
-                        gateway_fee_units=int(row.gateway_fee_units),
-                        end_user_wallet_id=snapshot.get(_WALLET_KEY),
-                        end_user_balance_units=int(snapshot.get(_BALANCE_KEY, 0)),
-                        created_at=as_utc(row.created_at),
-                        hold_id=snapshot.get(_HOLD_KEY),
-                        uncollected_units=int(snapshot.get(_UNCOLLECTED_KEY, 0)),
-                    ),
-                    request_hash=row.request_hash,
-                    request=snapshot.get("request", {}),
-                )
+                found[row.request_id] = _stored(row)
         return found
+
+    def batch_inputs(
+        self,
+        request_ids: Collection[str],
+        features: Collection[tuple[str, str]],
+        prices: Collection[tuple[str, str]],
+    ) -> BatchInputs:
+        if self.connection.dialect.name != "postgresql" or len(request_ids) > _IN_CHUNK:
+            apps = self.billable_apps({public_app_id for public_app_id, _ in features})
+            return BatchInputs(
+                stored=self.find(request_ids),
+                hold_request_ids=frozenset(
+                    self.connection.execute(
+                        select(holds.c.request_id).where(among(self.connection, holds.c.request_id, list(request_ids)))
+                    ).scalars()
+                ),
+                apps=apps,
+                features=self.feature_pricing(
+                    {(apps[public_app_id].id, key) for public_app_id, key in features if public_app_id in apps}
+                ),
+                prices=self.model_prices(prices),
+            )
+        feature_keys, price_keys = sorted(features), sorted(prices)
+        params: Any = {
+            "rids": sorted(request_ids),
+            "apps": sorted({public_app_id for public_app_id, _ in feature_keys}),
+            "feature_apps": [public_app_id for public_app_id, _ in feature_keys],
+            "feature_keys": [key for _, key in feature_keys],
+            "providers": [provider for provider, _ in price_keys],
+            "models": [model for _, model in price_keys],
+        }
+        row = self.connection.execute(_BATCH_INPUTS_PG, params).one()
+        return BatchInputs(
+            stored={item[1]: _stored(item, datetime.fromisoformat(item[11])) for item in row.stored},
+            hold_request_ids=frozenset(row.holds),
+            apps={item[1]: _app(item) for item in row.apps},
+            features={(item[0], item[1]): _feature(item) for item in row.features},
+            prices={(item[0], item[1]): _price(item) for item in row.prices},
+        )
 
     def billable_apps(self, public_app_ids: Collection[str]) -> dict[str, BillableApp]:
         found: dict[str, BillableApp] = {}
@@ -112,13 +155,7 @@ class SqlUsage:
             for row in self.connection.execute(
                 select(*columns).where(among(self.connection, apps.c.public_app_id, chunk))
             ):
-                found[row.public_app_id] = BillableApp(
-                    id=row.id,
-                    public_app_id=row.public_app_id,
-                    developer_id=row.developer_id,
-                    active=row.status == _ACTIVE,
-                    defaults=DefaultPricing(int(row.default_markup_bps), int(row.default_revenue_share_bps)),
-                )
+                found[row.public_app_id] = _app(row)
         return found
 
     def feature_pricing(self, keys: Collection[tuple[str, str]]) -> dict[tuple[str, str], FeaturePricing]:
@@ -135,12 +172,7 @@ class SqlUsage:
         for chunk in _chunks(sorted(keys)):
             stmt = select(*columns).where(tuple_(f.app_id, f.feature_key).in_(chunk))
             for row in self.connection.execute(stmt):
-                found[(row.app_id, row.feature_key)] = FeaturePricing(
-                    pricing_version=int(row.pricing_version),
-                    markup_bps=None if row.markup_bps is None else int(row.markup_bps),
-                    channel_share_bps=None if row.channel_share_bps is None else int(row.channel_share_bps),
-                    explicit_gateway_fee_units=int(row.explicit_gateway_fee_units),
-                )
+                found[(row.app_id, row.feature_key)] = _feature(row)
         return found
 
     def model_prices(self, keys: Collection[tuple[str, str]]) -> dict[tuple[str, str], ModelPrice]:
@@ -149,12 +181,7 @@ class SqlUsage:
         columns = (p.provider, p.model, p.input_per_1m_units, p.output_per_1m_units, p.cached_per_1m_units, p.version)
         for chunk in _chunks(sorted(keys)):
             for row in self.connection.execute(select(*columns).where(tuple_(p.provider, p.model).in_(chunk))):
-                found[(row.provider, row.model)] = ModelPrice(
-                    int(row.input_per_1m_units),
-                    int(row.output_per_1m_units),
-                    int(row.cached_per_1m_units),
-                    version=int(row.version),
-                )
+                found[(row.provider, row.model)] = _price(row)
         return found
 
     def end_user_ids(self, keys: Collection[tuple[str, str]]) -> dict[tuple[str, str], str]:
@@ -301,6 +328,62 @@ def _row(usage: NewUsage) -> tuple[Any, ...]:
         receipt.transaction_id,
         receipt.created_at,
     )
+
+
+def _stored(row: Sequence[Any], created_at: datetime | None = None) -> StoredUsage:
+    """A stored usage event from its ``_RECEIPT_COLUMNS`` values (``created_at``: instead of
+    the row's own, when that came as text)."""
+    (usage_id, request_id, request_hash, transaction_id, route_mode, *units, snapshot, stored_at) = row
+    snapshot = snapshot or {}
+    upstream_cost, retail_price, channel_revenue, platform_revenue, gateway_fee = (int(value) for value in units)
+    return StoredUsage(
+        receipt=UsageReceipt(
+            request_id=request_id,
+            usage_event_id=usage_id,
+            transaction_id=transaction_id,
+            route_mode=RouteMode(route_mode),
+            upstream_cost_units=upstream_cost,
+            retail_price_units=retail_price,
+            channel_revenue_units=channel_revenue,
+            platform_revenue_units=platform_revenue,
+            gateway_fee_units=gateway_fee,
+            end_user_wallet_id=snapshot.get(_WALLET_KEY),
+            end_user_balance_units=int(snapshot.get(_BALANCE_KEY, 0)),
+            created_at=as_utc(stored_at if created_at is None else created_at),
+            hold_id=snapshot.get(_HOLD_KEY),
+            uncollected_units=int(snapshot.get(_UNCOLLECTED_KEY, 0)),
+        ),
+        request_hash=request_hash,
+        request=snapshot.get("request", {}),
+    )
+
+
+def _app(row: Sequence[Any]) -> BillableApp:
+    app_id, public_app_id, developer_id, status, markup_bps, revenue_share_bps = row
+    return BillableApp(
+        id=app_id,
+        public_app_id=public_app_id,
+        developer_id=developer_id,
+        active=status == _ACTIVE,
+        defaults=DefaultPricing(int(markup_bps), int(revenue_share_bps)),
+    )
+
+
+def _feature(row: Sequence[Any]) -> FeaturePricing:
+    """From (app id, feature key, pricing version, markup, channel share, gateway fee)."""
+    _, _, pricing_version, markup_bps, channel_share_bps, gateway_fee = row
+    return FeaturePricing(
+        pricing_version=int(pricing_version),
+        markup_bps=None if markup_bps is None else int(markup_bps),
+        channel_share_bps=None if channel_share_bps is None else int(channel_share_bps),
+        explicit_gateway_fee_units=int(gateway_fee),
+    )
+
+
+def _price(row: Sequence[Any]) -> ModelPrice:
+    """From (provider, model, input, output and cached per 1M tokens, version)."""
+    _, _, input_per_1m, output_per_1m, cached_per_1m, version = row
+    return ModelPrice(int(input_per_1m), int(output_per_1m), int(cached_per_1m), version=int(version))
 
 
 def _chunks(values: Sequence[K]) -> Iterator[Sequence[K]]:
