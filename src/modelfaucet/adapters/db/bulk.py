@@ -10,7 +10,7 @@ callers that retry on a concurrent duplicate keep working.
 from __future__ import annotations
 
 import json
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from typing import Any
 
 from sqlalchemy import (
@@ -89,6 +89,20 @@ def _binary_type(column_type: Any) -> str | None:
     if isinstance(column_type, DateTime):
         return "timestamptz" if column_type.timezone else "timestamp"
     return None
+
+
+def text_array(values: Iterable[str]) -> str:
+    """``values`` as one PostgreSQL array literal, every element double-quoted (so commas,
+    braces, quotes, backslashes, spaces and the word NULL stay text), for a statement that
+    casts it (``CAST(:ids AS VARCHAR[])``). One string parameter instead of a list: psycopg
+    dumps a list element by element in Python (about 450 µs of CPU for 64 ids on the
+    benchmark machine), a string at once."""
+    return "{" + ",".join('"' + value.replace("\\", "\\\\").replace('"', '\\"') + '"' for value in values) + "}"
+
+
+def int_array(values: Iterable[int]) -> str:
+    """``values`` as one PostgreSQL array literal of integers (see :func:`text_array`)."""
+    return "{" + ",".join(str(int(value)) for value in values) + "}"
 
 
 def among(connection: Connection, column: Any, values: Sequence[str]) -> Any:

@@ -54,7 +54,7 @@ from ...domain.money import format_usd
 from ...domain.outcomes import InsufficientBalance, InvalidRequest, LedgerInvariantViolation, NotFound
 from ...services.repositories import PostingLine
 from ...services.signals import Moved, tally_moved
-from .bulk import insert_many, upsert_factory
+from .bulk import insert_many, int_array, text_array, upsert_factory
 from .tables import accounts, ledger_postings, ledger_transactions
 
 _CONSTRAINED = sorted(str(scope) for scope in CONSTRAINED_SCOPES)
@@ -260,8 +260,8 @@ class SqlLedger:
         ids = sorted(debits)
         if self.connection.dialect.name == "postgresql":
             params: Any = {
-                "ids": ids,
-                "deltas": [debits[account_id] for account_id in ids],
+                "ids": text_array(ids),
+                "deltas": int_array(debits[account_id] for account_id in ids),
                 "scope": scope.value,
                 "n": len(ids),
                 "now": self.now,
@@ -399,9 +399,9 @@ class SqlLedger:
                     "reference_type": transaction.reference_type,
                     "reference_id": transaction.reference_id,
                     "now": self.now,
-                    "accounts": [posting.account_id for posting in postings],
-                    "amounts": [posting.amount_units for posting in postings],
-                    "reasons": [posting.reason for posting in postings],
+                    "accounts": text_array(posting.account_id for posting in postings),
+                    "amounts": int_array(posting.amount_units for posting in postings),
+                    "reasons": text_array(posting.reason for posting in postings),
                 },
             )
         else:
@@ -441,7 +441,7 @@ class SqlLedger:
         self.move_at_commit()
         ids = sorted(moves)
         if self.connection.dialect.name == "postgresql":
-            params: Any = {"now": self.now, "ids": ids, "deltas": [moves[i] for i in ids]}
+            params: Any = {"now": self.now, "ids": text_array(ids), "deltas": int_array(moves[i] for i in ids)}
             moved = self.connection.execute(_RESERVE_MANY_PG, params).rowcount
         else:
             rows = [{"move_id": i, "move_delta": moves[i], "move_now": self.now} for i in ids]
@@ -490,7 +490,12 @@ class SqlLedger:
 
     def _credit_many(self, credits: Mapping[str, int]) -> None:
         ids = sorted(credits)
-        params: Any = {"ids": ids, "deltas": [credits[i] for i in ids], "now": self.now, "max": MAX_BALANCE_UNITS}
+        params: Any = {
+            "ids": text_array(ids),
+            "deltas": int_array(credits[i] for i in ids),
+            "now": self.now,
+            "max": MAX_BALANCE_UNITS,
+        }
         done = {row.id for row in self.connection.execute(_CREDIT_MANY_PG, params)}
         for account_id in ids:
             if account_id not in done:
@@ -501,9 +506,9 @@ class SqlLedger:
     def _move_many(self, moves: Mapping[str, int]) -> None:
         ids = sorted(moves)
         params: Any = {
-            "ids": ids,
-            "deltas": [moves[i] for i in ids],
-            "constrained": _CONSTRAINED,
+            "ids": text_array(ids),
+            "deltas": int_array(moves[i] for i in ids),
+            "constrained": text_array(_CONSTRAINED),
             "now": self.now,
             "max": MAX_BALANCE_UNITS,
             "min": -MAX_BALANCE_UNITS,
@@ -518,7 +523,7 @@ class SqlLedger:
             return
         ids = sorted(debits)
         if self.connection.dialect.name == "postgresql":
-            params: Any = {"now": self.now, "ids": ids, "deltas": [debits[i] for i in ids]}
+            params: Any = {"now": self.now, "ids": text_array(ids), "deltas": int_array(debits[i] for i in ids)}
             moved = self.connection.execute(_MOVE_DECIDED_PG, params).rowcount
         else:
             rows = [{"move_id": i, "move_delta": debits[i], "move_now": self.now} for i in ids]

@@ -24,7 +24,7 @@ from ....domain.rating import DefaultPricing, FeaturePricing, ModelPrice, RouteM
 from ....domain.timestamps import as_utc
 from ....services.repositories import BatchInputs, BillableApp, NewUsage, StoredUsage, UsageLine, UsageReceipt
 from ....services.unit_of_work import ConcurrentWrite
-from ..bulk import among, insert_many
+from ..bulk import among, insert_many, text_array
 from ..errors import unique_violation
 from ..tables import accounts, app_features, apps, end_users, holds, model_prices, usage_events
 
@@ -125,12 +125,12 @@ class SqlUsage:
             )
         feature_keys, price_keys = sorted(features), sorted(prices)
         params: Any = {
-            "rids": sorted(request_ids),
-            "apps": sorted({public_app_id for public_app_id, _ in feature_keys}),
-            "feature_apps": [public_app_id for public_app_id, _ in feature_keys],
-            "feature_keys": [key for _, key in feature_keys],
-            "providers": [provider for provider, _ in price_keys],
-            "models": [model for _, model in price_keys],
+            "rids": text_array(sorted(request_ids)),
+            "apps": text_array(sorted({public_app_id for public_app_id, _ in feature_keys})),
+            "feature_apps": text_array(public_app_id for public_app_id, _ in feature_keys),
+            "feature_keys": text_array(key for _, key in feature_keys),
+            "providers": text_array(provider for provider, _ in price_keys),
+            "models": text_array(model for _, model in price_keys),
         }
         row = self.connection.execute(_BATCH_INPUTS_PG, params).one()
         return BatchInputs(
@@ -195,7 +195,7 @@ class SqlUsage:
             if self.connection.dialect.name == "postgresql":
                 # A join on the arrays: one parameter each, and the unique (app, hash) index
                 # whatever the number of keys (a row-value IN list is planned as a scan).
-                params: Any = {"apps": [app for app, _ in chunk], "hashes": [h for _, h in chunk]}
+                params: Any = {"apps": text_array(app for app, _ in chunk), "hashes": text_array(h for _, h in chunk)}
                 rows = self.connection.execute(_END_USER_WALLETS_PG, params)
             else:
                 e, a = end_users.c, accounts.c
