@@ -8,7 +8,8 @@ closes every live connection and refuses new ones; while it is down:
   500, no stack trace), ``/ready`` answers 503 ``not_ready``;
 - nothing is half-written.
 
-When the proxy comes back the service recovers by itself (``pool_pre_ping``), with no
+When the proxy comes back the service recovers by itself (the pool pings a connection idle
+for over a second at checkout, and a disconnect invalidates the pool), with no
 restart, and reconciliation is clean.
 """
 

@@ -8,6 +8,7 @@ block writers: pass ``read_only=True`` to :func:`read_connection`.
 
 from __future__ import annotations
 
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -15,7 +16,7 @@ from typing import Any
 
 from sqlalchemy import Connection, Engine, create_engine, event
 from sqlalchemy.engine import make_url
-from sqlalchemy.exc import ArgumentError
+from sqlalchemy.exc import ArgumentError, DisconnectionError
 from sqlalchemy.pool import NullPool
 
 SQLITE_BUSY_TIMEOUT_MS = 30_000
@@ -41,6 +42,12 @@ POSTGRES_CONNECT_ARGS = {
     "prepare_threshold": None,
 }
 DEFERRED_OPTION = "modelfaucet_deferred"
+# A pooled PostgreSQL connection is pinged (one round trip) at checkout only when it sat in
+# the pool longer than this. The usage engine checks a connection out twice per batch, a
+# few milliseconds after checking it in, and the ping was about 5 % of a batch's time
+# (issue 16); a connection idle for longer, the case the ping is for (a server restarted or
+# a network cut while the pool was quiet), is still pinged and replaced if dead.
+PING_AFTER_IDLE_SECONDS = 1.0
 
 
 def normalise_url(url: str) -> str:
@@ -98,12 +105,45 @@ def make_engine(url: str, *, pool_size: int = 10, poolclass: Any = None) -> Engi
         engine = create_engine(url, **kwargs)
         _configure_sqlite(engine)
         return engine
-    kwargs = {"pool_pre_ping": True, "connect_args": dict(POSTGRES_CONNECT_ARGS)}
+    kwargs = {"connect_args": dict(POSTGRES_CONNECT_ARGS)}
     if poolclass is NullPool:
         kwargs["poolclass"] = NullPool
     else:
         kwargs.update(pool_size=pool_size, max_overflow=pool_size * 2, pool_timeout=10)
-    return create_engine(url, **kwargs)
+    engine = create_engine(url, **kwargs)
+    _ping_idle_connections(engine)
+    return engine
+
+
+def _ping_idle_connections(engine: Engine) -> None:
+    """SQLAlchemy's ``pool_pre_ping``, but only for a connection idle past
+    :data:`PING_AFTER_IDLE_SECONDS` (or one psycopg already knows is closed or broken): a
+    dead one raises :class:`DisconnectionError` at checkout, and the pool replaces it with
+    a fresh connection before the caller sees anything. A connection that dies while busy
+    fails its statement, and SQLAlchemy then invalidates every connection of the pool."""
+
+    @event.listens_for(engine, "checkin")
+    def _checked_in(_dbapi_connection: Any, record: Any) -> None:
+        record.info["checked_in_at"] = time.monotonic()
+
+    @event.listens_for(engine, "checkout")
+    def _checked_out(dbapi_connection: Any, record: Any, _proxy: Any) -> None:
+        if dbapi_connection.closed or dbapi_connection.broken:
+            raise DisconnectionError("the connection is closed")
+        checked_in_at = record.info.get("checked_in_at")
+        if checked_in_at is not None and time.monotonic() - checked_in_at < PING_AFTER_IDLE_SECONDS:
+            return
+        try:
+            _ping(dbapi_connection)
+        except Exception as exc:  # any failure: throw this connection away, take another
+            raise DisconnectionError("the connection did not answer a ping") from exc
+
+
+def _ping(dbapi_connection: Any) -> None:
+    """One round trip on a pooled psycopg connection, left idle."""
+    with dbapi_connection.cursor() as cursor:
+        cursor.execute("SELECT 1")
+    dbapi_connection.rollback()
 
 
 def _configure_sqlite(engine: Engine) -> None:
