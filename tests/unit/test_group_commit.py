@@ -1,4 +1,5 @@
-"""GroupCommit's coroutine API: outcomes handed to the event loop once per batch."""
+"""GroupCommit's coroutine API: items handed to the workers once per loop turn, outcomes
+handed back to the event loop once per batch."""
 
 from __future__ import annotations
 
@@ -8,6 +9,7 @@ from collections.abc import Sequence
 
 import pytest
 
+from modelfaucet.domain.outcomes import ServiceUnavailable
 from modelfaucet.services import group_commit
 from modelfaucet.services.group_commit import GroupCommit
 
@@ -98,3 +100,43 @@ def test_a_caller_cancelled_before_its_batch_starts_is_not_run() -> None:
     finally:
         commit.close()
     assert [item for batch in gate.batches for item in batch] == [1, 3]
+
+
+def test_coroutines_of_one_loop_turn_reach_the_queue_in_one_hand_over() -> None:
+    """64 callers resumed in the same turn of the loop hand their items to the workers at
+    once: one ``_enqueue`` (and so at most one worker wake-up) per turn, not one per item."""
+    gate = Gate()
+    commit: GroupCommit[int, int] = GroupCommit(gate, name="test", max_batch=500)
+    handed: list[int] = []
+    real = commit._enqueue
+
+    def counted(entries):  # type: ignore[no-untyped-def]
+        handed.append(len(entries))
+        real(entries)
+
+    commit._enqueue = counted  # type: ignore[method-assign]
+
+    async def main() -> list[int]:
+        return await asyncio.gather(*(commit.run(n) for n in range(64)))
+
+    try:
+        results = asyncio.run(main())
+    finally:
+        commit.close()
+    assert results == [n * 2 for n in range(64)]
+    assert handed == [64]
+    assert [len(batch) for batch in gate.batches] == [64]
+
+
+def test_a_caller_after_close_or_before_the_hand_over_learns_of_the_shutdown() -> None:
+    commit: GroupCommit[int, int] = GroupCommit(Gate(), name="test")
+
+    async def main() -> None:
+        waiting = asyncio.ensure_future(commit.run(1))  # collected, not handed over yet
+        commit.close()
+        with pytest.raises(ServiceUnavailable):
+            await waiting
+        with pytest.raises(ServiceUnavailable):
+            await commit.run(2)
+
+    asyncio.run(main())
