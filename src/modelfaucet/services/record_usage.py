@@ -18,10 +18,11 @@ tests) both call it. For a batch it runs two units of work:
    (:func:`_fast_accept`): when no event involves a hold and every wallet can pay for all
    of its events, ``uow.ledger.debit_wallets`` locks and debits them by account id in one
    guarded all-or-nothing statement and every event is accepted. Otherwise nothing moved,
-   and the batch goes the **careful way**, everything read again inside the transaction:
-   **lock** the end users' wallets (``uow.ledger.lock_wallets``, in id order) and **decide**
-   with no I/O (:func:`~.usage_decisions.decide`): no event can overdraw a wallet whatever
-   else is in the batch; an unaffordable one is ``insufficient_balance`` on its own.
+   and the batch goes the **careful way** (:func:`_post_careful`): **lock** the end users'
+   wallets (``uow.ledger.lock_wallets``, in id order), read their holds under those locks,
+   and **decide** with no I/O (:func:`~.usage_decisions.decide`): no event can overdraw a
+   wallet whatever else is in the batch; an unaffordable one is ``insufficient_balance`` on
+   its own.
    Either way the writes happen **once**: ``uow.ledger.post_many`` moves each account once
    by the batch's summed change (the platform, provider-cost and developer accounts once
    per batch and last, just before the commit) and inserts every accepted event's own
@@ -165,7 +166,7 @@ def record_usage_batch(
             with ctx.reader() as reader:
                 plan = _prepare(reader, events, fingerprints, end_users)
             with ctx.unit_of_work() as uow:
-                outcomes = _post_planned(uow, plan, account_ids, end_users)
+                outcomes = _post_planned(uow, plan, account_ids)
                 uow.after_commit(partial(_tell_committed, ctx, events, outcomes, started))
                 uow.commit()
             return outcomes
@@ -182,7 +183,6 @@ class _Plan:
     hold and every end user has a wallet)."""
 
     events: Sequence[UsageEvent]
-    fingerprints: Sequence[Fingerprint]
     judged: Triage
     rated: list[Rated]
     refused: dict[int, Refusal]
@@ -199,7 +199,7 @@ def _prepare(
     trusted by the write: a request id stored after this read fails the usage insert (the
     unique constraint) and the batch is decided again; a wallet that cannot pay, or one with
     something reserved, fails the guarded debit and the batch goes the careful way, which
-    reads everything again inside its transaction."""
+    locks the wallets and reads their holds under those locks."""
     inputs = reader.usage.batch_inputs(
         {event.request_id for event in events},
         {(event.public_app_id, event.feature_key) for event in events},
@@ -211,14 +211,12 @@ def _prepare(
     fast = bool(rated) and all(item.event.hold_id is None and item.wallet_id is not None for item in rated)
     if fast and not inputs.hold_request_ids.isdisjoint(item.event.request_id for item in rated):
         fast = False
-    return _Plan(events, fingerprints, judged, rated, judged.refused | refused_rating, fast)
+    return _Plan(events, judged, rated, judged.refused | refused_rating, fast)
 
 
-def _post_planned(
-    uow: UnitOfWork, plan: _Plan, account_ids: AccountIds | None, end_users: EndUserWallets | None
-) -> list[UsageOutcome]:
+def _post_planned(uow: UnitOfWork, plan: _Plan, account_ids: AccountIds | None) -> list[UsageOutcome]:
     """The batch's writes: the fast path when the plan allows it and every wallet can pay,
-    else the careful path from scratch in this unit of work."""
+    else the careful path in this unit of work."""
     if plan.fast:
         fast = _fast_accept(uow, plan.rated)
         if fast is not None:
@@ -227,7 +225,7 @@ def _post_planned(
             return _outcomes(plan.events, plan.judged, receipts, {}, plan.refused)
     elif not plan.rated:  # nothing to post: duplicates and refusals only
         return _outcomes(plan.events, plan.judged, {}, {}, plan.refused)
-    return _post_batch(uow, plan.events, plan.fingerprints, account_ids, end_users)
+    return _post_careful(uow, plan, account_ids)
 
 
 def _tell_committed(
@@ -237,17 +235,11 @@ def _tell_committed(
     ctx.signals.usage_batch(labels, seconds=time.perf_counter() - started)
 
 
-def _post_batch(
-    uow: UnitOfWork,
-    events: Sequence[UsageEvent],
-    fingerprints: Sequence[Fingerprint],
-    account_ids: AccountIds | None,
-    end_users: EndUserWallets | None,
-) -> list[UsageOutcome]:
-    """The careful way, everything read again inside the write's transaction: lock the
-    end users' wallets, expire and match holds, decide each event, write."""
-    judged = triage(events, fingerprints, uow.usage.find({event.request_id for event in events}))
-    rated, refused_rating = rate_events(judged.fresh, _load_catalogue(uow, judged.fresh, end_users))
+def _post_careful(uow: UnitOfWork, plan: _Plan, account_ids: AccountIds | None) -> list[UsageOutcome]:
+    """The careful way, from the plan's judged and rated events: lock the end users'
+    wallets, then (under those locks) expire and match holds and decide each event, write.
+    Holds are read only here, after the locks: a hold's state is guarded by its wallet's."""
+    events, judged, rated = plan.events, plan.judged, plan.rated
     user_ids = sorted({item.end_user_id for item in rated if item.end_user_id is not None})
     wallets = {state.owner_id: state for state in uow.ledger.lock_wallets(OwnerScope.END_USER, user_ids)}
     # Holds: expire the locked wallets' overdue ones (only a wallet with something reserved
@@ -271,7 +263,7 @@ def _post_batch(
     skip = holds.captured_by.keys() | holds.repeats.keys() | holds.refused.keys()
     accepted, refused_balance = decide([item for item in rated if item.index not in skip], wallets, holds.captures)
     receipts = _write(uow, accepted, decided=[state.account_id for state in wallets.values()], cache=account_ids)
-    refused = judged.refused | refused_rating | holds.refused | refused_balance
+    refused = plan.refused | holds.refused | refused_balance
     return _outcomes(events, judged, receipts, captured_before, refused)
 
 
@@ -331,41 +323,34 @@ def _outcomes(
 
 
 def _load_catalogue(
-    uow: UnitOfWork, fresh: Sequence[Fresh], known: EndUserWallets | None, inputs: BatchInputs | None = None
+    uow: UnitOfWork, fresh: Sequence[Fresh], known: EndUserWallets | None, inputs: BatchInputs
 ) -> Catalogue:
-    """The catalogue the fresh events are rated with: apps, features and prices from
-    ``inputs`` when the batch read them already, else read here; end users and their
-    wallets from ``known`` where it has them, else read here."""
+    """The catalogue the fresh events are rated with: apps, features and prices as the
+    batch read them (``inputs``); end users and their wallets from ``known`` where it has
+    them, else read here (and remembered: committed rows)."""
     if not fresh:
         return Catalogue({}, {}, {}, {})
-    usage = uow.usage
-    apps = usage.billable_apps({item.event.public_app_id for item in fresh}) if inputs is None else inputs.apps
-    keyed = [(apps[item.event.public_app_id].id, item.event) for item in fresh if item.event.public_app_id in apps]
+    apps = inputs.apps
     users: dict[tuple[str, str], str] = {}
     wallets: dict[str, str] = {}
     missing: set[tuple[str, str]] = set()
-    for app_id, event in keyed:
-        key = (app_id, event.external_user_id)
+    for item in fresh:
+        app = apps.get(item.event.public_app_id)
+        if app is None:
+            continue
+        key = (app.id, item.event.external_user_id)
         cached = None if known is None else known.get(key)
         if cached is None:
             missing.add(key)
         else:
             users[key], wallets[cached[0]] = cached
-    for key, (end_user_id, wallet_id) in usage.end_user_wallets(missing).items() if missing else ():
+    for key, (end_user_id, wallet_id) in uow.usage.end_user_wallets(missing).items() if missing else ():
         users[key] = end_user_id
         if wallet_id is not None:
             wallets[end_user_id] = wallet_id
             if known is not None:  # read back as committed rows: safe to remember
                 known.remember(key, (end_user_id, wallet_id))
-    if inputs is not None:
-        return Catalogue(apps=apps, features=inputs.features, prices=inputs.prices, end_users=users, wallets=wallets)
-    return Catalogue(
-        apps=apps,
-        features=usage.feature_pricing({(app_id, event.feature_key) for app_id, event in keyed}),
-        prices=usage.model_prices({(item.event.provider, item.event.model) for item in fresh}),
-        end_users=users,
-        wallets=wallets,
-    )
+    return Catalogue(apps=apps, features=inputs.features, prices=inputs.prices, end_users=users, wallets=wallets)
 
 
 def _write(
