@@ -58,6 +58,7 @@ from .bulk import insert_many, int_array, text_array, upsert_factory
 from .tables import accounts, ledger_postings, ledger_transactions
 
 _CONSTRAINED = sorted(str(scope) for scope in CONSTRAINED_SCOPES)
+_CONSTRAINED_ARRAY = text_array(_CONSTRAINED)  # the same, as _MOVE_MANY_PG's array parameter
 WALLET_NOT_FOUND = "Wallet was not found."
 
 _MOVE_DECIDED_PG = text(
@@ -508,7 +509,7 @@ class SqlLedger:
         params: Any = {
             "ids": text_array(ids),
             "deltas": int_array(moves[i] for i in ids),
-            "constrained": text_array(_CONSTRAINED),
+            "constrained": _CONSTRAINED_ARRAY,
             "now": self.now,
             "max": MAX_BALANCE_UNITS,
             "min": -MAX_BALANCE_UNITS,

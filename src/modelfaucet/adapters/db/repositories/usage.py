@@ -26,7 +26,8 @@ from ....services.repositories import BatchInputs, BillableApp, NewUsage, Stored
 from ....services.unit_of_work import ConcurrentWrite
 from ..bulk import among, insert_many, text_array
 from ..errors import unique_violation
-from ..tables import accounts, app_features, apps, end_users, holds, model_prices, usage_events
+from ..tables import accounts, app_features, apps, end_users, model_prices, usage_events
+from .holds import SqlHolds
 
 _IN_CHUNK = 500
 _ACTIVE = "active"
@@ -112,11 +113,7 @@ class SqlUsage:
             apps = self.billable_apps({public_app_id for public_app_id, _ in features})
             return BatchInputs(
                 stored=self.find(request_ids),
-                hold_request_ids=frozenset(
-                    self.connection.execute(
-                        select(holds.c.request_id).where(among(self.connection, holds.c.request_id, list(request_ids)))
-                    ).scalars()
-                ),
+                hold_request_ids=frozenset(SqlHolds(self.connection, self.now).by_request_ids(request_ids)),
                 apps=apps,
                 features=self.feature_pricing(
                     {(apps[public_app_id].id, key) for public_app_id, key in features if public_app_id in apps}
