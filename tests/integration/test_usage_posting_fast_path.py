@@ -15,7 +15,7 @@ import pytest
 from sqlalchemy import insert
 from sqlalchemy.exc import IntegrityError
 
-from modelfaucet.adapters.db.bulk import COPY_MIN_ROWS, insert_many
+from modelfaucet.adapters.db.bulk import insert_many
 from modelfaucet.adapters.db.tables import ledger_transactions
 from modelfaucet.domain.identity import new_id
 from modelfaucet.domain.ledger import OwnerScope, Posting, Reason, Transaction
@@ -68,7 +68,7 @@ def test_the_remembered_account_ids_are_the_stored_ones(ctx: ServiceContext, see
 
 
 def test_a_big_batch_goes_in_by_the_bulk_path_and_reconciles(ctx: ServiceContext, seeded: SeedResult) -> None:
-    count = 3 * COPY_MIN_ROWS
+    count = 48
     outcomes = record_usage_batch(ctx, [event(f"bulk-{n}") for n in range(count)])
     assert [o.status for o in outcomes] == ["recorded"] * count
     assert usage_count(ctx) == count
@@ -84,7 +84,7 @@ def test_a_big_batch_goes_in_by_the_bulk_path_and_reconciles(ctx: ServiceContext
 
 def test_a_duplicate_key_in_a_bulk_insert_is_an_integrity_error_and_writes_nothing(ctx: ServiceContext) -> None:
     now = ctx.clock()
-    rows = [(new_id(), "bench", now) for _ in range(COPY_MIN_ROWS + 4)]
+    rows = [(new_id(), "bench", now) for _ in range(3)]
     rows.append(rows[0])
     with pytest.raises(IntegrityError), ctx.db.transaction() as conn:
         insert_many(conn, ledger_transactions, ("id", "reason", "created_at"), rows)

@@ -22,9 +22,11 @@ share :meth:`SqlLedger._move_balances`, the one balance mover:
   guard compares the stored balance with a bound computed in Python, never ``balance +
   delta`` itself, so the guard cannot overflow BIGINT either.
 
-Then the transaction and posting rows are inserted (COPY on PostgreSQL for many rows, see
-:mod:`.bulk`). All of it runs in the caller's unit of work: if anything fails, nothing is
-kept.
+Then the transaction and posting rows are inserted (COPY on PostgreSQL, see :mod:`.bulk`).
+All of it runs in the caller's unit of work: if anything fails, nothing is kept. The
+PostgreSQL set statements (``*_PG``) run on the bare driver (:func:`.bulk.driver_rows`):
+they run once per batch or credit, and SQLAlchemy's per-statement work cost more client CPU
+than the driver's.
 
 :meth:`SqlLedger.post_at_commit` (a Stripe top-up's credit) inserts the rows at once and
 leaves the balances to the unit of work's commit: :meth:`SqlLedger.move_at_commit` moves
@@ -39,7 +41,7 @@ from collections.abc import Collection, Mapping, Sequence
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Connection, DateTime, and_, bindparam, func, or_, select, text, tuple_, update
+from sqlalchemy import Connection, and_, bindparam, func, or_, select, tuple_, update
 
 from ...domain.identity import new_id
 from ...domain.ledger import (
@@ -54,26 +56,26 @@ from ...domain.money import format_usd
 from ...domain.outcomes import InsufficientBalance, InvalidRequest, LedgerInvariantViolation, NotFound
 from ...services.repositories import PostingLine
 from ...services.signals import Moved, tally_moved
-from .bulk import insert_many, int_array, text_array, upsert_factory
+from .bulk import driver_rowcount, driver_rows, insert_many, int_array, text_array, upsert_factory
 from .tables import accounts, ledger_postings, ledger_transactions
 
 _CONSTRAINED = sorted(str(scope) for scope in CONSTRAINED_SCOPES)
 _CONSTRAINED_ARRAY = text_array(_CONSTRAINED)  # the same, as _MOVE_MANY_PG's array parameter
 WALLET_NOT_FOUND = "Wallet was not found."
 
-_MOVE_DECIDED_PG = text(
-    "UPDATE accounts AS a SET balance_units = a.balance_units + m.delta, updated_at = :now "
-    "FROM unnest(CAST(:ids AS VARCHAR[]), CAST(:deltas AS BIGINT[])) AS m(id, delta) "
+_MOVE_DECIDED_PG = (
+    "UPDATE accounts AS a SET balance_units = a.balance_units + m.delta, updated_at = %(now)s "
+    "FROM unnest(CAST(%(ids)s AS VARCHAR[]), CAST(%(deltas)s AS BIGINT[])) AS m(id, delta) "
     "WHERE a.id = m.id AND a.balance_units - a.reserved_units + m.delta >= 0"
-).bindparams(bindparam("now", type_=DateTime(timezone=True)))
+)
 # Reserved amounts of many wallets, each by its net change, guarded like change_reserved:
 # a net reservation needs that much available, a net release never takes reserved below 0.
-_RESERVE_MANY_PG = text(
-    "UPDATE accounts AS a SET reserved_units = a.reserved_units + m.delta, updated_at = :now "
-    "FROM unnest(CAST(:ids AS VARCHAR[]), CAST(:deltas AS BIGINT[])) AS m(id, delta) "
+_RESERVE_MANY_PG = (
+    "UPDATE accounts AS a SET reserved_units = a.reserved_units + m.delta, updated_at = %(now)s "
+    "FROM unnest(CAST(%(ids)s AS VARCHAR[]), CAST(%(deltas)s AS BIGINT[])) AS m(id, delta) "
     "WHERE a.id = m.id AND ((m.delta > 0 AND a.balance_units - a.reserved_units >= m.delta) "
     "OR (m.delta < 0 AND a.reserved_units + m.delta >= 0))"
-).bindparams(bindparam("now", type_=DateTime(timezone=True)))
+)
 _RESERVE_ONE = (
     update(accounts)
     .where(
@@ -108,51 +110,51 @@ _MOVE_DECIDED_ONE = (
 _TRANSACTION_COLUMNS = ("id", "reason", "reference_type", "reference_id", "created_at")
 _POSTING_COLUMNS = ("transaction_id", "account_id", "amount_units", "reason", "created_at")
 
-_DEBIT_ALL_OR_NOTHING_PG = text(
-    "WITH m AS (SELECT * FROM unnest(CAST(:ids AS VARCHAR[]), CAST(:deltas AS BIGINT[])) AS m(id, delta)), "
+_DEBIT_ALL_OR_NOTHING_PG = (
+    "WITH m AS (SELECT * FROM unnest(CAST(%(ids)s AS VARCHAR[]), CAST(%(deltas)s AS BIGINT[])) AS m(id, delta)), "
     "locked AS (SELECT a.id, a.owner_scope, a.balance_units, a.reserved_units FROM m "
     "JOIN accounts a ON a.id = m.id ORDER BY a.id FOR NO KEY UPDATE OF a), "
-    "verdict AS (SELECT count(*) = :n AND coalesce(bool_and(l.owner_scope = :scope AND l.reserved_units = 0 "
+    "verdict AS (SELECT count(*) = %(n)s AND coalesce(bool_and(l.owner_scope = %(scope)s AND l.reserved_units = 0 "
     "AND l.balance_units + m.delta >= 0), false) AS ok FROM locked l JOIN m ON m.id = l.id) "
-    "UPDATE accounts AS a SET balance_units = a.balance_units + m.delta, updated_at = :now FROM m, verdict "
+    "UPDATE accounts AS a SET balance_units = a.balance_units + m.delta, updated_at = %(now)s FROM m, verdict "
     "WHERE verdict.ok AND a.id = m.id AND a.balance_units - a.reserved_units + m.delta >= 0 "
     "RETURNING a.id, a.owner_id, a.balance_units, a.reserved_units"
-).bindparams(bindparam("now", type_=DateTime(timezone=True)))
+)
 # Credits of unconstrained or credit-only rows (the usage batch's platform, provider-cost and
 # developer accounts) in one statement, locked in id order, each under the ±MAX bound.
-_CREDIT_MANY_PG = text(
-    "WITH m AS (SELECT * FROM unnest(CAST(:ids AS VARCHAR[]), CAST(:deltas AS BIGINT[])) AS m(id, delta)), "
+_CREDIT_MANY_PG = (
+    "WITH m AS (SELECT * FROM unnest(CAST(%(ids)s AS VARCHAR[]), CAST(%(deltas)s AS BIGINT[])) AS m(id, delta)), "
     "locked AS (SELECT a.id FROM accounts a JOIN m ON a.id = m.id ORDER BY a.id FOR NO KEY UPDATE OF a) "
-    "UPDATE accounts AS a SET balance_units = a.balance_units + m.delta, updated_at = :now FROM m, locked "
-    "WHERE a.id = m.id AND locked.id = a.id AND a.balance_units <= :max - m.delta RETURNING a.id"
-).bindparams(bindparam("now", type_=DateTime(timezone=True)))
+    "UPDATE accounts AS a SET balance_units = a.balance_units + m.delta, updated_at = %(now)s FROM m, locked "
+    "WHERE a.id = m.id AND locked.id = a.id AND a.balance_units <= %(max)s - m.delta RETURNING a.id"
+)
 
 # post_at_commit's rows on PostgreSQL: the transaction and its postings in one statement
 # (the postings' foreign key is checked at the end of the statement, when the transaction
 # row is there). A top-up credit's CPU is mostly spent per statement (issue 16, B7).
-_INSERT_TRANSACTION_PG = text(
+_INSERT_TRANSACTION_PG = (
     "WITH t AS (INSERT INTO ledger_transactions (id, reason, reference_type, reference_id, created_at) "
-    "VALUES (:tid, :reason, :reference_type, :reference_id, :now)) "
+    "VALUES (%(tid)s, %(reason)s, %(reference_type)s, %(reference_id)s, %(now)s)) "
     "INSERT INTO ledger_postings (transaction_id, account_id, amount_units, reason, created_at) "
-    "SELECT :tid, p.account_id, p.amount_units, p.reason, :now "
-    "FROM unnest(CAST(:accounts AS VARCHAR[]), CAST(:amounts AS BIGINT[]), CAST(:reasons AS VARCHAR[])) "
+    "SELECT %(tid)s, p.account_id, p.amount_units, p.reason, %(now)s "
+    "FROM unnest(CAST(%(accounts)s AS VARCHAR[]), CAST(%(amounts)s AS BIGINT[]), CAST(%(reasons)s AS VARCHAR[])) "
     "WITH ORDINALITY AS p(account_id, amount_units, reason, n) ORDER BY p.n"
-).bindparams(bindparam("now", type_=DateTime(timezone=True)))
+)
 
 # Any mix of credits and debits in one statement (``post_at_commit``'s balances): locked
 # wallets first (the order every wallet-then-clearing poster takes), then the others, each in
 # id order; each row guarded like _move_one. CASE keeps every bound computation in BIGINT
 # range (|delta| <= MAX is checked first).
-_MOVE_MANY_PG = text(
-    "WITH m AS (SELECT * FROM unnest(CAST(:ids AS VARCHAR[]), CAST(:deltas AS BIGINT[])) AS m(id, delta)), "
+_MOVE_MANY_PG = (
+    "WITH m AS (SELECT * FROM unnest(CAST(%(ids)s AS VARCHAR[]), CAST(%(deltas)s AS BIGINT[])) AS m(id, delta)), "
     "locked AS (SELECT a.id FROM accounts a JOIN m ON a.id = m.id "
-    "ORDER BY a.owner_scope = ANY(CAST(:constrained AS VARCHAR[])) DESC, a.id FOR NO KEY UPDATE OF a) "
-    "UPDATE accounts AS a SET balance_units = a.balance_units + m.delta, updated_at = :now FROM m, locked "
+    "ORDER BY a.owner_scope = ANY(CAST(%(constrained)s AS VARCHAR[])) DESC, a.id FOR NO KEY UPDATE OF a) "
+    "UPDATE accounts AS a SET balance_units = a.balance_units + m.delta, updated_at = %(now)s FROM m, locked "
     "WHERE a.id = m.id AND locked.id = a.id AND CASE "
-    "WHEN m.delta > 0 THEN a.balance_units <= :max - m.delta "
-    "WHEN a.owner_scope = ANY(CAST(:constrained AS VARCHAR[])) THEN a.balance_units - a.reserved_units >= -m.delta "
-    "ELSE a.balance_units >= :min - m.delta END RETURNING a.id"
-).bindparams(bindparam("now", type_=DateTime(timezone=True)))
+    "WHEN m.delta > 0 THEN a.balance_units <= %(max)s - m.delta "
+    "WHEN a.owner_scope = ANY(CAST(%(constrained)s AS VARCHAR[])) THEN a.balance_units - a.reserved_units >= -m.delta "
+    "ELSE a.balance_units >= %(min)s - m.delta END RETURNING a.id"
+)
 
 
 def account_state(row: Any) -> AccountState:
@@ -267,12 +269,13 @@ class SqlLedger:
                 "n": len(ids),
                 "now": self.now,
             }
-            rows = self.connection.execute(_DEBIT_ALL_OR_NOTHING_PG, params).all()
+            rows = driver_rows(self.connection, _DEBIT_ALL_OR_NOTHING_PG, params)
             if not rows:
                 return None
             if len(rows) != len(ids):
                 raise LedgerInvariantViolation("a wallet moved under its own lock")
-            states = [AccountState(r.id, scope, int(r.balance_units), int(r.reserved_units), r.owner_id) for r in rows]
+            # RETURNING a.id, a.owner_id, a.balance_units, a.reserved_units
+            states = [AccountState(r[0], scope, int(r[2]), int(r[3]), r[1]) for r in rows]
             return sorted(states, key=lambda state: state.account_id)
         # SQLite: BEGIN IMMEDIATE already serialises writers; read, check, then move.
         stmt = select(accounts.c.id, accounts.c.owner_id, accounts.c.balance_units, accounts.c.reserved_units).where(
@@ -392,7 +395,8 @@ class SqlLedger:
         transaction_id = new_id()
         if self.connection.dialect.name == "postgresql":
             postings = transaction.postings
-            self.connection.execute(
+            driver_rows(
+                self.connection,
                 _INSERT_TRANSACTION_PG,
                 {
                     "tid": transaction_id,
@@ -443,7 +447,7 @@ class SqlLedger:
         ids = sorted(moves)
         if self.connection.dialect.name == "postgresql":
             params: Any = {"now": self.now, "ids": text_array(ids), "deltas": int_array(moves[i] for i in ids)}
-            moved = self.connection.execute(_RESERVE_MANY_PG, params).rowcount
+            moved = driver_rowcount(self.connection, _RESERVE_MANY_PG, params)
         else:
             rows = [{"move_id": i, "move_delta": moves[i], "move_now": self.now} for i in ids]
             moved = self.connection.execute(_RESERVE_ONE, rows).rowcount
@@ -497,7 +501,7 @@ class SqlLedger:
             "now": self.now,
             "max": MAX_BALANCE_UNITS,
         }
-        done = {row.id for row in self.connection.execute(_CREDIT_MANY_PG, params)}
+        done = {row[0] for row in driver_rows(self.connection, _CREDIT_MANY_PG, params)}
         for account_id in ids:
             if account_id not in done:
                 if self.get(account_id) is None:
@@ -514,7 +518,7 @@ class SqlLedger:
             "max": MAX_BALANCE_UNITS,
             "min": -MAX_BALANCE_UNITS,
         }
-        done = {row.id for row in self.connection.execute(_MOVE_MANY_PG, params)}
+        done = {row[0] for row in driver_rows(self.connection, _MOVE_MANY_PG, params)}
         for account_id in ids:
             if account_id not in done:
                 raise self._refusal(account_id, moves[account_id])
@@ -525,7 +529,7 @@ class SqlLedger:
         ids = sorted(debits)
         if self.connection.dialect.name == "postgresql":
             params: Any = {"now": self.now, "ids": text_array(ids), "deltas": int_array(debits[i] for i in ids)}
-            moved = self.connection.execute(_MOVE_DECIDED_PG, params).rowcount
+            moved = driver_rowcount(self.connection, _MOVE_DECIDED_PG, params)
         else:
             rows = [{"move_id": i, "move_delta": debits[i], "move_now": self.now} for i in ids]
             moved = self.connection.execute(_MOVE_DECIDED_ONE, rows).rowcount

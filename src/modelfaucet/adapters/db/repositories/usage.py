@@ -1,8 +1,9 @@
 """Usage events, and the catalogue rows a usage batch is rated with.
 
 Every loader takes a batch's keys and answers with one query per 500 keys (``IN`` lists
-stay small enough for any planner). The usage rows go in with :func:`..bulk.insert_many`
-(COPY on PostgreSQL for many rows).
+stay small enough for any planner); on PostgreSQL a batch's inputs and its end users are
+one statement each, run on the bare driver (:func:`..bulk.driver_rows`). The usage rows go
+in with :func:`..bulk.insert_many` (COPY on PostgreSQL).
 
 The rating snapshot column also carries the end user's wallet and balance right after the
 call, and the hold it captured with the part of its price left uncollected (the row has no
@@ -15,7 +16,7 @@ from collections.abc import Collection, Iterator, Sequence
 from datetime import datetime
 from typing import Any, TypeVar
 
-from sqlalchemy import Connection, and_, select, text, tuple_
+from sqlalchemy import Connection, and_, select, tuple_
 from sqlalchemy.exc import IntegrityError
 
 from ....domain.identity import external_user_hash
@@ -24,7 +25,7 @@ from ....domain.rating import DefaultPricing, FeaturePricing, ModelPrice, RouteM
 from ....domain.timestamps import as_utc
 from ....services.repositories import BatchInputs, BillableApp, NewUsage, StoredUsage, UsageLine, UsageReceipt
 from ....services.unit_of_work import ConcurrentWrite
-from ..bulk import among, insert_many, text_array
+from ..bulk import among, driver_rows, insert_many, text_array
 from ..errors import unique_violation
 from ..tables import accounts, app_features, apps, end_users, model_prices, usage_events
 from .holds import SqlHolds
@@ -54,34 +55,34 @@ _RECEIPT_COLUMNS = (
 
 K = TypeVar("K")
 
-_END_USER_WALLETS_PG = text(
+_END_USER_WALLETS_PG = (
     "SELECT e.id, e.app_id, e.external_user_hash, a.id AS wallet_id "
-    "FROM unnest(CAST(:apps AS VARCHAR[]), CAST(:hashes AS VARCHAR[])) AS k(app_id, user_hash) "
+    "FROM unnest(CAST(%(apps)s AS VARCHAR[]), CAST(%(hashes)s AS VARCHAR[])) AS k(app_id, user_hash) "
     "JOIN end_users e ON e.app_id = k.app_id AND e.external_user_hash = k.user_hash "
     "LEFT JOIN accounts a ON a.owner_scope = 'end_user' AND a.owner_id = e.id"
 )
 
 # batch_inputs on PostgreSQL: one statement, one round trip. Each part is a JSON array of
 # rows (json_build_array keeps BIGINT units exact: JSON numbers are read back as ints).
-_BATCH_INPUTS_PG = text(
+_BATCH_INPUTS_PG = (
     "SELECT "
     "(SELECT coalesce(json_agg(json_build_array(u.id, u.request_id, u.request_hash, u.transaction_id, "
     "u.route_mode, u.upstream_cost_units, u.retail_price_units, u.channel_revenue_units, "
     "u.platform_revenue_units, u.gateway_fee_units, u.rating_snapshot, u.created_at)), '[]') "
-    "FROM usage_events u WHERE u.request_id = ANY(CAST(:rids AS VARCHAR[]))) AS stored, "
+    "FROM usage_events u WHERE u.request_id = ANY(CAST(%(rids)s AS VARCHAR[]))) AS stored, "
     "(SELECT coalesce(json_agg(h.request_id), '[]') FROM holds h "
-    "WHERE h.request_id = ANY(CAST(:rids AS VARCHAR[]))) AS holds, "
+    "WHERE h.request_id = ANY(CAST(%(rids)s AS VARCHAR[]))) AS holds, "
     "(SELECT coalesce(json_agg(json_build_array(a.id, a.public_app_id, a.developer_id, a.status, "
     "a.default_markup_bps, a.default_revenue_share_bps)), '[]') FROM apps a "
-    "WHERE a.public_app_id = ANY(CAST(:apps AS VARCHAR[]))) AS apps, "
+    "WHERE a.public_app_id = ANY(CAST(%(apps)s AS VARCHAR[]))) AS apps, "
     "(SELECT coalesce(json_agg(json_build_array(f.app_id, f.feature_key, f.pricing_version, f.markup_bps, "
     "f.channel_share_bps, f.explicit_gateway_fee_units)), '[]') "
-    "FROM unnest(CAST(:feature_apps AS VARCHAR[]), CAST(:feature_keys AS VARCHAR[])) AS k(public_app_id, key) "
+    "FROM unnest(CAST(%(feature_apps)s AS VARCHAR[]), CAST(%(feature_keys)s AS VARCHAR[])) AS k(public_app_id, key) "
     "JOIN apps a ON a.public_app_id = k.public_app_id "
     "JOIN app_features f ON f.app_id = a.id AND f.feature_key = k.key) AS features, "
     "(SELECT coalesce(json_agg(json_build_array(p.provider, p.model, p.input_per_1m_units, "
     "p.output_per_1m_units, p.cached_per_1m_units, p.version)), '[]') "
-    "FROM unnest(CAST(:providers AS VARCHAR[]), CAST(:models AS VARCHAR[])) AS k(provider, model) "
+    "FROM unnest(CAST(%(providers)s AS VARCHAR[]), CAST(%(models)s AS VARCHAR[])) AS k(provider, model) "
     "JOIN model_prices p ON p.provider = k.provider AND p.model = k.model) AS prices"
 )
 
@@ -129,13 +130,15 @@ class SqlUsage:
             "providers": text_array(provider for provider, _ in price_keys),
             "models": text_array(model for _, model in price_keys),
         }
-        row = self.connection.execute(_BATCH_INPUTS_PG, params).one()
+        [(stored, holds, apps_found, features_found, prices_found)] = driver_rows(
+            self.connection, _BATCH_INPUTS_PG, params
+        )
         return BatchInputs(
-            stored={item[1]: _stored(item, datetime.fromisoformat(item[11])) for item in row.stored},
-            hold_request_ids=frozenset(row.holds),
-            apps={item[1]: _app(item) for item in row.apps},
-            features={(item[0], item[1]): _feature(item) for item in row.features},
-            prices={(item[0], item[1]): _price(item) for item in row.prices},
+            stored={item[1]: _stored(item, datetime.fromisoformat(item[11])) for item in stored},
+            hold_request_ids=frozenset(holds),
+            apps={item[1]: _app(item) for item in apps_found},
+            features={(item[0], item[1]): _feature(item) for item in features_found},
+            prices={(item[0], item[1]): _price(item) for item in prices_found},
         )
 
     def billable_apps(self, public_app_ids: Collection[str]) -> dict[str, BillableApp]:
@@ -193,7 +196,7 @@ class SqlUsage:
                 # A join on the arrays: one parameter each, and the unique (app, hash) index
                 # whatever the number of keys (a row-value IN list is planned as a scan).
                 params: Any = {"apps": text_array(app for app, _ in chunk), "hashes": text_array(h for _, h in chunk)}
-                rows = self.connection.execute(_END_USER_WALLETS_PG, params)
+                rows: Any = driver_rows(self.connection, _END_USER_WALLETS_PG, params)
             else:
                 e, a = end_users.c, accounts.c
                 wallet = and_(a.owner_scope == OwnerScope.END_USER.value, a.owner_id == e.id)
@@ -203,8 +206,8 @@ class SqlUsage:
                     .where(tuple_(e.app_id, e.external_user_hash).in_(chunk))
                 )
                 rows = self.connection.execute(stmt)
-            for row in rows:
-                found[by_hash[(row.app_id, row.external_user_hash)]] = (row.id, row.wallet_id)
+            for end_user_id, app_id, user_hash, wallet_id in rows:
+                found[by_hash[(app_id, user_hash)]] = (end_user_id, wallet_id)
         return found
 
     # -- writes -------------------------------------------------------------------------
