@@ -130,6 +130,22 @@ def test_sqlite_keeps_the_python_writer_and_postgresql_has_a_sql_path(ctx: Servi
                 assert lines is None, name
 
 
+def test_a_report_streams_without_jit_and_leaves_the_setting_to_its_transaction(ctx: ServiceContext) -> None:
+    """The report's query is compiled by no JIT (its cost is above ``jit_above_cost``; JIT
+    cost more than it saved, see csv_sql.SESSION_SETTINGS), and only inside its transaction."""
+    _postgres_only(ctx)
+    with ctx.reader() as uow:
+        before = uow.connection.execute(text("SELECT current_setting('jit')")).scalar_one()
+        lines = uow.reports.report_csv_lines("usage", None, None)
+        assert lines is not None
+        assert b"".join(lines) == b""
+        during = uow.connection.execute(text("SELECT current_setting('jit'), current_setting('DateStyle')")).one()
+    with ctx.reader() as uow:
+        after = uow.connection.execute(text("SELECT current_setting('jit')")).scalar_one()
+    assert tuple(during) == ("off", "ISO, YMD")
+    assert after == before
+
+
 def test_every_code_point_is_neutralised_and_quoted_as_in_python(ctx: ServiceContext) -> None:
     """All of Unicode, in front of a formula sign, a digit and a letter, in one query."""
     _postgres_only(ctx)
