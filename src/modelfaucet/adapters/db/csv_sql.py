@@ -58,8 +58,41 @@ def _ranges(codes: Iterable[int]) -> str:
     return "".join(escape(a) if a == b else f"{escape(a)}-{escape(b)}" for a, b in spans)
 
 
+# :func:`compute_formula_pattern` as it answers for the Unicode version of the key. Computing
+# it walks every code point: about 0.5 s of CPU, which a process paid at its first report
+# (B6 measured it in every export of 100k rows: about half of the in-process time).
+# Each entry was computed by a Python of that Unicode version; tests/unit/test_csv_sql_pattern.py
+# recomputes the running Python's entry.
+_UNICODE_15 = (
+    r"^([\t\r]|[\u0001-\u0020\u007f-\u00a0\u00ad\u0600-\u0605\u061c\u06dd\u070f\u0890-\u0891"
+    r"\u08e2\u1680\u180e\u2000-\u200f\u2028-\u202f\u205f-\u2064\u2066-\u206f\u3000\ufeff"
+    r"\ufff9-\ufffb\U000110bd\U000110cd\U00013430-\U0001343f\U0001bca0-\U0001bca3\U0001d173-"
+    r"\U0001d17a\U000e0001\U000e0020-\U000e007f]*[\u002b\u002d\u003d\u0040\u207a\u207c\u208a"
+    r"\u208c\ufb29\ufe62-\ufe63\ufe66\ufe6b\uff0b\uff0d\uff1d\uff20])"
+)
+KNOWN_FORMULA_PATTERNS = {
+    "14.0.0": (
+        r"^([\t\r]|[\u0001-\u0020\u007f-\u00a0\u00ad\u0600-\u0605\u061c\u06dd\u070f\u0890-\u0891"
+        r"\u08e2\u1680\u180e\u2000-\u200f\u2028-\u202f\u205f-\u2064\u2066-\u206f\u3000\ufeff"
+        r"\ufff9-\ufffb\U000110bd\U000110cd\U00013430-\U00013438\U0001bca0-\U0001bca3\U0001d173-"
+        r"\U0001d17a\U000e0001\U000e0020-\U000e007f]*[\u002b\u002d\u003d\u0040\u207a\u207c\u208a"
+        r"\u208c\ufb29\ufe62-\ufe63\ufe66\ufe6b\uff0b\uff0d\uff1d\uff20])"
+    ),
+    # Unicode 15.0 adds format characters U+13439..U+1343F (Python 3.12.1 and 3.13.0 computed these).
+    "15.0.0": _UNICODE_15,
+    "15.1.0": _UNICODE_15,
+}
+
+
 @cache
 def formula_pattern() -> str:
+    """:func:`compute_formula_pattern`, from :data:`KNOWN_FORMULA_PATTERNS` when it has this
+    Python's Unicode version (computed otherwise)."""
+    known = KNOWN_FORMULA_PATTERNS.get(unicodedata.unidata_version)
+    return known if known is not None else compute_formula_pattern()
+
+
+def compute_formula_pattern() -> str:
     """The regex of a cell that :func:`csvout.neutralise` prefixes (the plain-number exception aside).
 
     ``^[\\t\\r]`` or: any run of skipped characters, then a character NFKC folds to a sign.
@@ -127,9 +160,9 @@ def iso_cell(expr: str) -> str:
 # Run in the report's transaction before its COPY (local: undone when the transaction ends).
 # JIT off: a report's query costs more than ``jit_above_cost``, so PostgreSQL compiled its
 # expressions in the leader and in each parallel worker (EXPLAIN ANALYZE on 400k usage rows:
-# 170 ms per process), and the row formatting did not win that back. Measured on the
-# benchmark machine, three alternating rounds of usage.csv's COPY: 400k rows at
-# 157–200k rows/s with JIT, 174–228k without; 100k rows at 170k and 221k.
+# 170 ms per process), and the row formatting did not win that back. usage.csv through
+# stream_report, with and without JIT interleaved in one process (medians): 100k rows at
+# 170k rows/s with JIT and 172k without; 400k rows at 146k and 156k.
 SESSION_SETTINGS = "SELECT set_config('DateStyle', 'ISO, YMD', true), set_config('jit', 'off', true)"
 
 
