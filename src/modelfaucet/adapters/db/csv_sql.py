@@ -159,8 +159,8 @@ def iso_cell(expr: str) -> str:
 
 # Run in the report's transaction before its COPY (local: undone when the transaction ends).
 # JIT off: a report's query costs more than ``jit_above_cost``, so PostgreSQL compiled its
-# expressions in the leader and in each parallel worker (EXPLAIN ANALYZE on 400k usage rows:
-# 170 ms per process), and the row formatting did not win that back. usage.csv through
+# expressions, in the leader and in each parallel worker (EXPLAIN ANALYZE on 400k usage rows:
+# 170 ms of JIT), and the row formatting did not win that back. usage.csv through
 # stream_report, with and without JIT interleaved in one process (medians): 100k rows at
 # 170k rows/s with JIT and 172k without; 400k rows at 146k and 156k.
 SESSION_SETTINGS = "SELECT set_config('DateStyle', 'ISO, YMD', true), set_config('jit', 'off', true)"
