@@ -69,7 +69,7 @@ def summarise(runs: Mapping[str, Sequence[Mapping[Key, tuple[float, float | None
 
 
 def _values(values: Iterable[float]) -> str:
-    return " / ".join(f"{value:,.4g}" for value in values)
+    return " / ".join(f"{value:,.0f}" if abs(value) >= 100 else f"{value:.3g}" for value in values)
 
 
 def _ratios(values: Iterable[float | None]) -> str:
