@@ -1,14 +1,18 @@
-"""Row ids: UUID4 text from the kernel's random source, read a block at a time."""
+"""Row ids: UUID4 text from the kernel's random source, read a block at a time; the external
+user hash: HMAC-SHA256 keyed with the app id."""
 
 from __future__ import annotations
 
+import hmac
 import os
 import threading
 import uuid
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
-from modelfaucet.domain.identity import new_id, random_hex
+from modelfaucet.domain.identity import external_user_hash, new_id, random_hex
 
 
 def test_ids_are_canonical_uuid4_text_and_unique() -> None:
@@ -56,3 +60,12 @@ def test_random_hex_gives_that_many_fresh_bytes() -> None:
     values = {random_hex(12) for _ in range(5_000)}
     assert len(values) == 5_000
     assert all(len(value) == 24 and int(value, 16) >= 0 for value in values)
+
+
+@given(st.text(max_size=200), st.text(max_size=200))
+def test_the_external_user_hash_is_hmac_sha256_keyed_with_the_app_id(app_id: str, external_user_id: str) -> None:
+    """Stored end users are found by this hash: computing it from a copied keyed state must
+    give exactly the one-shot HMAC, for keys longer than a SHA-256 block as well."""
+    expected = hmac.digest(app_id.encode(), external_user_id.encode(), "sha256").hex()
+    assert external_user_hash(app_id, external_user_id) == expected
+    assert external_user_hash(app_id, external_user_id) == expected  # the cached key again
