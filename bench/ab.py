@@ -100,6 +100,8 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     if args.rounds < 1:
         parser.error("--rounds must be at least 1")
+    if not args.only.strip():  # a complete full run would replace the README's latest.json
+        parser.error("--only needs at least one scenario id")
     commit = subprocess.run(
         ["git", "rev-parse", "--verify", f"{args.base}^{{commit}}"],
         cwd=REPO,

@@ -73,3 +73,26 @@ def test_a_connection_back_in_the_pool_a_moment_ago_is_not_pinged(
     time.sleep(0.1)
     _backend_pid(database)
     assert len(pings) == 1
+
+
+def test_a_connection_opened_for_its_checkout_is_not_pinged(
+    database: Database, engine_name: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A connection made for this checkout has just answered the server's handshake: no
+    ping round trip before its first use, even with every pooled connection pinged."""
+    if engine_name != "postgresql":
+        pytest.skip("only PostgreSQL connections are pinged")
+    pings: list[object] = []
+    real_ping = engine_module._ping
+
+    def counting_ping(dbapi_connection: object) -> None:
+        pings.append(dbapi_connection)
+        real_ping(dbapi_connection)
+
+    monkeypatch.setattr(engine_module, "_ping", counting_ping)
+    monkeypatch.setattr(engine_module, "PING_AFTER_IDLE_SECONDS", 0.0)
+    database.engine.dispose()  # the next checkout connects anew
+    _backend_pid(database)
+    assert pings == []
+    _backend_pid(database)  # pooled now, rested past the (zero) limit: pinged
+    assert len(pings) == 1

@@ -46,9 +46,7 @@ def insert_many(connection: Connection, table: Table, columns: Sequence[str], ro
     import psycopg
 
     statement, types, json_at = _copy_plan(table, tuple(columns))
-    driver = connection.connection.driver_connection
-    if driver is None:  # pragma: no cover - a live connection always has one
-        raise RuntimeError("no driver connection")
+    driver = driver_connection(connection)
     try:
         with driver.cursor() as cursor:
             _tell_listeners(connection, cursor, statement, None)
@@ -109,9 +107,7 @@ def _driver_execute(
 ) -> tuple[list[tuple[Any, ...]], int]:
     import psycopg
 
-    driver = connection.connection.driver_connection
-    if driver is None:  # pragma: no cover - a live connection always has one
-        raise RuntimeError("no driver connection")
+    driver = driver_connection(connection)
     with driver.cursor() as cursor:
         _tell_listeners(connection, cursor, statement, params)
         try:
@@ -120,6 +116,14 @@ def _driver_execute(
         except psycopg.Error as exc:
             raise DBAPIError.instance(statement, None, exc, psycopg.Error) from exc
         return rows, cursor.rowcount
+
+
+def driver_connection(connection: Connection) -> Any:
+    """The psycopg connection under ``connection`` (in its transaction)."""
+    driver = connection.connection.driver_connection
+    if driver is None:  # pragma: no cover - a live connection always has one
+        raise RuntimeError("no driver connection")
+    return driver
 
 
 def _tell_listeners(connection: Connection, cursor: Any, statement: str, params: Any) -> None:

@@ -131,7 +131,9 @@ def _ping_idle_connections(engine: Engine) -> None:
         if dbapi_connection.closed or dbapi_connection.broken:
             raise DisconnectionError("the connection is closed")
         checked_in_at = record.info.get("checked_in_at")
-        if checked_in_at is not None and time.monotonic() - checked_in_at < PING_AFTER_IDLE_SECONDS:
+        # Never checked in: connected just now for this checkout (the info dictionary lives
+        # as long as the driver connection), so it has answered already.
+        if checked_in_at is None or time.monotonic() - checked_in_at < PING_AFTER_IDLE_SECONDS:
             return
         try:
             _ping(dbapi_connection)

@@ -40,6 +40,7 @@ from ....services.repositories import (
 )
 from .. import csv_sql
 from ..audit import GENESIS_HASH, row_hash, unchained_before
+from ..bulk import driver_connection
 from ..ledger import account_state
 from ..tables import (
     accounts,
@@ -507,7 +508,7 @@ class SqlReports:
 
     def _copy_lines(self, statement: str, params: list[datetime]) -> Iterator[bytes]:
         # The unit of work's own connection and transaction: same snapshot, same lifetime.
-        raw = cast(Any, self.connection.connection.driver_connection)
+        raw = driver_connection(self.connection)
         with raw.cursor() as cursor:
             cursor.execute(csv_sql.SESSION_SETTINGS)
             with cursor.copy(statement, params) as copy:
