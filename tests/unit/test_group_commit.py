@@ -5,7 +5,9 @@ from __future__ import annotations
 
 import asyncio
 import threading
+import time
 from collections.abc import Sequence
+from typing import Any
 
 import pytest
 
@@ -140,3 +142,146 @@ def test_a_caller_after_close_or_before_the_hand_over_learns_of_the_shutdown() -
             await commit.run(2)
 
     asyncio.run(main())
+
+
+def test_several_workers_share_the_items_in_flight_instead_of_one_taking_them_all() -> None:
+    """Two workers, 40 items queued at once: each batch takes at most half of what is in
+    flight, so both workers write at the same time (the barrier needs both batches running
+    together: a worker that took all 40 would leave it waiting) and every item is answered.
+    One worker still takes everything in one batch."""
+    both_running = threading.Barrier(2, timeout=5)
+    batches: list[int] = []
+
+    def paired(items: Sequence[int]) -> list[int]:
+        batches.append(len(items))
+        if len(batches) <= 2:
+            both_running.wait()
+        return [item * 2 for item in items]
+
+    commit: GroupCommit[int, int] = GroupCommit(paired, name="test", max_batch=500, workers=2)
+    try:
+        futures = commit.submit_many(list(range(40)))
+        assert [future.result(timeout=10) for future in futures] == [n * 2 for n in range(40)]
+    finally:
+        commit.close()
+    assert sorted(batches) == [20, 20]
+    assert commit._in_flight == 0  # every answered item left the count
+
+    alone = Gate()
+    single: GroupCommit[int, int] = GroupCommit(alone, name="test", max_batch=500)
+    try:
+        assert [f.result(timeout=10) for f in single.submit_many(list(range(40)))] == [n * 2 for n in range(40)]
+    finally:
+        single.close()
+    assert [len(batch) for batch in alone.batches] == [40]
+
+
+def test_a_failed_batch_leaves_the_in_flight_count() -> None:
+    def explode(items: Sequence[int]) -> list[int]:
+        raise RuntimeError("database gone")
+
+    commit: GroupCommit[int, int] = GroupCommit(explode, name="test", workers=2)
+    try:
+        futures = commit.submit_many(list(range(10)))
+        for future in futures:
+            with pytest.raises(RuntimeError):
+                future.result(timeout=10)
+    finally:
+        commit.close()
+    assert commit._in_flight == 0
+
+
+class WatchedQueue:
+    """A SimpleQueue that counts the threads inside ``get`` at once."""
+
+    def __init__(self, inner: Any) -> None:
+        self.inner = inner
+        self.inside = 0
+        self.most = 0
+        self.lock = threading.Lock()
+
+    def get(self, block: bool = True, timeout: float | None = None) -> Any:
+        with self.lock:
+            self.inside += 1
+            self.most = max(self.most, self.inside)
+        try:
+            return self.inner.get(block, timeout)
+        finally:
+            with self.lock:
+                self.inside -= 1
+
+    def get_nowait(self) -> Any:
+        return self.get(False)
+
+    def put(self, item: Any) -> None:
+        self.inner.put(item)
+
+    def empty(self) -> bool:
+        return bool(self.inner.empty())
+
+
+def busy(seconds: float) -> None:
+    """Hold the interpreter lock for about ``seconds`` (a batch's Python work)."""
+    end = time.perf_counter() + seconds
+    while time.perf_counter() < end:
+        pass
+
+
+def test_one_worker_at_a_time_takes_from_the_queue() -> None:
+    """SimpleQueue.get with a timeout can block for good on CPython 3.11 and 3.12 when
+    another thread takes the item its caller was woken for (reproduced on this machine):
+    the workers take their batches one at a time, so no two are ever inside ``get``."""
+
+    def work(items: Sequence[int]) -> list[int]:
+        busy(0.001)
+        return list(items)
+
+    commit: GroupCommit[int, int] = GroupCommit(work, name="test", workers=3, idle_seconds=0.5)
+    watched = WatchedQueue(commit._queue)
+    commit._queue = watched  # type: ignore[assignment]
+    try:
+        for round_ in range(30):
+            futures = commit.submit_many(list(range(round_ % 7 + 1)))
+            assert [f.result(timeout=10) for f in futures] == list(range(round_ % 7 + 1))
+            time.sleep(0.003)  # the workers wait for work, each of them in turn
+    finally:
+        commit.close()
+    assert watched.most == 1
+
+
+def test_callers_keep_being_answered_with_several_workers_under_load() -> None:
+    """Two workers sharing the items in flight, closed-loop callers on four threads,
+    batches that hold the interpreter lock, pauses that empty the queue: every caller is
+    answered, each within seconds, and nothing is left counted in flight (about one second
+    of load)."""
+
+    def work(items: Sequence[int]) -> list[int]:
+        busy(0.002)
+        return [item + 1 for item in items]
+
+    commit: GroupCommit[int, int] = GroupCommit(work, name="test", workers=2, max_wait_seconds=0.002)
+    answered = [0] * 4
+    failures: list[BaseException] = []
+
+    def caller(k: int) -> None:
+        try:
+            end = time.monotonic() + 1.0
+            while time.monotonic() < end:
+                assert commit.submit(k).result(timeout=5) == k + 1
+                answered[k] += 1
+                if answered[k] % 5 == 0:
+                    time.sleep(0.03)
+        except BaseException as exc:  # reported below
+            failures.append(exc)
+
+    threads = [threading.Thread(target=caller, args=(k,)) for k in range(4)]
+    try:
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join(30)
+    finally:
+        commit.close()
+    assert not failures, failures
+    assert all(count > 0 for count in answered)
+    assert commit._in_flight == 0

@@ -76,6 +76,7 @@ class GroupCommit(Generic[Item, Outcome]):
         self.idle_seconds = idle_seconds
         self._queue: queue.SimpleQueue[tuple[Item, Waiter[Outcome]] | None] = queue.SimpleQueue()
         self._lock = threading.Lock()
+        self._taking = threading.Lock()  # held by the one worker taking a batch from the queue
         self._running: list[threading.Thread] = []
         self._closed = False
         # Items of coroutine callers not handed to the queue yet, per event loop (each list
@@ -84,6 +85,9 @@ class GroupCommit(Generic[Item, Outcome]):
         self._counted = threading.Lock()
         self.batches = 0
         self.items = 0
+        # Items queued or being written, not answered yet: with several workers, a batch
+        # takes at most its share of them (see _run).
+        self._in_flight = 0
 
     def submit(self, item: Item) -> Future[Outcome]:
         return self.submit_many([item])[0]
@@ -134,6 +138,7 @@ class GroupCommit(Generic[Item, Outcome]):
         with self._lock:
             if self._closed:
                 raise ServiceUnavailable("The service is shutting down; retry the request.")
+            self._in_flight += len(entries)
             for entry in entries:
                 self._queue.put(entry)
             while len(self._running) < self.workers:
@@ -155,40 +160,74 @@ class GroupCommit(Generic[Item, Outcome]):
     def _run(self) -> None:
         me = threading.current_thread()
         expected = 1  # items the next batch waits for (this worker's previous batch's size)
-        stopping = False
-        while not stopping:
-            try:
-                first = self._queue.get(timeout=self.idle_seconds)
-            except queue.Empty:
-                with self._lock:
-                    if self._queue.empty():
-                        self._running.remove(me)
-                        return
-                continue
-            if first is _STOP:
+        while True:
+            with self._taking:
+                taken = self._take(expected)
+            if taken is None:  # idle: this worker has exited the running list
+                return
+            batch, stopping = taken
+            if batch:
+                expected = len(batch)
+                self._post(batch)
+            if stopping:
                 break
-            batch = [first]
-            expected = min(expected, self.max_batch)
-            deadline = time.monotonic() + self.max_wait_seconds
-            while len(batch) < self.max_batch:
-                # Wait (bounded) only until the expected number arrived; then take just
-                # what is already queued.
-                remaining = deadline - time.monotonic() if len(batch) < expected else 0.0
-                try:
-                    entry = self._queue.get(timeout=remaining) if remaining > 0 else self._queue.get_nowait()
-                except queue.Empty:
-                    break
-                if entry is _STOP:
-                    stopping = True
-                    break
-                batch.append(entry)
-            expected = len(batch)
-            self._post(batch)
         with self._lock:
             if me in self._running:
                 self._running.remove(me)
 
+    def _take(self, expected: int) -> tuple[list[tuple[Item, Waiter[Outcome]]], bool] | None:
+        """The next batch and whether a stop came with it; None after ``idle_seconds``
+        without work (the worker then leaves). Called by one worker at a time
+        (``_taking``): on CPython 3.11 and 3.12, ``SimpleQueue.get`` with a timeout can
+        block for good when another thread takes the item it was woken for (its remaining
+        timeout goes negative and is then waited as "no timeout"): measured here, a worker
+        with a batch in hand never came back and its callers waited forever."""
+        try:
+            first = self._queue.get(timeout=self.idle_seconds)
+        except queue.Empty:
+            with self._lock:
+                if self._queue.empty():
+                    self._running.remove(threading.current_thread())
+                    return None
+            return [], False
+        if first is _STOP:
+            return [], True
+        batch = [first]
+        limit = self._share()
+        expected = min(expected, limit)
+        deadline = time.monotonic() + self.max_wait_seconds
+        while len(batch) < limit:
+            # Wait (bounded) only until the expected number arrived; then take just
+            # what is already queued.
+            remaining = deadline - time.monotonic() if len(batch) < expected else 0.0
+            try:
+                entry = self._queue.get(timeout=remaining) if remaining > 0 else self._queue.get_nowait()
+            except queue.Empty:
+                break
+            if entry is _STOP:
+                return batch, True
+            batch.append(entry)
+        return batch, False
+
+    def _share(self) -> int:
+        """The most items the next batch takes: all of them (up to ``max_batch``) with one
+        worker; with several, an even share of the items in flight, so that the workers'
+        batches overlap instead of one taking everything while the others wait for its
+        callers to come back (64 callers, two workers: two batches of 32)."""
+        if self.workers == 1:
+            return self.max_batch
+        with self._lock:
+            in_flight = self._in_flight
+        return max(1, min(self.max_batch, -(-in_flight // self.workers)))
+
     def _post(self, batch: list[tuple[Item, Waiter[Outcome]]]) -> None:
+        try:
+            self._post_live(batch)
+        finally:
+            with self._lock:
+                self._in_flight -= len(batch)
+
+    def _post_live(self, batch: list[tuple[Item, Waiter[Outcome]]]) -> None:
         live = [(item, waiter) for item, waiter in batch if _start(waiter)]
         if not live:
             return
