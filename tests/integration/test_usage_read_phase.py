@@ -9,6 +9,8 @@ PostgreSQL.
   for the writes.
 - What the read phase saw is never trusted by the write: a request id stored after the
   read (by another process) still makes the batch a duplicate, not a second posting.
+- The platform, provider-cost and developer accounts move last, after the usage rows,
+  just before the COMMIT: their row locks are held for the shortest time.
 """
 
 from __future__ import annotations
@@ -17,6 +19,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
 
+import pytest
 from sqlalchemy import event as sa_event
 
 from modelfaucet.domain.money import parse_usd
@@ -131,3 +134,31 @@ def test_a_request_id_stored_after_the_read_is_a_duplicate(
     assert usage_count(ctx) == 1
     assert balance(ctx, wallet) == 4 * RETAIL
     assert reconcile_ledger(ctx).ok
+
+
+def test_the_system_accounts_move_last_just_before_the_commit(ctx: ServiceContext, seeded: SeedResult) -> None:
+    fund_end_user(ctx, seeded, "last", parse_usd("5"))
+    record_usage(ctx, event("last-0", external_user_id="last"))
+    seen: list[list[tuple[str, str]]] = [[]]
+
+    def begin(_conn: Any) -> None:
+        seen.append([])
+
+    def statement(_conn: Any, _cursor: Any, sql: str, params: Any, *_args: Any) -> None:
+        seen[-1].append((" ".join(sql.split()).lower(), str(params)))
+
+    sa_event.listen(ctx.db.engine, "begin", begin)
+    sa_event.listen(ctx.db.engine, "before_cursor_execute", statement)
+    try:
+        outcomes = record_usage_batch(ctx, [event(f"last-{n}", external_user_id="last") for n in (1, 2, 3)])
+    finally:
+        sa_event.remove(ctx.db.engine, "before_cursor_execute", statement)
+        sa_event.remove(ctx.db.engine, "begin", begin)
+    assert {o.status for o in outcomes} == {"recorded"}
+    [write] = [unit for unit in seen if any("usage_events" in sql and "select" not in sql[:6] for sql, _ in unit)]
+    usage_at = max(i for i, (sql, _) in enumerate(write) if "usage_events" in sql)
+    after = write[usage_at + 1 :]
+    assert after and all("update accounts" in sql for sql, _ in after), write
+    system = {seeded.platform_wallet_id, seeded.provider_cost_wallet_id, seeded.developer_wallet_id}
+    moved_last = " ".join(params for _, params in after)
+    assert all(account_id in moved_last for account_id in system), after

@@ -37,7 +37,7 @@ Stripe clearing rows are held only for the commit itself.
 
 from __future__ import annotations
 
-from collections.abc import Collection, Mapping, Sequence
+from collections.abc import Collection, Iterable, Mapping, Sequence
 from datetime import datetime
 from typing import Any
 
@@ -199,7 +199,7 @@ class SqlLedger:
         self.connection = connection
         self.now = now
         self.moved: dict[str, Moved] = {}  # what this unit of work posted, told once it commits
-        self.at_commit: dict[str, int] = {}  # post_at_commit's net changes, not moved yet
+        self.at_commit: dict[str, int] = {}  # net changes left for the commit, not moved yet
         self.system_ids = system_ids
         self._learned: dict[str, str] = {}  # system account ids read here, remembered at commit
 
@@ -379,10 +379,10 @@ class SqlLedger:
             if net.pop(account_id, 0) != delta:
                 raise LedgerInvariantViolation(f"account {account_id} moved by other than its postings")
         items = [(new_id(), transaction) for transaction in transactions]
-        if decided or moved:  # the usage engine: rows first, the hot accounts last
+        if decided or moved:  # the usage engine: rows first, the hot accounts at the commit
             self._move_balances(net, decided=decided, others=False)
             self._insert_rows(items)
-            self._move_balances(net, decided=(), skip=decided, others=True)
+            self._leave_for_commit((account, delta) for account, delta in net.items() if account not in decided)
         else:
             self._move_balances(net, decided=decided)
             self._insert_rows(items)
@@ -411,10 +411,13 @@ class SqlLedger:
             )
         else:
             self._insert_rows([(transaction_id, transaction)])
-        for posting in transaction.postings:
-            self.at_commit[posting.account_id] = self.at_commit.get(posting.account_id, 0) + posting.amount_units
+        self._leave_for_commit((posting.account_id, posting.amount_units) for posting in transaction.postings)
         self.moved = tally_moved(self.moved, [transaction])
         return transaction_id
+
+    def _leave_for_commit(self, changes: Iterable[tuple[str, int]]) -> None:
+        for account_id, delta in changes:
+            self.at_commit[account_id] = self.at_commit.get(account_id, 0) + delta
 
     def move_at_commit(self) -> None:
         """Move the balances :meth:`post_at_commit` left, each account once by its net change,
