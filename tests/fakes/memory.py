@@ -72,7 +72,9 @@ class MemoryStore:
         self.commits = 0
         self.signals: Signals = signals or NoSignals()
 
-    def __call__(self, *, read_only: bool = False, snapshot: bool = False) -> MemoryUnitOfWork:
+    def __call__(
+        self, *, read_only: bool = False, snapshot: bool = False, autocommit: bool = False
+    ) -> MemoryUnitOfWork:
         return MemoryUnitOfWork(self, read_only=read_only or snapshot)
 
     def balance_of(self, account_id: str) -> int:

@@ -100,7 +100,7 @@ class WebhookJustBeforeWrites:
         self.inner = SqlUnitOfWorkFactory(ctx.db, ctx.clock)
         self.deliver, self.fired = deliver, False
 
-    def __call__(self, *, read_only: bool = False, snapshot: bool = False) -> UnitOfWork:
+    def __call__(self, *, read_only: bool = False, snapshot: bool = False, autocommit: bool = False) -> UnitOfWork:
         if not (read_only or snapshot or self.fired):
             self.fired = True
             self.deliver()

@@ -9,6 +9,8 @@ PostgreSQL.
   for the writes.
 - What the read phase saw is never trusted by the write: a request id stored after the
   read (by another process) still makes the batch a duplicate, not a second posting.
+- On PostgreSQL the read phase runs outside any transaction (no BEGIN and ROLLBACK round
+  trips); the write is one transaction.
 - The platform, provider-cost and developer accounts move last, after the usage rows,
   just before the COMMIT: their row locks are held for the shortest time.
 """
@@ -134,6 +136,31 @@ def test_a_request_id_stored_after_the_read_is_a_duplicate(
     assert usage_count(ctx) == 1
     assert balance(ctx, wallet) == 4 * RETAIL
     assert reconcile_ledger(ctx).ok
+
+
+def test_the_read_phase_runs_outside_a_transaction_on_postgresql(ctx: ServiceContext, seeded: SeedResult) -> None:
+    if not ctx.db.is_postgres:
+        pytest.skip("SQLite's deferred read transaction costs no round trip")
+    fund_end_user(ctx, seeded, "outside", parse_usd("5"))
+    record_usage(ctx, event("outside-0", external_user_id="outside"))
+    seen: list[tuple[str, bool]] = []
+
+    def statement(_conn: Any, cursor: Any, sql: str, *_args: Any) -> None:
+        seen.append((" ".join(sql.split()).lower(), cursor.connection.autocommit))
+
+    sa_event.listen(ctx.db.engine, "before_cursor_execute", statement)
+    try:
+        outcomes = record_usage_batch(ctx, [event(f"outside-{n}", external_user_id="outside") for n in (1, 2)])
+    finally:
+        sa_event.remove(ctx.db.engine, "before_cursor_execute", statement)
+    assert {o.status for o in outcomes} == {"recorded"}
+    reads = [autocommit for sql, autocommit in seen if "model_prices" in sql]
+    writes = [autocommit for sql, autocommit in seen if "update accounts" in sql or sql.startswith("copy")]
+    assert reads == [True], seen
+    assert writes and not any(writes), seen
+    # A connection back in the pool is transactional again for the next unit of work.
+    with ctx.unit_of_work() as uow:
+        assert uow.connection.connection.driver_connection.autocommit is False
 
 
 def test_the_system_accounts_move_last_just_before_the_commit(ctx: ServiceContext, seeded: SeedResult) -> None:

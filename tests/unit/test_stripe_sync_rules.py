@@ -214,7 +214,7 @@ class WebhookJustBeforeWrites:
     def __init__(self, store: MemoryStore, deliver_webhook: object) -> None:
         self.store, self.deliver_webhook, self.fired = store, deliver_webhook, False
 
-    def __call__(self, *, read_only: bool = False, snapshot: bool = False) -> UnitOfWork:
+    def __call__(self, *, read_only: bool = False, snapshot: bool = False, autocommit: bool = False) -> UnitOfWork:
         if not read_only and not snapshot and not self.fired:
             self.fired = True
             self.deliver_webhook()  # type: ignore[operator]

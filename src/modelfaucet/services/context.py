@@ -35,9 +35,13 @@ class ServiceContext:
         """A write unit of work: commit it, or everything it did is rolled back."""
         return self._factory()()
 
-    def reader(self, *, snapshot: bool = False) -> UnitOfWork:
-        """A read-only unit of work; ``snapshot`` sees one moment across all its queries."""
-        return self._factory()(read_only=True, snapshot=snapshot)
+    def reader(self, *, snapshot: bool = False, autocommit: bool = False) -> UnitOfWork:
+        """A read-only unit of work; ``snapshot`` sees one moment across all its queries.
+        ``autocommit``: no transaction around the reads, each statement sees the committed
+        rows of its own moment (what a READ COMMITTED transaction gives each statement
+        anyway) and no BEGIN and ROLLBACK are sent; for a few independent look-ups on a hot
+        path, never for work that needs a transaction (local settings, server-side cursors)."""
+        return self._factory()(read_only=True, snapshot=snapshot, autocommit=autocommit)
 
     def _factory(self) -> UnitOfWorkFactory:
         if self.units is not None:

@@ -163,7 +163,7 @@ def record_usage_batch(
     started = time.perf_counter()
     for attempt in range(1, MAX_ATTEMPTS + 1):
         try:
-            with ctx.reader() as reader:
+            with ctx.reader(autocommit=True) as reader:
                 plan = _prepare(reader, events, fingerprints, end_users)
             with ctx.unit_of_work() as uow:
                 outcomes = _post_planned(uow, plan, account_ids)

@@ -63,6 +63,7 @@ class SqlUnitOfWork:
         *,
         read_only: bool = False,
         snapshot: bool = False,
+        autocommit: bool = False,
         signals: Signals | None = None,
     ) -> None:
         self.db = db
@@ -71,6 +72,7 @@ class SqlUnitOfWork:
         self._after_commit: list[Callable[[], None]] = []
         self.read_only = read_only or snapshot
         self.snapshot = snapshot
+        self.autocommit = autocommit and self.read_only and not snapshot
         self._connection: Connection | None = None
         self._transaction: RootTransaction | None = None
         self._committed = False
@@ -94,6 +96,8 @@ class SqlUnitOfWork:
             options[DEFERRED_OPTION] = True
             if self.snapshot and self.db.is_postgres:
                 options.update(isolation_level="REPEATABLE READ", postgresql_readonly=True)
+            elif self.autocommit and self.db.is_postgres:
+                options.update(isolation_level="AUTOCOMMIT")
         connection = raw.execution_options(**options) if options else raw
         try:
             self._transaction = connection.begin()
@@ -186,5 +190,7 @@ class SqlUnitOfWorkFactory:
         self.clock = clock
         self.signals = signals
 
-    def __call__(self, *, read_only: bool = False, snapshot: bool = False) -> SqlUnitOfWork:
-        return SqlUnitOfWork(self.db, self.clock, read_only=read_only, snapshot=snapshot, signals=self.signals)
+    def __call__(self, *, read_only: bool = False, snapshot: bool = False, autocommit: bool = False) -> SqlUnitOfWork:
+        return SqlUnitOfWork(
+            self.db, self.clock, read_only=read_only, snapshot=snapshot, autocommit=autocommit, signals=self.signals
+        )
