@@ -17,6 +17,8 @@ import json
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
+from psycopg.postgres import types as builtin_types
+from psycopg.pq import ExecStatus
 from sqlalchemy import (
     JSON,
     BigInteger,
@@ -33,6 +35,8 @@ from sqlalchemy import (
 )
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.exc import DBAPIError
+
+_TUPLES_OK = ExecStatus.TUPLES_OK
 
 
 def insert_many(connection: Connection, table: Table, columns: Sequence[str], rows: Sequence[Sequence[Any]]) -> None:
@@ -68,7 +72,7 @@ def insert_many(connection: Connection, table: Table, columns: Sequence[str], ro
 
 
 @functools.cache
-def _copy_plan(table: Table, columns: tuple[str, ...]) -> tuple[str, list[str] | None, tuple[int, ...]]:
+def _copy_plan(table: Table, columns: tuple[str, ...]) -> tuple[str, list[int] | None, tuple[int, ...]]:
     """The COPY statement for ``columns`` of ``table``, the binary types of its columns
     (``None``: text COPY) and the positions of its JSON columns; computed once per shape."""
     json_at = tuple(index for index, name in enumerate(columns) if isinstance(table.c[name].type, JSON))
@@ -77,7 +81,8 @@ def _copy_plan(table: Table, columns: tuple[str, ...]) -> tuple[str, list[str] |
     types = [kind for kind in found if kind is not None]
     binary = len(types) == len(found)
     statement = f'COPY "{table.name}" ({quoted}) FROM STDIN' + (" (FORMAT BINARY)" if binary else "")
-    return statement, types if binary else None, json_at
+    # As OIDs: set_types() looks each name up in the connection's registry otherwise.
+    return statement, [builtin_types.get_oid(kind) for kind in types] if binary else None, json_at
 
 
 def driver_rows(connection: Connection, statement: str, params: Mapping[str, Any]) -> list[tuple[Any, ...]]:
@@ -112,7 +117,10 @@ def _driver_execute(
         _tell_listeners(connection, cursor, statement, params)
         try:
             cursor.execute(statement, params)
-            rows = cursor.fetchall() if cursor.description is not None else []
+            # Whether the statement returns rows, read from the result's status: asking
+            # for ``cursor.description`` would build a Column object per result column.
+            result = cursor.pgresult
+            rows = cursor.fetchall() if result is not None and result.status == _TUPLES_OK else []
         except psycopg.Error as exc:
             raise DBAPIError.instance(statement, None, exc, psycopg.Error) from exc
         return rows, cursor.rowcount
