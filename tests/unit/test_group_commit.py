@@ -285,3 +285,39 @@ def test_callers_keep_being_answered_with_several_workers_under_load() -> None:
     assert not failures, failures
     assert all(count > 0 for count in answered)
     assert commit._in_flight == 0
+
+
+def test_a_second_batch_starts_only_when_the_load_fills_both() -> None:
+    """``min_share`` 32, two workers. 40 items in flight are not enough for two batches of
+    32: the first batch takes 32 and the other 8 wait for it, as with one worker (a light
+    load is not cut into batches too small to pay their fixed cost). 70 items are: two
+    batches of 35 run at the same time."""
+    gate = Gate(hold_first=True)
+    light: GroupCommit[int, int] = GroupCommit(gate, name="test", workers=2, min_share=32)
+    try:
+        futures = light.submit_many(list(range(40)))
+        assert gate.started.wait(5)
+        time.sleep(0.2)  # a second worker free to start would have started by now
+        assert gate.batches == []  # the first batch is still held, and no other ran
+        gate.release.set()
+        assert [f.result(timeout=10) for f in futures] == [n * 2 for n in range(40)]
+    finally:
+        light.close()
+    assert [len(batch) for batch in gate.batches] == [32, 8]
+
+    both_running = threading.Barrier(2, timeout=5)
+    sizes: list[int] = []
+
+    def paired(items: Sequence[int]) -> list[int]:
+        sizes.append(len(items))
+        if len(sizes) <= 2:
+            both_running.wait()
+        return [item * 2 for item in items]
+
+    heavy: GroupCommit[int, int] = GroupCommit(paired, name="test", workers=2, min_share=32)
+    try:
+        futures = heavy.submit_many(list(range(70)))
+        assert [f.result(timeout=10) for f in futures] == [n * 2 for n in range(70)]
+    finally:
+        heavy.close()
+    assert sorted(sizes) == [35, 35]

@@ -30,7 +30,11 @@ processes (each with its own workers) on one PostgreSQL stay correct, and no loc
 while a caller waits. The worker starts on first use and exits after ``idle_seconds``
 without work, so an idle process holds no thread. With ``workers`` > 1, that many workers
 take batches from the one queue, so one batch's Python work overlaps another's database
-work (the usage engine runs two on PostgreSQL).
+work (the usage engine runs two on PostgreSQL). They take their batches one at a time (on
+CPython 3.11 and 3.12 a ``SimpleQueue.get`` with a timeout can block for good when two
+threads wait on it, see :meth:`GroupCommit._take`); a batch takes an even share of the items
+in flight, and one more batch starts while others are written only if every batch would hold
+at least ``min_share`` items.
 """
 
 from __future__ import annotations
@@ -65,11 +69,13 @@ class GroupCommit(Generic[Item, Outcome]):
         max_wait_seconds: float = 0.002,
         idle_seconds: float = 2.0,
         workers: int = 1,
+        min_share: int = 1,
     ) -> None:
         if workers < 1:
             raise ValueError(f"{name} needs at least one worker")
         self.run_batch = run_batch
         self.workers = workers
+        self.min_share = min_share
         self.name = name
         self.max_batch = max_batch
         self.max_wait_seconds = max_wait_seconds
@@ -77,6 +83,8 @@ class GroupCommit(Generic[Item, Outcome]):
         self._queue: queue.SimpleQueue[tuple[Item, Waiter[Outcome]] | None] = queue.SimpleQueue()
         self._lock = threading.Lock()
         self._taking = threading.Lock()  # held by the one worker taking a batch from the queue
+        self._changed = threading.Condition(self._lock)  # items queued or a batch posted
+        self._posting = 0  # batches being written now
         self._running: list[threading.Thread] = []
         self._closed = False
         # Items of coroutine callers not handed to the queue yet, per event loop (each list
@@ -141,6 +149,7 @@ class GroupCommit(Generic[Item, Outcome]):
             self._in_flight += len(entries)
             for entry in entries:
                 self._queue.put(entry)
+            self._changed.notify_all()
             while len(self._running) < self.workers:
                 worker = threading.Thread(target=self._run, name=self.name, daemon=True)
                 self._running.append(worker)
@@ -153,6 +162,7 @@ class GroupCommit(Generic[Item, Outcome]):
             running = list(self._running)
             for _ in running:
                 self._queue.put(_STOP)
+            self._changed.notify_all()
         deadline = time.monotonic() + timeout
         for worker in running:
             worker.join(max(0.0, deadline - time.monotonic()))
@@ -181,7 +191,14 @@ class GroupCommit(Generic[Item, Outcome]):
         (``_taking``): on CPython 3.11 and 3.12, ``SimpleQueue.get`` with a timeout can
         block for good when another thread takes the item it was woken for (its remaining
         timeout goes negative and is then waited as "no timeout"): measured here, a worker
-        with a batch in hand never came back and its callers waited forever."""
+        with a batch in hand never came back and its callers waited forever.
+
+        While other batches are being written, a worker starts one more only when enough
+        items are in flight for every batch to hold ``min_share`` of them; under a lighter
+        load the items wait for the batch being written, as with one worker."""
+        with self._lock:
+            while self._posting and self._in_flight < (self._posting + 1) * self.min_share and not self._closed:
+                self._changed.wait(self.idle_seconds)
         try:
             first = self._queue.get(timeout=self.idle_seconds)
         except queue.Empty:
@@ -205,20 +222,28 @@ class GroupCommit(Generic[Item, Outcome]):
             except queue.Empty:
                 break
             if entry is _STOP:
-                return batch, True
+                return self._posted(batch), True
             batch.append(entry)
-        return batch, False
+        return self._posted(batch), False
+
+    def _posted(self, batch: list[tuple[Item, Waiter[Outcome]]]) -> list[tuple[Item, Waiter[Outcome]]]:
+        """Count ``batch`` as being written (until :meth:`_post` is done with it)."""
+        with self._lock:
+            self._posting += 1
+        return batch
 
     def _share(self) -> int:
         """The most items the next batch takes: all of them (up to ``max_batch``) with one
-        worker; with several, an even share of the items in flight, so that the workers'
-        batches overlap instead of one taking everything while the others wait for its
-        callers to come back (64 callers, two workers: two batches of 32)."""
+        worker; with several, an even share of the items in flight but never fewer than
+        ``min_share``, so that the workers' batches overlap instead of one taking everything
+        while the others wait for its callers to come back (64 callers, two workers: two
+        batches of 32), while a light load is not cut into batches too small to pay their
+        fixed cost (32 callers: one batch)."""
         if self.workers == 1:
             return self.max_batch
         with self._lock:
             in_flight = self._in_flight
-        return max(1, min(self.max_batch, -(-in_flight // self.workers)))
+        return min(self.max_batch, max(self.min_share, -(-in_flight // self.workers)))
 
     def _post(self, batch: list[tuple[Item, Waiter[Outcome]]]) -> None:
         try:
@@ -226,6 +251,8 @@ class GroupCommit(Generic[Item, Outcome]):
         finally:
             with self._lock:
                 self._in_flight -= len(batch)
+                self._posting -= 1
+                self._changed.notify_all()
 
     def _post_live(self, batch: list[tuple[Item, Waiter[Outcome]]]) -> None:
         live = [(item, waiter) for item, waiter in batch if _start(waiter)]
