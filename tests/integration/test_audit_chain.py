@@ -8,6 +8,7 @@ import itertools
 import subprocess
 import sys
 import textwrap
+import time
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime, timedelta, timezone
@@ -320,6 +321,75 @@ def test_a_failing_chainer_does_not_undo_the_committed_write(
     monkeypatch.undo()
     report = verify_audit_chain(ctx)
     assert (report.ok, report.checked_count, report.chained_now) == (True, 2, 2)
+
+
+def wait_until_chained(ctx: ServiceContext, seconds: float = 10.0) -> None:
+    deadline = time.monotonic() + seconds
+    while unchained(ctx) and time.monotonic() < deadline:
+        time.sleep(0.01)
+
+
+def test_a_process_chainer_chains_committed_rows_off_the_writers_path(ctx: ServiceContext) -> None:
+    """With a BackgroundChainer (the API process), a unit of work that wrote audit rows only
+    tells it: the rows are still unchained when the commit returns, and the chainer's thread
+    chains them, several writes in one run, into one gapless chain that verifies."""
+    chainer = audit.BackgroundChainer(ctx.db.engine, gather_seconds=0.3)
+    ctx.db.audit_chainer = chainer
+    try:
+        write_rows(ctx, 3)
+        assert unchained(ctx) == 3  # the writers did not chain (the chainer is gathering)
+        wait_until_chained(ctx)
+        assert unchained(ctx) == 0
+        assert chainer.runs == 1  # the three writes in one run
+        write_rows(ctx, 2, start=3)
+        wait_until_chained(ctx)
+    finally:
+        ctx.db.audit_chainer = None
+        started = time.monotonic()
+        chainer.close()  # the thread waits for work: it stops at once
+    assert time.monotonic() - started < 2
+    assert_one_gapless_chain(ctx, 5)
+
+
+def test_closing_the_process_chainer_chains_what_is_left(ctx: ServiceContext) -> None:
+    """Shutdown does not wait out the gathering, and leaves nothing unchained."""
+    chainer = audit.BackgroundChainer(ctx.db.engine, gather_seconds=60)
+    ctx.db.audit_chainer = chainer
+    try:
+        write_rows(ctx, 4)
+        assert unchained(ctx) == 4
+    finally:
+        ctx.db.audit_chainer = None
+        started = time.monotonic()
+        chainer.close()
+    assert time.monotonic() - started < 2
+    assert unchained(ctx) == 0
+    assert_one_gapless_chain(ctx, 4)
+
+
+def test_a_failing_process_chainer_leaves_rows_for_the_next_chainer(
+    ctx: ServiceContext, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    calls: list[bool] = []
+
+    def broken(*_args: object, **_kwargs: object) -> int:
+        calls.append(True)
+        raise RuntimeError("chainer died")
+
+    chainer = audit.BackgroundChainer(ctx.db.engine, gather_seconds=0.01)
+    ctx.db.audit_chainer = chainer
+    monkeypatch.setattr(audit, "chain_committed", broken)
+    try:
+        write_rows(ctx, 2)
+        deadline = time.monotonic() + 10
+        while not calls and time.monotonic() < deadline:
+            time.sleep(0.01)
+        assert calls and unchained(ctx) == 2  # committed, not undone, not chained
+    finally:
+        ctx.db.audit_chainer = None
+        monkeypatch.undo()
+        chainer.close()  # chains them now
+    assert_one_gapless_chain(ctx, 2)
 
 
 def test_a_failed_transaction_leaves_no_audit_row_and_the_chain_intact(ctx: ServiceContext) -> None:

@@ -16,6 +16,7 @@ from fastapi.openapi.utils import get_openapi
 from starlette.concurrency import run_in_threadpool
 
 from .. import __version__
+from ..adapters.db.audit import BackgroundChainer
 from ..adapters.db.database import Database
 from ..config import Settings
 from ..domain.reconciliation import RunSource
@@ -154,6 +155,8 @@ def create_app(
     workers = settings.posting_workers or (DEFAULT_WORKERS_POSTGRES if database.is_postgres else 1)
     posting_engine = PostingEngine(ctx, workers=workers)
     hold_engine = HoldEngine(ctx)
+    # Audited requests leave the chaining to this process's one chainer (off their path).
+    chainer = database.audit_chainer = BackgroundChainer(database.engine)
 
     @asynccontextmanager
     async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
@@ -171,6 +174,10 @@ def create_app(
         # Acknowledged usage is posted before the process lets go of the database.
         await run_in_threadpool(hold_engine.close)
         await run_in_threadpool(posting_engine.close)
+        # Then the audit rows of everything above: chained before the process lets go.
+        if database.audit_chainer is chainer:
+            database.audit_chainer = None
+        await run_in_threadpool(chainer.close)
         if owns_database:
             database.dispose()
 

@@ -12,8 +12,11 @@ position (``chain_seq`` 1, 2, … gapless), ``prev_hash`` (the previous position
 ``prev_hash``, in id order. Only one chainer works at a time: on PostgreSQL it holds a
 transaction-scoped advisory lock, on SQLite the write transaction (BEGIN IMMEDIATE) is
 the lock. :func:`chain_committed` runs it; the unit of work calls it after every commit
-that wrote audit rows, ``audit verify`` before it reads the chain. A crash between the
-action's commit and the chaining leaves unchained rows that the next chainer picks up.
+that wrote audit rows, ``audit verify`` before it reads the chain. In the API process a
+:class:`BackgroundChainer` does it instead, on a thread of its own: a request that wrote
+audit rows only tells it so, and one chaining transaction covers the rows of every request
+that committed meanwhile. A crash between the action's commit and the chaining leaves
+unchained rows that the next chainer picks up.
 
 Chain order is ``chain_seq``, not id: on PostgreSQL an id is taken before commit, so a row
 with a smaller id can commit (and be chained) after one with a larger id.
@@ -31,13 +34,17 @@ from __future__ import annotations
 
 import hashlib
 import json
+import logging
+import threading
 from collections.abc import Sequence
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import Connection, bindparam, func, insert, select, text, update
+from sqlalchemy import Connection, Engine, bindparam, func, insert, select, text, update
 
 from .tables import audit_log
+
+log = logging.getLogger(__name__)
 
 GENESIS_HASH = "0" * 64
 # pg_advisory_xact_lock key reserved for the audit chain ("MFAUDIT" in ASCII).
@@ -249,3 +256,78 @@ def unchained_before(connection: Connection, cutoff: datetime) -> tuple[int, int
         )
     ).one()
     return int(found[0]), None if found[1] is None else int(found[1])
+
+
+class BackgroundChainer:
+    """The API process's one chainer: chains committed audit rows on a thread of its own.
+
+    A unit of work that committed audit rows calls :meth:`wanted` (no database work, no
+    wait) instead of chaining them itself, so an audited request (a webhook credit) does not
+    pay for the chain's two short transactions. The thread runs :func:`chain_committed`
+    (not waiting for a lock another process holds; that holder chains these rows too) until
+    no request asked again meanwhile, so rows of many requests go in one chaining
+    transaction; after a wake-up it gathers for ``gather_seconds`` (50 ms) first, so a busy
+    process chains in few, larger transactions. Measured on B7 (webhook credits, 8 clients,
+    2 cores), API process CPU per credit: 2.66-2.71 ms chaining in the request, 2.44-2.45 ms
+    with this thread chaining at once, 2.19-2.23 ms with the 50 ms gathering (2.07-2.08 ms
+    with no chaining at all).
+
+    A request's rows are therefore chained shortly after its response, not before it: what
+    a crash at any point already allowed (an unchained row is chained by the next chainer
+    or by ``audit verify``, which chains first). :meth:`close` (application shutdown) stops
+    the thread and chains what is left, waiting for the lock. The thread starts on first use
+    and leaves after ``idle_seconds`` without work.
+    """
+
+    def __init__(self, engine: Engine, *, gather_seconds: float = 0.05, idle_seconds: float = 5.0) -> None:
+        self.engine = engine
+        self.gather_seconds = gather_seconds
+        self.idle_seconds = idle_seconds
+        self.runs = 0  # chaining runs done (for tests and metrics)
+        self._wanted = threading.Event()
+        self._closing = threading.Event()  # cuts the gathering wait short at shutdown
+        self._lock = threading.Lock()
+        self._thread: threading.Thread | None = None
+        self._closed = False
+
+    def wanted(self) -> None:
+        """Audit rows were committed: chain them soon. Never blocks on the database."""
+        with self._lock:
+            self._wanted.set()
+            if self._thread is None and not self._closed:
+                self._thread = threading.Thread(target=self._run, name="audit-chainer", daemon=True)
+                self._thread.start()
+
+    def close(self) -> None:
+        """Stop the thread, then chain everything committed so far (waiting for the lock)."""
+        with self._lock:
+            self._closed = True
+            thread = self._thread
+            self._wanted.set()
+            self._closing.set()
+        if thread is not None:
+            thread.join(10)
+        try:
+            with self.engine.connect() as connection:
+                chain_committed(connection)
+        except Exception:
+            log.exception("audit rows committed but not chained at shutdown; the next chainer will chain them")
+
+    def _run(self) -> None:
+        while True:
+            if not self._wanted.wait(self.idle_seconds):
+                with self._lock:
+                    if not self._wanted.is_set():
+                        self._thread = None
+                        return
+                continue
+            self._closing.wait(self.gather_seconds)  # let the requests of the next moments commit too
+            if self._closed:
+                return  # close() chains what is left
+            self._wanted.clear()  # a commit after this point asks again: one more run
+            try:
+                with self.engine.connect() as connection:
+                    chain_committed(connection, durable=False)
+            except Exception:
+                log.exception("audit rows committed but not chained yet; the next chainer will chain them")
+            self.runs += 1

@@ -11,6 +11,7 @@ from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.exc import DBAPIError
 
 from . import migrate
+from .audit import BackgroundChainer
 from .engine import is_sqlite, make_engine, read_connection, shown_url, unavailable_reason
 from .ledger import SystemAccountIds
 
@@ -27,6 +28,9 @@ class Database:
         self.dialect: str = engine.dialect.name
         # Ids of committed system accounts, for this process (a credit's Stripe clearing…).
         self.system_account_ids = SystemAccountIds()
+        # The process's audit chainer, if it has one (the API process); else each unit of
+        # work chains its own audit rows after it commits.
+        self.audit_chainer: BackgroundChainer | None = None
 
     @classmethod
     def from_url(cls, url: str, **kwargs: Any) -> Database:

@@ -156,7 +156,10 @@ class SqlUnitOfWork:
         self.ledger.committed()
         if self.ledger.moved:
             self.signals.money_moved(dict(self.ledger.moved))
-        if self.audit.written or self.audit.chain_locked:
+        chainer = self.db.audit_chainer
+        if self.audit.written and chainer is not None and not self.audit.chain_locked:
+            chainer.wanted()  # the process's chainer chains them, off this request's path
+        elif self.audit.written or self.audit.chain_locked:
             self._chain_audit()
         callbacks, self._after_commit = self._after_commit, []
         for callback in callbacks:
