@@ -94,7 +94,7 @@ class GroupCommit(Generic[Item, Outcome]):
         self.batches = 0
         self.items = 0
         # Items queued or being written, not answered yet: with several workers, a batch
-        # takes at most its share of them (see _run).
+        # takes at most its share of them (see _share and _take).
         self._in_flight = 0
 
     def submit(self, item: Item) -> Future[Outcome]:
@@ -189,9 +189,12 @@ class GroupCommit(Generic[Item, Outcome]):
         """The next batch and whether a stop came with it; None after ``idle_seconds``
         without work (the worker then leaves). Called by one worker at a time
         (``_taking``): on CPython 3.11 and 3.12, ``SimpleQueue.get`` with a timeout can
-        block for good when another thread takes the item it was woken for (its remaining
-        timeout goes negative and is then waited as "no timeout"): measured here, a worker
-        with a batch in hand never came back and its callers waited forever.
+        block for good when several threads wait on the queue. Seen here: a worker with a
+        batch in hand sat in ``get(timeout=0.002)`` for minutes, its thread waiting on a
+        futex with no timeout, and its callers waited forever (by all appearances the
+        remaining timeout of a waiter whose item another thread took goes negative, which
+        the C code then waits as "no timeout"); a short script reproduces it on 3.11.7 and
+        3.12.1, not on 3.13.0.
 
         While other batches are being written, a worker starts one more only when enough
         items are in flight for every batch to hold ``min_share`` of them; under a lighter

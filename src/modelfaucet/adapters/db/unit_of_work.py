@@ -8,7 +8,10 @@ entries (unchained), then the balances the ledger left for the commit
 (:meth:`~.ledger.SqlLedger.post_at_commit`: hot rows locked last), and commits; then it
 has the audit chain extended in a short transaction of its own on the same connection
 (:func:`~.audit.chain_committed`), so audited writes never queue on the chain lock while
-they hold their own row locks.
+they hold their own row locks — or, where the database has a process chainer (the API
+process: :class:`~.audit.BackgroundChainer`), only tells it, and the chaining happens off
+the request's path. ``autocommit`` read-only units of work (PostgreSQL) send no BEGIN or
+ROLLBACK: each statement reads on its own.
 Leaving without ``commit()`` rolls everything back; leaving by a deadlock or
 serialisation failure raises :class:`~modelfaucet.services.unit_of_work.ConcurrentWrite`
 (the services' name for "nothing was kept, decide again").
