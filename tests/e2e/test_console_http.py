@@ -7,6 +7,7 @@ import csv
 import io
 import re
 from collections.abc import Iterator
+from datetime import UTC, datetime
 
 import pytest
 from fastapi.testclient import TestClient
@@ -190,6 +191,17 @@ def test_statement_and_report_downloads(web: TestClient, demo: tuple[SeedResult,
     assert statement.headers["content-disposition"].startswith('attachment; filename="statement-')
     rows = list(csv.reader(io.StringIO(statement.text)))
     assert rows[0][0] == "posted_at" and any("opening_balance" in r for r in rows)
+    # The statement form's "to" day is included, as on the reports page: a statement of
+    # today alone (from = to = today) holds today's postings.
+    page = web.get(f"/console/wallets/{seed.end_user_wallet_id}").text
+    assert "To (UTC day, included)" in page and "excluded" not in page
+    today = datetime.now(UTC).date().isoformat()
+    assert f'name="end" type="date" value="{today}"' in page
+    one_day = web.get(f"/console/wallets/{seed.end_user_wallet_id}/statement.csv?start={today}&end={today}")
+    assert one_day.status_code == 200, one_day.text
+    reasons = [line["reason"] for line in csv.DictReader(io.StringIO(one_day.text))]
+    assert reasons[0] == "opening_balance" and reasons[-1] == "closing_balance", reasons
+    assert len(reasons) > 2, reasons  # the seed's postings, made today
     report = web.get("/console/reports/payouts.csv?start=2000-01-01&end=2100-01-01")
     assert report.status_code == 200 and report.headers["content-type"].startswith("text/csv")
     assert len(list(csv.reader(io.StringIO(report.text)))) == 2  # header + the payout

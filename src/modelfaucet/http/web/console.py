@@ -280,7 +280,7 @@ def wallet(
             directions=list(Direction),
             idempotency_key=str(uuid.uuid4()),
             statement_from=(today.replace(day=1)).isoformat(),
-            statement_to=(today + timedelta(days=1)).isoformat(),
+            statement_to=today.isoformat(),
         )
 
     return _read(request, session, "/console/wallets", read)
@@ -297,7 +297,9 @@ def wallet_statement(
             ctx,
             _wallet_id(wallet_id),
             start=None if first is None else datetime.combine(first, time(), tzinfo=UTC),
-            end=None if last is None else datetime.combine(last, time(), tzinfo=UTC),
+            # The form's end date is included, as on the reports page and in the portal: the
+            # statement ends at the start of the next day.
+            end=None if last is None else datetime.combine(last + timedelta(days=1), time(), tzinfo=UTC),
         )
     except Refusal as refusal:
         return _refused(request, refusal, session, back)
