@@ -32,7 +32,9 @@ than the driver's.
 leaves the balances to the unit of work's commit: :meth:`SqlLedger.move_at_commit` moves
 them through the same mover as the last statements before ``COMMIT`` (one guarded statement
 on PostgreSQL, wallets locked first, then the others in id order), so the hot wallet and
-Stripe clearing rows are held only for the commit itself.
+Stripe clearing rows are held only for the commit itself. A usage batch's ``post_many``
+leaves its platform, provider-cost and developer credits to the same mover: they move after
+the batch's usage rows, as the statement just before ``COMMIT``.
 """
 
 from __future__ import annotations
