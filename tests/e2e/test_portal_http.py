@@ -126,6 +126,20 @@ def test_every_portal_page_reads_the_signed_in_developers_own_money(
     assert f'<p class="big" id="balance-usd">{usd(balance.balance_units)}</p>' in web.get("/portal").text
 
 
+def test_the_header_names_the_signed_in_developer(web: TestClient, books: Books, ctx: ServiceContext) -> None:
+    """By the developer's name, escaped, not by the id the session knows them by."""
+    sign_in(web, books.second_token)
+    for path in ("/portal", "/portal/payouts", "/portal/statement", "/portal/keys"):
+        page = web.get(path).text
+        assert "Signed in as <strong>Second</strong>" in page, path
+        assert books.second_id not in page.split("</header>")[0], path
+    odd = catalog.create_developer(ctx, OPERATOR, name="<b>Ann & Co</b>", email="ann@example.com").developer.id
+    sign_in(web, issue_developer_token(ctx, OPERATOR, developer_id=odd, name="portal").token)
+    header = web.get("/portal").text.split("</header>")[0]
+    assert "Signed in as <strong>&lt;b&gt;Ann &amp; Co&lt;/b&gt;</strong>" in header
+    assert "<b>Ann" not in header
+
+
 def test_the_statement_downloads_as_csv_and_closes_at_the_wallets_balance(
     web: TestClient, books: Books, ctx: ServiceContext
 ) -> None:

@@ -79,6 +79,13 @@ class PayoutWithHistory:
     history: tuple[PayoutStatusChange, ...]
 
 
+def developer_name(ctx: ServiceContext, developer_id: str) -> str | None:
+    """The developer's name, as the portal's header shows it; None if there is none."""
+    with ctx.reader() as uow:
+        found = uow.catalog.get_developer(developer_id)
+    return None if found is None else found.name
+
+
 def developer_profile(ctx: ServiceContext, developer_id: str) -> DeveloperProfile:
     with ctx.reader() as uow:
         developer = require_developer(uow, developer_id)

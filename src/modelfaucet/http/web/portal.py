@@ -80,7 +80,9 @@ def _usd_cell(value: Decimal | int) -> str:
 
 
 def _page(request: Request, template: str, session: WebSession, title: str, **values: Any) -> HTMLResponse:
-    return render(request, template, area=PORTAL, session=session, title=title, **values)
+    # The header names the signed-in developer by name (the session knows the id only).
+    who = developer_access.developer_name(request.app.state.ctx, session.subject)
+    return render(request, template, area=PORTAL, session=session, title=title, who=who, **values)
 
 
 # --- earnings -----------------------------------------------------------------------------------
