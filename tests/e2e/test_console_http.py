@@ -209,6 +209,27 @@ def test_statement_and_report_downloads(web: TestClient, demo: tuple[SeedResult,
     assert web.get("/console/reports/usage.csv?start=2026-02-01&end=2026-01-01").status_code == 400
 
 
+@pytest.mark.parametrize(
+    "query",
+    ["start=9999-12-31&end=9999-12-31", "end=9999-12-31", "end=%D9%A1%D9%A2", "start=2026-02-30"],
+)
+def test_form_days_that_name_no_window_are_refused_in_words(
+    web: TestClient, demo: tuple[SeedResult, str], query: str
+) -> None:
+    """The last representable day (no day follows it), non-ASCII digits and impossible
+    dates: 400 with the field named on every console page that reads a range, never 500."""
+    seed, _ = demo
+    sign_in(web, BOB)
+    for path in (
+        f"/console/wallets/{seed.end_user_wallet_id}/statement.csv",
+        "/console/reports/usage.csv",
+        "/console/reports",
+    ):
+        answer = web.get(f"{path}?{query}")
+        assert answer.status_code == 400, (path, answer.text[:200])
+        assert "must be" in answer.text and "Traceback" not in answer.text
+
+
 def test_the_audit_page_shows_the_chain_verification(web: TestClient, demo: tuple[SeedResult, str]) -> None:
     sign_in(web, BOB)
     page = web.get("/console/audit").text

@@ -202,6 +202,8 @@ def test_a_key_the_vault_refuses_is_shown_in_words_and_never_echoed(web: TestCli
         ("to=2026-13-01", "to must be a date like 2026-11-01."),
         ("from=2026-11-10&to=2026-11-01", "to must not be before from."),
         ("from=2020-01-01&to=2026-01-01", SERIES_TOO_LONG),
+        ("from=9999-12-31&to=9999-12-31", "to must be 9999-12-30 or earlier."),  # no day after it
+        ("to=%D9%A1%D9%A2", "to must be a date like 2026-11-01."),  # Arabic-Indic digits
     ],
 )
 def test_a_range_that_cannot_be_read_is_refused_in_words(

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Callable
-from datetime import UTC, date, datetime, time, timedelta
+from datetime import UTC, timedelta
 from decimal import Decimal
 from typing import Annotated, Any
 
@@ -41,6 +41,7 @@ from ..routers.statements import statement_response
 from .areas import CONSOLE
 from .auth import OperatorForm, OperatorPage, request_id
 from .charts import ChartKind, Series, day_chart
+from .days import day_window, form_day, last_form_day
 from .render import refusal_page, render, usd
 
 router = APIRouter(include_in_schema=False)
@@ -80,15 +81,6 @@ def _read(request: Request, session: WebSession, back: str, read: Callable[[], H
         return read()
     except Refusal as refusal:
         return _refused(request, refusal, session, back)
-
-
-def _day(value: str | None, *, field: str) -> date | None:
-    if not value:
-        return None
-    try:
-        return date.fromisoformat(value)
-    except ValueError as exc:
-        raise InvalidRequest(f"{field} must be a date such as 2026-11-01.", details={"field": field}) from exc
 
 
 def _payout_id(value: str) -> str:
@@ -292,15 +284,9 @@ def wallet_statement(
 ) -> Response:
     back = f"/console/wallets/{wallet_id}"
     try:
-        first, last = _day(start, field="from"), _day(end, field="to")
-        of = statement_of(
-            ctx,
-            _wallet_id(wallet_id),
-            start=None if first is None else datetime.combine(first, time(), tzinfo=UTC),
-            # The form's end date is included, as on the reports page and in the portal: the
-            # statement ends at the start of the next day.
-            end=None if last is None else datetime.combine(last + timedelta(days=1), time(), tzinfo=UTC),
-        )
+        # The form's end day is included, as on the reports page and in the portal.
+        begin, finish = day_window(start, end)
+        of = statement_of(ctx, _wallet_id(wallet_id), start=begin, end=finish)
     except Refusal as refusal:
         return _refused(request, refusal, session, back)
     return statement_response(ctx, of, csv=True)
@@ -402,8 +388,8 @@ def reports_page(
 ) -> HTMLResponse:
     def read() -> HTMLResponse:
         today = ctx.clock().astimezone(UTC).date()
-        first = _day(start, field="from") or today - timedelta(days=29)
-        last = _day(end, field="to") or today
+        first = form_day(start, field="from") or today - timedelta(days=29)
+        last = last_form_day(end, field="to") or today
         if last < first:
             raise InvalidRequest("The end date must not be before the start date.", details={"field": "to"})
         days = DayRange(first, last) if (last - first).days < 366 else last_days(last, 366)
@@ -433,10 +419,7 @@ def report_csv(
 ) -> Response:
     try:
         spec = report_service.get_report(name)
-        first, last = _day(start, field="from"), _day(end, field="to")
-        begin = None if first is None else datetime.combine(first, time(), tzinfo=UTC)
-        # The form's end date is included: the window ends at the start of the next day.
-        finish = None if last is None else datetime.combine(last + timedelta(days=1), time(), tzinfo=UTC)
+        begin, finish = day_window(start, end)  # the form's end day is included
         report_service.check_bounds(begin, finish)
     except Refusal as refusal:
         return _refused(request, refusal, session, "/console/reports")

@@ -14,7 +14,7 @@ midnight of its day, ``to`` is midnight after its day.
 
 from __future__ import annotations
 
-from datetime import UTC, date, datetime, timedelta
+from datetime import timedelta
 from decimal import Decimal
 from itertools import islice
 from typing import Any
@@ -24,7 +24,7 @@ from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from pydantic import ValidationError
 
 from ...domain.money import UNITS_PER_USD
-from ...domain.outcomes import InvalidRequest, Refusal
+from ...domain.outcomes import Refusal
 from ...domain.windows import Window
 from ...services import developer_access, statements
 from ...services.developer_portal import developer_dashboard
@@ -38,31 +38,13 @@ from ..schemas import parse_uuid
 from .areas import PORTAL
 from .auth import DeveloperForm, DeveloperPage, request_id
 from .charts import ChartKind, Series, day_chart
+from .days import day_window
 from .render import refusal_page, render, usd
 
 router = APIRouter(include_in_schema=False)
 
 # Statement entries shown on the page; the CSV has all of them.
 STATEMENT_PREVIEW = 50
-_DAY = timedelta(days=1)
-
-
-def _day(value: str | None, field: str) -> date | None:
-    text = (value or "").strip()
-    if not text:
-        return None
-    try:
-        return date.fromisoformat(text)
-    except ValueError:
-        raise InvalidRequest(f"{field} must be a date like 2026-11-01.", details={"field": field}) from None
-
-
-def day_window(from_: str | None, to: str | None) -> tuple[datetime | None, datetime | None]:
-    """The instants of a portal form's ``from``/``to`` days (both included); None where blank."""
-    first, last = _day(from_, "from"), _day(to, "to")
-    start = None if first is None else datetime(first.year, first.month, first.day, tzinfo=UTC)
-    end = None if last is None else datetime(last.year, last.month, last.day, tzinfo=UTC) + _DAY
-    return start, end
 
 
 def shown_days(window: Window) -> tuple[str, str]:
