@@ -49,13 +49,8 @@ def test_a_connection_that_died_idle_in_the_pool_is_replaced_unseen(
         assert conn.execute(text("SELECT pg_backend_pid()")).scalar_one() != dead
 
 
-def test_a_connection_back_in_the_pool_a_moment_ago_is_not_pinged(
-    database: Database, engine_name: str, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    """The usage engine checks out twice per batch, milliseconds after the last checkin:
-    no round trip for a ping then; after PING_AFTER_IDLE_SECONDS of rest, one."""
-    if engine_name != "postgresql":
-        pytest.skip("only PostgreSQL connections are pinged")
+def counted_pings(monkeypatch: pytest.MonkeyPatch) -> list[object]:
+    """The connections the engine pings from now on (each ping still runs)."""
     pings: list[object] = []
     real_ping = engine_module._ping
 
@@ -64,6 +59,17 @@ def test_a_connection_back_in_the_pool_a_moment_ago_is_not_pinged(
         real_ping(dbapi_connection)
 
     monkeypatch.setattr(engine_module, "_ping", counting_ping)
+    return pings
+
+
+def test_a_connection_back_in_the_pool_a_moment_ago_is_not_pinged(
+    database: Database, engine_name: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The usage engine checks out twice per batch, milliseconds after the last checkin:
+    no round trip for a ping then; after PING_AFTER_IDLE_SECONDS of rest, one."""
+    if engine_name != "postgresql":
+        pytest.skip("only PostgreSQL connections are pinged")
+    pings = counted_pings(monkeypatch)
     _backend_pid(database)  # the pool holds a connection, checked in just now
     pings.clear()
     for _ in range(5):
@@ -82,14 +88,7 @@ def test_a_connection_opened_for_its_checkout_is_not_pinged(
     ping round trip before its first use, even with every pooled connection pinged."""
     if engine_name != "postgresql":
         pytest.skip("only PostgreSQL connections are pinged")
-    pings: list[object] = []
-    real_ping = engine_module._ping
-
-    def counting_ping(dbapi_connection: object) -> None:
-        pings.append(dbapi_connection)
-        real_ping(dbapi_connection)
-
-    monkeypatch.setattr(engine_module, "_ping", counting_ping)
+    pings = counted_pings(monkeypatch)
     monkeypatch.setattr(engine_module, "PING_AFTER_IDLE_SECONDS", 0.0)
     database.engine.dispose()  # the next checkout connects anew
     _backend_pid(database)

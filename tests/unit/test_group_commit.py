@@ -33,6 +33,22 @@ class Gate:
         return [item * 2 for item in items]
 
 
+class Paired:
+    """A batch function whose first two batches must run at the same time: each waits for
+    the other at a barrier (a worker that took every item would leave it waiting, and the
+    test fails on its timeout). Records the batch sizes."""
+
+    def __init__(self) -> None:
+        self.sizes: list[int] = []
+        self.both_running = threading.Barrier(2, timeout=5)
+
+    def __call__(self, items: Sequence[int]) -> list[int]:
+        self.sizes.append(len(items))
+        if len(self.sizes) <= 2:
+            self.both_running.wait()
+        return [item * 2 for item in items]
+
+
 def test_coroutine_callers_get_their_own_outcomes_with_one_loop_wake_up_per_batch() -> None:
     gate = Gate(hold_first=True)
     commit: GroupCommit[int, int] = GroupCommit(gate, name="test", max_batch=100)
@@ -149,22 +165,14 @@ def test_several_workers_share_the_items_in_flight_instead_of_one_taking_them_al
     flight, so both workers write at the same time (the barrier needs both batches running
     together: a worker that took all 40 would leave it waiting) and every item is answered.
     One worker still takes everything in one batch."""
-    both_running = threading.Barrier(2, timeout=5)
-    batches: list[int] = []
-
-    def paired(items: Sequence[int]) -> list[int]:
-        batches.append(len(items))
-        if len(batches) <= 2:
-            both_running.wait()
-        return [item * 2 for item in items]
-
+    paired = Paired()
     commit: GroupCommit[int, int] = GroupCommit(paired, name="test", max_batch=500, workers=2)
     try:
         futures = commit.submit_many(list(range(40)))
         assert [future.result(timeout=10) for future in futures] == [n * 2 for n in range(40)]
     finally:
         commit.close()
-    assert sorted(batches) == [20, 20]
+    assert sorted(paired.sizes) == [20, 20]
     assert commit._in_flight == 0  # every answered item left the count
 
     alone = Gate()
@@ -305,19 +313,11 @@ def test_a_second_batch_starts_only_when_the_load_fills_both() -> None:
         light.close()
     assert [len(batch) for batch in gate.batches] == [32, 8]
 
-    both_running = threading.Barrier(2, timeout=5)
-    sizes: list[int] = []
-
-    def paired(items: Sequence[int]) -> list[int]:
-        sizes.append(len(items))
-        if len(sizes) <= 2:
-            both_running.wait()
-        return [item * 2 for item in items]
-
+    paired = Paired()
     heavy: GroupCommit[int, int] = GroupCommit(paired, name="test", workers=2, min_share=32)
     try:
         futures = heavy.submit_many(list(range(70)))
         assert [f.result(timeout=10) for f in futures] == [n * 2 for n in range(70)]
     finally:
         heavy.close()
-    assert sorted(sizes) == [35, 35]
+    assert sorted(paired.sizes) == [35, 35]

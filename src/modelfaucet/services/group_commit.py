@@ -230,7 +230,8 @@ class GroupCommit(Generic[Item, Outcome]):
         return self._posted(batch), False
 
     def _posted(self, batch: list[tuple[Item, Waiter[Outcome]]]) -> list[tuple[Item, Waiter[Outcome]]]:
-        """Count ``batch`` as being written (until :meth:`_post` is done with it)."""
+        """Count ``batch`` as being written (until :meth:`_post` is done with it), before
+        the taker releases ``_taking``: the next taker then sees it."""
         with self._lock:
             self._posting += 1
         return batch

@@ -283,28 +283,26 @@ class BackgroundChainer:
         self.engine = engine
         self.gather_seconds = gather_seconds
         self.idle_seconds = idle_seconds
-        self.runs = 0  # chaining runs done (for tests and metrics)
+        self.runs = 0  # chaining runs done (tests read it)
         self._wanted = threading.Event()
-        self._closing = threading.Event()  # cuts the gathering wait short at shutdown
+        self._closing = threading.Event()  # set once, at shutdown; cuts the gathering short
         self._lock = threading.Lock()
         self._thread: threading.Thread | None = None
-        self._closed = False
 
     def wanted(self) -> None:
         """Audit rows were committed: chain them soon. Never blocks on the database."""
         with self._lock:
             self._wanted.set()
-            if self._thread is None and not self._closed:
+            if self._thread is None and not self._closing.is_set():
                 self._thread = threading.Thread(target=self._run, name="audit-chainer", daemon=True)
                 self._thread.start()
 
     def close(self) -> None:
         """Stop the thread, then chain everything committed so far (waiting for the lock)."""
         with self._lock:
-            self._closed = True
+            self._closing.set()
             thread = self._thread
             self._wanted.set()
-            self._closing.set()
         if thread is not None:
             thread.join(10)
         try:
@@ -322,7 +320,7 @@ class BackgroundChainer:
                         return
                 continue
             self._closing.wait(self.gather_seconds)  # let the requests of the next moments commit too
-            if self._closed:
+            if self._closing.is_set():
                 return  # close() chains what is left
             self._wanted.clear()  # a commit after this point asks again: one more run
             try:
