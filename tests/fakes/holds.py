@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Collection, Sequence
+from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import datetime
 
@@ -40,7 +40,7 @@ class MemoryHolds:
         for hold in holds:
             self.state.holds[hold.id] = hold
 
-    def end(self, hold_id: str, status: HoldStatus, *, capture_request_id: str | None = None) -> bool:
+    def _end(self, hold_id: str, status: HoldStatus, capture_request_id: str | None = None) -> bool:
         hold = self.state.holds.get(hold_id)
         if hold is None or hold.status is not HoldStatus.HELD:
             return False
@@ -49,8 +49,11 @@ class MemoryHolds:
         )
         return True
 
+    def capture_many(self, captures: Mapping[str, str]) -> int:
+        return sum(1 for hold_id in sorted(captures) if self._end(hold_id, HoldStatus.CAPTURED, captures[hold_id]))
+
     def end_many(self, hold_ids: Collection[str], status: HoldStatus) -> int:
-        return sum(1 for hold_id in sorted(set(hold_ids)) if self.end(hold_id, status))
+        return sum(1 for hold_id in sorted(set(hold_ids)) if self._end(hold_id, status))
 
     def due(self, *, limit: int) -> list[HoldRecord]:
         due = [h for h in self._ordered() if h.status is HoldStatus.HELD and h.expires_at <= self.now]

@@ -182,3 +182,68 @@ def test_a_capture_racing_a_void_ends_the_hold_once(ctx: ServiceContext, seeded:
         outcomes[final.value] += 1
     assert reserved(ctx, seeded.end_user_wallet_id) == 0
     assert reconcile_ledger(ctx).ok
+
+
+def test_a_usage_batch_captures_its_holds_together_each_naming_its_event(
+    ctx: ServiceContext, seeded: SeedResult
+) -> None:
+    from modelfaucet.domain.rating import RouteMode
+    from modelfaucet.services.record_usage import UsageEvent, UsageStatus, record_usage_batch
+
+    placed = apply_holds(ctx, [place(f"cap-{n}", UNITS // 10) for n in range(5)])
+    assert all(isinstance(o, HoldOutcome) and o.hold is not None for o in placed)
+    [gone] = apply_holds(ctx, [VoidHold(placed[4].hold.id)])  # type: ignore[union-attr]
+    assert isinstance(gone, VoidOutcome) and gone.error is None
+    events = [
+        UsageEvent(
+            request_id=f"cap-{n}",
+            public_app_id="app_pub_demo",
+            external_user_id="demo-user-1",
+            feature_key="customer_reply",
+            route_mode=RouteMode.PLATFORM,
+            provider="mock",
+            model="mock-small",
+            input_tokens=1000,
+            output_tokens=100,
+        )
+        for n in range(5)
+    ]
+    statements: list[str] = []
+
+    def spy(_conn: Any, _cursor: Any, statement: str, *_args: Any) -> None:
+        if statement.lstrip().upper().startswith("UPDATE HOLDS"):
+            statements.append(statement)
+
+    event.listen(ctx.db.engine, "before_cursor_execute", spy)
+    try:
+        outcomes = record_usage_batch(ctx, events)
+    finally:
+        event.remove(ctx.db.engine, "before_cursor_execute", spy)
+    assert [o.status for o in outcomes] == [UsageStatus.RECORDED] * 5
+    ids = [o.hold.id for o in placed if isinstance(o, HoldOutcome) and o.hold is not None]
+    # The four held holds are captured by their own events; the released one is not
+    # captured, and its event is an ordinary call.
+    assert [o.receipt.hold_id if o.receipt else None for o in outcomes] == [*ids[:4], None]
+    with ctx.reader() as uow:
+        stored = uow.holds.by_ids(ids)
+    assert [stored[i].status for i in ids] == [HoldStatus.CAPTURED] * 4 + [HoldStatus.RELEASED]
+    assert [stored[i].capture_request_id for i in ids] == ["cap-0", "cap-1", "cap-2", "cap-3", None]
+    assert all(stored[i].ended_at is not None for i in ids)
+    if ctx.db.is_postgres:
+        assert len(statements) == 1, statements  # the batch's four captures: one statement
+    assert reserved(ctx, seeded.end_user_wallet_id) == 0
+    assert reconcile_ledger(ctx).ok
+
+
+def test_capture_many_moves_only_held_holds(ctx: ServiceContext, seeded: SeedResult) -> None:
+    placed = apply_holds(ctx, [place("kept", UNITS // 10), place("voided", UNITS // 10)])
+    kept, voided = (o.hold.id for o in placed if isinstance(o, HoldOutcome) and o.hold is not None)
+    apply_holds(ctx, [VoidHold(voided)])
+    with ctx.unit_of_work() as uow:
+        assert uow.holds.capture_many({}) == 0
+        assert uow.holds.capture_many({kept: "by-event", voided: "too-late", "no-such-hold": "x"}) == 1
+        uow.rollback()
+    with ctx.reader() as uow:
+        stored = uow.holds.by_ids([kept, voided])
+    assert stored[kept].status is HoldStatus.HELD, "rolled back with its unit of work"
+    assert stored[voided].capture_request_id is None

@@ -146,6 +146,33 @@ def test_coroutines_of_one_loop_turn_reach_the_queue_in_one_hand_over() -> None:
     assert [len(batch) for batch in gate.batches] == [64]
 
 
+def test_run_many_callers_share_the_hand_over_of_their_loop_turn() -> None:
+    """Single holds and batches arrive through ``run_many``: their items join the same
+    per-turn hand-over as ``run``'s, each caller's items together and in order."""
+    gate = Gate()
+    commit: GroupCommit[int, int] = GroupCommit(gate, name="test", max_batch=500)
+    handed: list[int] = []
+    real = commit._enqueue
+
+    def counted(entries):  # type: ignore[no-untyped-def]
+        handed.append(len(entries))
+        real(entries)
+
+    commit._enqueue = counted  # type: ignore[method-assign]
+
+    async def main() -> list[Any]:
+        singles = [commit.run_many([n]) for n in range(30)]
+        return await asyncio.gather(*singles, commit.run_many([100, 101, 102]), commit.run(7), commit.run_many([]))
+
+    try:
+        results = asyncio.run(main())
+    finally:
+        commit.close()
+    assert results == [*([n * 2] for n in range(30)), [200, 202, 204], 14, []]
+    assert handed == [34]
+    assert gate.batches == [[*range(30), 100, 101, 102, 7]]
+
+
 def test_a_caller_after_close_or_before_the_hand_over_learns_of_the_shutdown() -> None:
     commit: GroupCommit[int, int] = GroupCommit(Gate(), name="test")
 

@@ -108,25 +108,38 @@ class GroupCommit(Generic[Item, Outcome]):
         return futures
 
     async def run(self, item: Item) -> Outcome:
-        """:meth:`submit` for a coroutine: the item's outcome (or the batch's exception).
+        """:meth:`submit` for a coroutine: the item's outcome (or the batch's exception)."""
+        [future] = self._collect([item])
+        return await future
 
-        The items of every coroutine that calls this in one turn of the event loop reach
-        the workers together, at the end of that turn (one hand-over to the queue instead
-        of one per item: each item put while a worker waits for the batch to fill would
-        wake it, and the two threads would trade the interpreter lock once per item)."""
+    async def run_many(self, items: Sequence[Item]) -> list[Outcome]:
+        """:meth:`submit_many` for a coroutine: the outcomes in order."""
+        futures = self._collect(items)
+        if len(futures) == 1:
+            return [await futures[0]]
+        return list(await asyncio.gather(*futures))
+
+    def _collect(self, items: Sequence[Item]) -> list[asyncio.Future[Outcome]]:
+        """A future per item, the items queued at the end of this turn of the running loop.
+
+        The items of every coroutine that calls :meth:`run` or :meth:`run_many` in one turn
+        of the event loop reach the workers together, at the end of that turn (one hand-over
+        to the queue instead of one per call: each item put while a worker waits for the
+        batch to fill would wake it, and the two threads would trade the interpreter lock
+        once per call)."""
         if self._closed:
             raise ServiceUnavailable("The service is shutting down; retry the request.")
         loop = asyncio.get_running_loop()
-        future: asyncio.Future[Outcome] = loop.create_future()
+        futures: list[asyncio.Future[Outcome]] = [loop.create_future() for _ in items]
         pending = self._pending.get(loop)
         if pending is None:
             pending = self._pending[loop] = []
             loop.call_soon(self._hand_over, loop)
-        pending.append((item, (loop, future)))
-        return await future
+        pending.extend((item, (loop, future)) for item, future in zip(items, futures, strict=True))
+        return futures
 
     def _hand_over(self, loop: asyncio.AbstractEventLoop) -> None:
-        """Queue the items :meth:`run` collected in this turn of ``loop`` (in its thread)."""
+        """Queue the items :meth:`_collect` gathered in this turn of ``loop`` (in its thread)."""
         entries = self._pending.pop(loop, [])
         try:
             self._enqueue(entries)
@@ -134,13 +147,6 @@ class GroupCommit(Generic[Item, Outcome]):
             for _, waiter in entries:
                 if isinstance(waiter, tuple) and not waiter[1].done():
                     waiter[1].set_exception(exc)
-
-    async def run_many(self, items: Sequence[Item]) -> list[Outcome]:
-        """:meth:`submit_many` for a coroutine: the outcomes in order."""
-        loop = asyncio.get_running_loop()
-        futures: list[asyncio.Future[Outcome]] = [loop.create_future() for _ in items]
-        self._enqueue([(item, (loop, future)) for item, future in zip(items, futures, strict=True)])
-        return list(await asyncio.gather(*futures))
 
     def _enqueue(self, entries: list[tuple[Item, Waiter[Outcome]]]) -> None:
         with self._lock:

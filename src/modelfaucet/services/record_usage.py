@@ -60,7 +60,7 @@ from dataclasses import dataclass, replace
 from functools import partial
 from typing import Generic, TypeVar
 
-from ..domain.holds import HoldStatus, with_shortfall
+from ..domain.holds import with_shortfall
 from ..domain.identity import new_id
 from ..domain.ledger import PLATFORM_OWNER_ID, PROVIDER_COST_OWNER_ID, OwnerScope, SystemAccount, Transaction
 from ..domain.outcomes import LedgerInvariantViolation, Refusal
@@ -391,11 +391,17 @@ def _write(
         transactions.append(transaction)
     # Captured holds end and release their reservation before the wallets are debited.
     release: dict[str, int] = {}
+    captures: dict[str, str] = {}  # hold id → the request id that captures it
+    capturing = 0
     for item in accepted:
         if item.hold is not None and item.wallet_id is not None:
-            if not uow.holds.end(item.hold.id, HoldStatus.CAPTURED, capture_request_id=item.rated.event.request_id):
-                raise LedgerInvariantViolation(f"hold {item.hold.id} changed under its wallet lock")
+            captures[item.hold.id] = item.rated.event.request_id
+            capturing += 1
             release[item.wallet_id] = release.get(item.wallet_id, 0) + item.hold.amount_units
+    # Each hold ends once: two events of the batch naming one hold, or a hold no longer
+    # held under its wallet's lock, is a broken invariant, not a refusal.
+    if capturing and uow.holds.capture_many(captures) != capturing:
+        raise LedgerInvariantViolation("a captured hold changed under its wallet lock")
     if release:  # one statement for the batch's captured reservations
         uow.ledger.change_reserved_many({wallet_id: -units for wallet_id, units in release.items()})
     # The ledger moves each account once, by the batch's net change.

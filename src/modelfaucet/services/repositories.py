@@ -667,8 +667,10 @@ class HoldRepository(Protocol):
         :class:`~modelfaucet.services.unit_of_work.ConcurrentWrite`."""
         ...
 
-    def end(self, hold_id: str, status: HoldStatus, *, capture_request_id: str | None = None) -> bool:
-        """Move a ``held`` hold to ``status`` at ``uow.now``; False when it was no longer held."""
+    def capture_many(self, captures: Mapping[str, str]) -> int:
+        """Move the ``held`` holds among ``captures`` (hold id → the request id of the usage
+        event that captures it) to ``captured`` at ``uow.now``, naming that event (one
+        statement for a batch); how many moved."""
         ...
 
     def end_many(self, hold_ids: Collection[str], status: HoldStatus) -> int:

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Collection, Sequence
+from collections.abc import Collection, Mapping, Sequence
 from datetime import datetime
 from typing import Any
 
@@ -13,11 +13,25 @@ from ....domain.holds import HoldStatus
 from ....domain.timestamps import as_utc
 from ....services.repositories import HoldRecord
 from ....services.unit_of_work import ConcurrentWrite
-from ..bulk import among
+from ..bulk import among, driver_rowcount, insert_many, text_array
 from ..errors import unique_violation
 from ..tables import holds
 
 _HELD = HoldStatus.HELD.value
+_COLUMNS = (
+    "id",
+    "request_id",
+    "request_hash",
+    "account_id",
+    "app_id",
+    "end_user_id",
+    "amount_units",
+    "status",
+    "capture_request_id",
+    "created_at",
+    "expires_at",
+    "ended_at",
+)
 _IN_CHUNK = 500
 
 
@@ -50,6 +64,24 @@ _DUE_ON = (
 )
 
 
+# A usage batch's captures in one statement on PostgreSQL (the bare driver, as the batch's
+# other set statements); per hold elsewhere.
+_CAPTURE_MANY_PG = (
+    "UPDATE holds AS h SET status = 'captured', ended_at = %(now)s, capture_request_id = c.request_id "
+    "FROM unnest(CAST(%(ids)s AS VARCHAR[]), CAST(%(requests)s AS VARCHAR[])) AS c(id, request_id) "
+    "WHERE h.id = c.id AND h.status = 'held'"
+)
+_CAPTURE_ONE = (
+    update(holds)
+    .where(and_(holds.c.id == bindparam("hold_id"), holds.c.status == _HELD))
+    .values(
+        status=HoldStatus.CAPTURED.value,
+        ended_at=bindparam("ended", type_=holds.c.ended_at.type),
+        capture_request_id=bindparam("capturing"),
+    )
+)
+
+
 class SqlHolds:
     """Implements :class:`modelfaucet.services.repositories.HoldRepository`."""
 
@@ -78,39 +110,46 @@ class SqlHolds:
         return found
 
     def add_many(self, new: Sequence[HoldRecord]) -> None:
-        if not new:
-            return
         rows = [
-            {
-                "id": hold.id,
-                "request_id": hold.request_id,
-                "request_hash": hold.request_hash,
-                "account_id": hold.account_id,
-                "app_id": hold.app_id,
-                "end_user_id": hold.end_user_id,
-                "amount_units": hold.amount_units,
-                "status": hold.status.value,
-                "capture_request_id": hold.capture_request_id,
-                "created_at": hold.created_at,
-                "expires_at": hold.expires_at,
-                "ended_at": hold.ended_at,
-            }
+            (
+                hold.id,
+                hold.request_id,
+                hold.request_hash,
+                hold.account_id,
+                hold.app_id,
+                hold.end_user_id,
+                hold.amount_units,
+                hold.status.value,
+                hold.capture_request_id,
+                hold.created_at,
+                hold.expires_at,
+                hold.ended_at,
+            )
             for hold in new
         ]
         try:
-            self.connection.execute(holds.insert(), rows)
+            insert_many(self.connection, holds, _COLUMNS, rows)  # COPY on PostgreSQL
         except IntegrityError as exc:
             if unique_violation(exc):
                 raise ConcurrentWrite() from exc
             raise
 
-    def end(self, hold_id: str, status: HoldStatus, *, capture_request_id: str | None = None) -> bool:
-        stmt = (
-            update(holds)
-            .where(and_(holds.c.id == hold_id, holds.c.status == _HELD))
-            .values(status=status.value, ended_at=self.now, capture_request_id=capture_request_id)
+    def capture_many(self, captures: Mapping[str, str]) -> int:
+        if not captures:
+            return 0
+        keys = sorted(captures)
+        if self.connection.dialect.name == "postgresql":
+            params = {
+                "ids": text_array(keys),
+                "requests": text_array(captures[key] for key in keys),
+                "now": self.now,
+            }
+            return driver_rowcount(self.connection, _CAPTURE_MANY_PG, params)
+        execute = self.connection.execute
+        return sum(
+            execute(_CAPTURE_ONE, {"hold_id": key, "capturing": captures[key], "ended": self.now}).rowcount
+            for key in keys
         )
-        return self.connection.execute(stmt).rowcount == 1
 
     def end_many(self, hold_ids: Collection[str], status: HoldStatus) -> int:
         keys = sorted(set(hold_ids))
