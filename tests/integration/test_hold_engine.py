@@ -247,3 +247,28 @@ def test_capture_many_moves_only_held_holds(ctx: ServiceContext, seeded: SeedRes
         stored = uow.holds.by_ids([kept, voided])
     assert stored[kept].status is HoldStatus.HELD, "rolled back with its unit of work"
     assert stored[voided].capture_request_id is None
+
+
+def test_a_placement_looks_for_overdue_holds_only_on_wallets_with_something_reserved(
+    ctx: ServiceContext, seeded: SeedResult
+) -> None:
+    """A wallet's reserved amount is its held holds: with nothing reserved there is no hold
+    to expire, and the batch does not read the holds table for one."""
+    reads: list[str] = []
+
+    def spy(_conn: Any, _cursor: Any, statement: str, *_args: Any) -> None:
+        if statement.lstrip().upper().startswith("SELECT HOLDS."):
+            reads.append(statement)
+
+    event.listen(ctx.db.engine, "before_cursor_execute", spy)
+    try:
+        [first] = apply_holds(ctx, [place("first-of-wallet", UNITS)])
+        before_second = len(reads)
+        [second] = apply_holds(ctx, [place("second-of-wallet", UNITS)])
+    finally:
+        event.remove(ctx.db.engine, "before_cursor_execute", spy)
+    assert isinstance(first, HoldOutcome) and first.error is None
+    assert isinstance(second, HoldOutcome) and second.error is None
+    assert before_second == 1, "the request-id lookup only: nothing was reserved"
+    assert len(reads) - before_second == 2, "the request-id lookup and the overdue scan of the reserving wallet"
+    assert reserved(ctx, seeded.end_user_wallet_id) == 2 * UNITS

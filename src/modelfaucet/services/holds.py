@@ -180,14 +180,13 @@ def _apply(uow: UnitOfWork, commands: Sequence[HoldCommand], digests: Sequence[s
     outcomes.update(conflicts)
     targets = uow.holds.by_ids({c.hold_id for c in commands if isinstance(c, VoidHold)})
 
-    # 1. load the apps, features and end users of the fresh placements.
+    # 1. load the apps, features and end users of the fresh placements (apps and features
+    # in the usage batch's one read: no request ids, no prices).
     usage = uow.usage
-    fresh_places = [(i, commands[i]) for i in fresh]
-    apps = usage.billable_apps({c.public_app_id for _, c in fresh_places if isinstance(c, PlaceHold)})
-    known = [
-        (apps[c.public_app_id].id, c) for _, c in fresh_places if isinstance(c, PlaceHold) and c.public_app_id in apps
-    ]
-    features = usage.feature_pricing({(app_id, command.feature_key) for app_id, command in known})
+    placing = [command for index in fresh if isinstance(command := commands[index], PlaceHold)]
+    inputs = usage.batch_inputs((), {(c.public_app_id, c.feature_key) for c in placing}, ())
+    apps, features = inputs.apps, inputs.features
+    known = [(apps[c.public_app_id].id, c) for c in placing if c.public_app_id in apps]
     users = usage.end_user_ids({(app_id, command.external_user_id) for app_id, command in known})
 
     # 2. lock every wallet of the batch once, in id order; then expire their overdue holds
@@ -200,7 +199,8 @@ def _apply(uow: UnitOfWork, commands: Sequence[HoldCommand], digests: Sequence[s
         targets = uow.holds.by_ids(targets.keys())
     running = {state.account_id: state for state in locked}
     by_owner = {state.owner_id: state for state in locked}
-    expired = _end_overdue(uow, running)
+    # Only a wallet with something reserved can have a held hold (reserved = its held holds).
+    expired = _end_overdue(uow, [account_id for account_id, state in running.items() if state.reserved_units])
     delta: dict[str, int] = {}
     for hold in expired:
         running[hold.account_id].reserved_units -= hold.amount_units

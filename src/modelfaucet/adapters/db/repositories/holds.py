@@ -67,9 +67,10 @@ _DUE_ON = (
 # A usage batch's captures in one statement on PostgreSQL (the bare driver, as the batch's
 # other set statements); per hold elsewhere.
 _CAPTURE_MANY_PG = (
-    "UPDATE holds AS h SET status = 'captured', ended_at = %(now)s, capture_request_id = c.request_id "
+    f"UPDATE holds AS h SET status = '{HoldStatus.CAPTURED.value}', ended_at = %(now)s, "
+    "capture_request_id = c.request_id "
     "FROM unnest(CAST(%(ids)s AS VARCHAR[]), CAST(%(requests)s AS VARCHAR[])) AS c(id, request_id) "
-    "WHERE h.id = c.id AND h.status = 'held'"
+    f"WHERE h.id = c.id AND h.status = '{_HELD}'"
 )
 _CAPTURE_ONE = (
     update(holds)
