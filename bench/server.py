@@ -29,6 +29,10 @@ def bench_app() -> FastAPI:
         return JSONResponse({"status": "noop", "request_id": body.get("request_id")}, status_code=201)
 
     app.add_api_route("/bench/noop", noop, methods=["POST"], include_in_schema=False)
+    # Matched first: appended last, every no-op request was matched against every router of
+    # the app before its own route (about 160 µs of CPU), which made the ceiling lower than
+    # the usage route's own routing allows.
+    app.router.routes.insert(0, app.router.routes.pop())
     return app
 
 

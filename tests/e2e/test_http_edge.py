@@ -327,3 +327,21 @@ def test_a_refusal_that_is_not_a_401_carries_no_authentication_challenge(
     response = client.get("/v1/admin/wallets/not-a-uuid", headers=admin_headers)
     assert response.status_code == 400
     assert "www-authenticate" not in response.headers
+
+
+@pytest.mark.parametrize(
+    ("method", "path"),
+    [("POST", "/v1/usage/events"), ("POST", "/v1/usage/holds"), ("POST", "/v1/stripe/webhook")],
+)
+def test_the_gateways_and_stripes_routes_are_matched_before_every_other_router(
+    settings: Settings, database: Database, method: str, path: str
+) -> None:
+    """Each request is matched against the app's routers in order, and every router passed
+    costs CPU: the routes called for every model call and every payment come first."""
+    from starlette.routing import Match
+
+    app = create_app(settings, db=database)
+    scope = {"type": "http", "method": method, "path": path, "root_path": "", "headers": [], "query_string": b""}
+    position = next(i for i, route in enumerate(app.router.routes) if route.matches(scope)[0] is Match.FULL)
+    routers_before = [route for route in app.router.routes[:position] if not hasattr(route, "path")]
+    assert len(routers_before) <= 2, f"{path} is matched after {len(routers_before)} other routers"

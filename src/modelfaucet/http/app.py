@@ -49,7 +49,11 @@ async def sweep_expired_holds(ctx: ServiceContext, *, every_seconds: float) -> N
 
 
 def _routers() -> list[APIRouter]:
-    """Every resource's router, in the order the OpenAPI document lists them."""
+    """Every resource's router, in the order requests are matched against them and the
+    OpenAPI document lists them: the gateway's and Stripe's routes first. Each request is
+    matched router by router, and reaching the usage routes behind six others cost about
+    20 µs of CPU per request (in-process ASGI calls: 100 against 80 µs for a refused
+    ``POST /v1/usage/events``)."""
     from .routers import (
         admin_adjustments,
         admin_app_secret_keys,
@@ -74,12 +78,12 @@ def _routers() -> list[APIRouter]:
     )
 
     return [
+        usage.router,
+        usage_holds.router,
+        stripe_webhook.router,
         health.router,
         sessions.router,
         user.router,
-        stripe_webhook.router,
-        usage.router,
-        usage_holds.router,
         provider_keys.router,
         admin_reconciliation.router,
         admin_wallets.router,
