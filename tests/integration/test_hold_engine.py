@@ -272,3 +272,22 @@ def test_a_placement_looks_for_overdue_holds_only_on_wallets_with_something_rese
     assert before_second == 1, "the request-id lookup only: nothing was reserved"
     assert len(reads) - before_second == 2, "the request-id lookup and the overdue scan of the reserving wallet"
     assert reserved(ctx, seeded.end_user_wallet_id) == 2 * UNITS
+
+
+def test_a_hold_whose_request_id_another_transaction_stored_first_is_a_concurrent_write(
+    ctx: ServiceContext, seeded: SeedResult
+) -> None:
+    """New holds go in by COPY on PostgreSQL: a request id committed meanwhile by another
+    placer is still told as ConcurrentWrite (the batch is decided again), not as an error."""
+    from dataclasses import replace
+
+    from modelfaucet.services.unit_of_work import ConcurrentWrite
+
+    [placed] = apply_holds(ctx, [place("raced", UNITS // 10)])
+    assert isinstance(placed, HoldOutcome) and placed.hold is not None
+    twin = replace(placed.hold, id="00000000-0000-4000-8000-000000000001")
+    with ctx.unit_of_work() as uow, pytest.raises(ConcurrentWrite):
+        uow.holds.add_many([twin])
+    with ctx.reader() as uow:
+        assert set(uow.holds.by_request_ids(["raced"])) == {"raced"}
+        assert uow.holds.by_ids([twin.id]) == {}
