@@ -17,6 +17,7 @@ from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse
 
 from modelfaucet.config import load_settings
+from modelfaucet.http import server
 from modelfaucet.http.app import create_app
 from modelfaucet.http.routers.usage import FastGatewayActor
 
@@ -33,6 +34,7 @@ def bench_app() -> FastAPI:
     # the app before its own route (about 160 µs of CPU), which made the ceiling lower than
     # the usage route's own routing allows.
     app.router.routes.insert(0, app.router.routes.pop())
+    server.freeze_startup_heap()  # as `modelfaucet serve` does in each serving process
     return app
 
 
@@ -41,8 +43,6 @@ def main() -> None:
     import os
 
     import uvicorn
-
-    from modelfaucet.http import server
 
     settings = load_settings()
     workers = int(os.environ.get("MODELFAUCET_BENCH_WORKERS", "1"))

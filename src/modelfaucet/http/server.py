@@ -24,6 +24,7 @@ share one socket, as before.
 
 from __future__ import annotations
 
+import gc
 import logging
 import os
 import signal
@@ -33,6 +34,7 @@ from multiprocessing.process import BaseProcess
 from types import FrameType
 
 import uvicorn
+from fastapi import FastAPI
 from uvicorn.config import STARTUP_FAILURE
 
 from ..config import Settings
@@ -46,6 +48,22 @@ LISTEN_BACKLOG = 2048
 RESTART_PAUSE_SECONDS = 1.0
 
 log = logging.getLogger("modelfaucet")
+
+
+def freeze_startup_heap() -> None:
+    """Take every object alive now out of the garbage collector's full collections
+    (:func:`gc.freeze`), once a serving process has built its app.
+
+    A process holds several hundred thousand objects from its imports and its app (the
+    Stripe library alone brings thousands of classes), none of them ever garbage, and each
+    full collection walked all of them: 80–90 ms with every request of the process stopped,
+    a few times a minute under load (B2, one API process: p99 110 ms against a p50 of 17 ms).
+    After the freeze a full collection takes about 2 ms. Objects made later are collected
+    as before; a frozen object is still freed by its reference count, only a cycle among
+    startup objects would stay. Serving processes only: a test process builds many apps,
+    and freezing each would keep their cycles alive."""
+    gc.collect()
+    gc.freeze()
 
 
 class ListenError(Exception):
@@ -113,8 +131,12 @@ def run(
     ``app``: the import path each worker process builds its app from.
     """
     sockets = sockets if isinstance(sockets, list) else [sockets]
+    served: str | FastAPI = app
+    if workers == 1:
+        served = create_app(settings)
+        freeze_startup_heap()
     config = uvicorn.Config(
-        app if workers > 1 else create_app(settings),
+        served,
         factory=factory and workers > 1,
         workers=workers,
         log_config=None,  # uvicorn's records go to our handler, in our format
