@@ -11,7 +11,6 @@ from datetime import timedelta
 from typing import Any
 
 import pytest
-from sqlalchemy import event
 
 from modelfaucet.adapters.db.tables import accounts, holds
 from modelfaucet.domain.holds import HoldStatus
@@ -22,6 +21,8 @@ from modelfaucet.services.hold_engine import HoldEngine, placement
 from modelfaucet.services.holds import HoldOutcome, PlaceHold, VoidHold, VoidOutcome, apply_holds, void_result
 from modelfaucet.services.reconcile import reconcile_ledger
 from modelfaucet.services.seed import SeedResult
+from tests.integration.usage_support import event as usage_event
+from tests.sql_support import statements
 
 UNITS = 10**8
 OPENING = 10 * UNITS  # the seeded demo wallet
@@ -76,22 +77,14 @@ def test_a_batch_moves_each_wallets_reserved_amount_in_one_statement(ctx: Servic
         settings=ctx.settings,
         clock=lambda: doomed.hold.expires_at + timedelta(seconds=1),  # type: ignore[union-attr]
     )
-    statements: list[str] = []
-
-    def spy(_conn: Any, _cursor: Any, statement: str, *_args: Any) -> None:
-        if statement.lstrip().upper().startswith("UPDATE ACCOUNTS"):
-            statements.append(statement)
-
-    event.listen(ctx.db.engine, "before_cursor_execute", spy)
-    try:
+    with statements(ctx) as seen:
         # One batch: the overdue hold expires, one hold is voided, two are placed (one of them
         # fits only because the void and the expiry before it freed their amounts).
         outcomes = apply_holds(later, [VoidHold(first.hold.id), place("second", 6 * UNITS), place("third", 4 * UNITS)])
-    finally:
-        event.remove(ctx.db.engine, "before_cursor_execute", spy)
+    moves = [sql for sql in seen if sql.upper().startswith("UPDATE ACCOUNTS")]
     assert isinstance(outcomes[0], VoidOutcome) and outcomes[0].error is None
     assert [o.error for o in outcomes[1:] if isinstance(o, HoldOutcome)] == [None, None]
-    assert len(statements) == 1, statements
+    assert len(moves) == 1, moves
     assert reserved(ctx, seeded.end_user_wallet_id) == 10 * UNITS
     with ctx.reader() as uow:
         stored = uow.holds.by_ids([first.hold.id, doomed.hold.id])
@@ -143,25 +136,13 @@ def test_reconciliation_lists_a_wallet_whose_reserved_is_not_its_open_holds(
 
 
 def test_a_capture_racing_a_void_ends_the_hold_once(ctx: ServiceContext, seeded: SeedResult) -> None:
-    from modelfaucet.domain.rating import RouteMode
-    from modelfaucet.services.record_usage import UsageEvent, record_usage
+    from modelfaucet.services.record_usage import record_usage
 
     outcomes = {"captured": 0, "released": 0}
     for n in range(8):
         [placed] = apply_holds(ctx, [place(f"race-{n}", UNITS // 10)])
         assert isinstance(placed, HoldOutcome) and placed.hold is not None
-        usage = UsageEvent(
-            request_id=f"race-{n}",
-            public_app_id="app_pub_demo",
-            external_user_id="demo-user-1",
-            feature_key="customer_reply",
-            route_mode=RouteMode.PLATFORM,
-            provider="mock",
-            model="mock-small",
-            input_tokens=1000,
-            output_tokens=100,
-            cached_tokens=0,
-        )
+        usage = usage_event(f"race-{n}", input_tokens=1000, output_tokens=100)
         with ThreadPoolExecutor(max_workers=2) as pool:
             jobs = [pool.submit(record_usage, ctx, usage), pool.submit(apply_holds, ctx, [VoidHold(placed.hold.id)])]
             if n % 2:
@@ -187,38 +168,16 @@ def test_a_capture_racing_a_void_ends_the_hold_once(ctx: ServiceContext, seeded:
 def test_a_usage_batch_captures_its_holds_together_each_naming_its_event(
     ctx: ServiceContext, seeded: SeedResult
 ) -> None:
-    from modelfaucet.domain.rating import RouteMode
-    from modelfaucet.services.record_usage import UsageEvent, UsageStatus, record_usage_batch
+    from modelfaucet.services.record_usage import UsageStatus, record_usage_batch
 
     placed = apply_holds(ctx, [place(f"cap-{n}", UNITS // 10) for n in range(5)])
     assert all(isinstance(o, HoldOutcome) and o.hold is not None for o in placed)
     [gone] = apply_holds(ctx, [VoidHold(placed[4].hold.id)])  # type: ignore[union-attr]
     assert isinstance(gone, VoidOutcome) and gone.error is None
-    events = [
-        UsageEvent(
-            request_id=f"cap-{n}",
-            public_app_id="app_pub_demo",
-            external_user_id="demo-user-1",
-            feature_key="customer_reply",
-            route_mode=RouteMode.PLATFORM,
-            provider="mock",
-            model="mock-small",
-            input_tokens=1000,
-            output_tokens=100,
-        )
-        for n in range(5)
-    ]
-    statements: list[str] = []
-
-    def spy(_conn: Any, _cursor: Any, statement: str, *_args: Any) -> None:
-        if statement.lstrip().upper().startswith("UPDATE HOLDS"):
-            statements.append(statement)
-
-    event.listen(ctx.db.engine, "before_cursor_execute", spy)
-    try:
+    events = [usage_event(f"cap-{n}", input_tokens=1000, output_tokens=100) for n in range(5)]
+    with statements(ctx) as seen:
         outcomes = record_usage_batch(ctx, events)
-    finally:
-        event.remove(ctx.db.engine, "before_cursor_execute", spy)
+    captures = [sql for sql in seen if sql.upper().startswith("UPDATE HOLDS")]
     assert [o.status for o in outcomes] == [UsageStatus.RECORDED] * 5
     ids = [o.hold.id for o in placed if isinstance(o, HoldOutcome) and o.hold is not None]
     # The four held holds are captured by their own events; the released one is not
@@ -230,7 +189,7 @@ def test_a_usage_batch_captures_its_holds_together_each_naming_its_event(
     assert [stored[i].capture_request_id for i in ids] == ["cap-0", "cap-1", "cap-2", "cap-3", None]
     assert all(stored[i].ended_at is not None for i in ids)
     if ctx.db.is_postgres:
-        assert len(statements) == 1, statements  # the batch's four captures: one statement
+        assert len(captures) == 1, captures  # the batch's four captures: one statement
     assert reserved(ctx, seeded.end_user_wallet_id) == 0
     assert reconcile_ledger(ctx).ok
 
@@ -254,19 +213,11 @@ def test_a_placement_looks_for_overdue_holds_only_on_wallets_with_something_rese
 ) -> None:
     """A wallet's reserved amount is its held holds: with nothing reserved there is no hold
     to expire, and the batch does not read the holds table for one."""
-    reads: list[str] = []
-
-    def spy(_conn: Any, _cursor: Any, statement: str, *_args: Any) -> None:
-        if statement.lstrip().upper().startswith("SELECT HOLDS."):
-            reads.append(statement)
-
-    event.listen(ctx.db.engine, "before_cursor_execute", spy)
-    try:
+    with statements(ctx) as seen:
         [first] = apply_holds(ctx, [place("first-of-wallet", UNITS)])
-        before_second = len(reads)
+        before_second = len([sql for sql in seen if sql.upper().startswith("SELECT HOLDS.")])
         [second] = apply_holds(ctx, [place("second-of-wallet", UNITS)])
-    finally:
-        event.remove(ctx.db.engine, "before_cursor_execute", spy)
+    reads = [sql for sql in seen if sql.upper().startswith("SELECT HOLDS.")]
     assert isinstance(first, HoldOutcome) and first.error is None
     assert isinstance(second, HoldOutcome) and second.error is None
     assert before_second == 1, "the request-id lookup only: nothing was reserved"

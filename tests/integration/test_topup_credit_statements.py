@@ -9,11 +9,7 @@ memory never holds the id of an account a unit of work created and then rolled b
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-from contextlib import contextmanager
-from typing import Any
-
-from sqlalchemy import event, select
+from sqlalchemy import select
 
 from modelfaucet.adapters.db.tables import accounts
 from modelfaucet.domain.ledger import OwnerScope, SystemAccount
@@ -22,6 +18,7 @@ from modelfaucet.services.reconcile import reconcile_ledger
 from modelfaucet.services.seed import SeedResult
 from modelfaucet.services.stripe_webhook import WebhookOutcome, handle_stripe_webhook
 from modelfaucet.services.verify_audit import verify_audit_chain
+from tests.sql_support import statements
 from tests.stripe_support import event_bytes, pending_topup, session_user
 
 FIVE_USD = 500_000_000
@@ -31,20 +28,6 @@ FIVE_USD = 500_000_000
 # unchained rows with the tail, chain update, the re-check after release. SQLite:
 # transaction and postings apart, one UPDATE per balance, no advisory lock, no re-check.
 STATEMENTS_PER_CREDIT = {"postgresql": 11, "sqlite": 11}
-
-
-@contextmanager
-def statements(ctx: ServiceContext) -> Iterator[list[str]]:
-    seen: list[str] = []
-
-    def statement(_conn: Any, _cursor: Any, sql: str, *_args: Any) -> None:
-        seen.append(" ".join(sql.split()))
-
-    event.listen(ctx.db.engine, "before_cursor_execute", statement)
-    try:
-        yield seen
-    finally:
-        event.remove(ctx.db.engine, "before_cursor_execute", statement)
 
 
 def deliver(ctx: ServiceContext, payload: bytes) -> WebhookOutcome:

@@ -33,6 +33,20 @@ class Gate:
         return [item * 2 for item in items]
 
 
+def counted_hand_overs(gate: Gate) -> tuple[GroupCommit[int, int], list[int]]:
+    """A GroupCommit over ``gate`` and the size of each hand-over to its queue, in order."""
+    commit: GroupCommit[int, int] = GroupCommit(gate, name="test", max_batch=500)
+    handed: list[int] = []
+    real = commit._enqueue
+
+    def counted(entries):  # type: ignore[no-untyped-def]
+        handed.append(len(entries))
+        real(entries)
+
+    commit._enqueue = counted  # type: ignore[method-assign]
+    return commit, handed
+
+
 class Paired:
     """A batch function whose first two batches must run at the same time: each waits for
     the other at a barrier (a worker that took every item would leave it waiting, and the
@@ -124,15 +138,7 @@ def test_coroutines_of_one_loop_turn_reach_the_queue_in_one_hand_over() -> None:
     """64 callers resumed in the same turn of the loop hand their items to the workers at
     once: one ``_enqueue`` (and so at most one worker wake-up) per turn, not one per item."""
     gate = Gate()
-    commit: GroupCommit[int, int] = GroupCommit(gate, name="test", max_batch=500)
-    handed: list[int] = []
-    real = commit._enqueue
-
-    def counted(entries):  # type: ignore[no-untyped-def]
-        handed.append(len(entries))
-        real(entries)
-
-    commit._enqueue = counted  # type: ignore[method-assign]
+    commit, handed = counted_hand_overs(gate)
 
     async def main() -> list[int]:
         return await asyncio.gather(*(commit.run(n) for n in range(64)))
@@ -150,15 +156,7 @@ def test_run_many_callers_share_the_hand_over_of_their_loop_turn() -> None:
     """Single holds and batches arrive through ``run_many``: their items join the same
     per-turn hand-over as ``run``'s, each caller's items together and in order."""
     gate = Gate()
-    commit: GroupCommit[int, int] = GroupCommit(gate, name="test", max_batch=500)
-    handed: list[int] = []
-    real = commit._enqueue
-
-    def counted(entries):  # type: ignore[no-untyped-def]
-        handed.append(len(entries))
-        real(entries)
-
-    commit._enqueue = counted  # type: ignore[method-assign]
+    commit, handed = counted_hand_overs(gate)
 
     async def main() -> list[Any]:
         singles = [commit.run_many([n]) for n in range(30)]
